@@ -1,0 +1,28 @@
+/* eval.h -- SPEC §3: is a flag on for a user?  Pure, lock-free, allocation-free. */
+#ifndef VX_EVAL_H
+#define VX_EVAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct vx_flag;
+
+/* Why a flag evaluated as it did; maps one-to-one onto OFREP reasons. */
+enum vx_reason {
+    VX_REASON_DISABLED,        /* not enabled: the kill switch wins */
+    VX_REASON_TARGETING_MATCH, /* user listed in flag.users */
+    VX_REASON_STATIC,          /* percentage 100 */
+    VX_REASON_SPLIT,           /* decided by the user's bucket */
+    VX_REASON_DEFAULT,         /* anonymous user below 100 % */
+};
+
+/* bucket(name, user) = murmur3_x86_32(name ":" user, seed 0) % 100 + 1, in 1..100. */
+int eval_bucket(const char *name, size_t name_len, const char *user, size_t user_len);
+
+/* Evaluate; user may be NULL (absent). *reason (if not NULL) receives the reason. */
+bool eval_flag(const struct vx_flag *f, const char *user, size_t user_len, enum vx_reason *reason);
+
+/* OFREP's name for a reason: "DISABLED", "TARGETING_MATCH", ... */
+const char *eval_reason_name(enum vx_reason r);
+
+#endif

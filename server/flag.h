@@ -1,0 +1,113 @@
+/* flag.h -- the flag (SPEC §2): its in-memory form, JSON form, validation
+ * of request bodies, the rolled_out_at rule and staleness (SPEC §7).
+ *
+ * Everything here is pure: no I/O, no globals, so it is unit-tested alone and
+ * fuzzed.  A struct vx_flag owns all of its strings; flag_free() releases
+ * them.  users is kept sorted (bytewise, strcmp order) and distinct so that
+ * evaluation can binary-search it. */
+#ifndef VX_FLAG_H
+#define VX_FLAG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vx.h"
+
+#define FLAG_NAME_MAX        100
+#define FLAG_DESCRIPTION_MAX 1000 /* characters (UTF-8 code points) */
+#define FLAG_OWNER_MAX       200  /* characters */
+#define FLAG_USER_MAX        256  /* bytes */
+#define FLAG_USERS_MAX       10000
+
+struct vx_flag {
+    char *name;
+    char *description;
+    char *owner;
+    bool enabled;
+    int percentage;
+    char **users; /* sorted, distinct */
+    size_t n_users;
+    int64_t created_at;    /* µs since epoch */
+    int64_t updated_at;    /* µs since epoch */
+    int64_t rolled_out_at; /* µs since epoch, 0 = null */
+    int64_t revision;
+};
+
+/* Which fields a patch sets. */
+enum {
+    FLAG_SET_NAME = 1u << 0,
+    FLAG_SET_DESCRIPTION = 1u << 1,
+    FLAG_SET_OWNER = 1u << 2,
+    FLAG_SET_ENABLED = 1u << 3,
+    FLAG_SET_PERCENTAGE = 1u << 4,
+    FLAG_SET_USERS = 1u << 5,
+};
+
+/* A validated create (POST) or update (PATCH) body. Owns its strings. */
+struct vx_flag_patch {
+    unsigned set; /* FLAG_SET_* bits */
+    char *name;
+    char *description;
+    char *owner;
+    bool enabled;
+    int percentage;
+    char **users; /* sorted, distinct */
+    size_t n_users;
+};
+
+/* SPEC §2 name rule: ^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$ */
+bool flag_name_valid(const char *s, size_t len);
+
+/* Validate a request body.  create=true: POST (name required, all fields
+ * allowed); create=false: PATCH (name not allowed).  Unknown fields ->
+ * VX_E_UNKNOWN_FIELD, wrong type or value out of range -> VX_E_INVALID_VALUE,
+ * body not an object -> VX_E_BAD_REQUEST; the message names the field.
+ * On success p is filled (free with flag_patch_free) and 0 is returned. */
+int flag_patch_from_json(const json_t *body, bool create, struct vx_flag_patch *p,
+                         struct vx_error *err);
+void flag_patch_free(struct vx_flag_patch *p);
+
+/* A new flag from a create patch, with defaults, created_at = updated_at = now,
+ * revision 1, and rolled_out_at by the rule below. 0 or -1 (out of memory). */
+int flag_from_patch(const struct vx_flag_patch *p, int64_t now, struct vx_flag *out);
+
+/* Apply an update patch to f in place: fields, updated_at = now, revision + 1,
+ * rolled_out_at by the rule below. Returns 1 if anything changed, 0 if the
+ * patch changes nothing (then f is untouched), -1 out of memory. */
+int flag_apply_patch(struct vx_flag *f, const struct vx_flag_patch *p, int64_t now);
+
+/* The rolled_out_at rule: a flag is "rolled out" while enabled with
+ * percentage 100.  Given the state before (NULL if none) and after, set
+ * after->rolled_out_at: kept from before if both rolled out, now if it has
+ * just become rolled out, 0 otherwise. */
+void flag_update_rolled_out(const struct vx_flag *before, struct vx_flag *after, int64_t now);
+
+/* JSON object of a flag (SPEC §2 fields). New reference; NULL on OOM. */
+json_t *flag_to_json(const struct vx_flag *f);
+
+/* Parse a flag object as produced by flag_to_json (used to restore history).
+ * Unknown fields are ignored. 0 on success, -1 with err filled. */
+int flag_from_json(const json_t *obj, struct vx_flag *out, struct vx_error *err);
+
+/* Deep copy. 0 or -1 on OOM. */
+int flag_copy(const struct vx_flag *src, struct vx_flag *dst);
+void flag_free(struct vx_flag *f);
+
+/* Is user listed? (binary search; users must be sorted) */
+bool flag_has_user(const struct vx_flag *f, const char *user, size_t user_len);
+
+/* Whole days since created_at (never negative). */
+int64_t flag_age_days(const struct vx_flag *f, int64_t now);
+
+/* SPEC §7. A flag is stale when now - created_at > days, or when it is
+ * rolled out and now - rolled_out_at > rolled_out_days.  Returns a new JSON
+ * array of reason strings ("older_than_<days>_days",
+ * "rolled_out_<rolled_out_days>_days"), empty when none; NULL on OOM. */
+json_t *flag_stale_reasons(const struct vx_flag *f, int64_t now, int days, int rolled_out_days);
+
+/* flag_to_json plus "age_days" and "stale" (default thresholds 30/14 unless given). */
+json_t *flag_to_admin_json(const struct vx_flag *f, int64_t now, int days, int rolled_out_days);
+
+#endif
