@@ -1,0 +1,11 @@
+/* cli.h -- the operator commands of `vexil` other than serve. Each takes the
+ * arguments after its own name and returns the process exit status
+ * (0 ok, 1 stale flags found for `stale`, 2 bad use or error). */
+#ifndef VX_CLI_H
+#define VX_CLI_H
+
+int cli_migrate(int argc, char **argv);
+int cli_token(int argc, char **argv);
+int cli_stale(int argc, char **argv);
+
+#endif

@@ -1,0 +1,109 @@
+/* store.h -- every database query of vexil, one small function each.
+ *
+ * Writes run through store_run_transaction(), which retries serialization
+ * failures and deadlocks and reports a lost connection as STORE_UNAVAILABLE
+ * so the HTTP layer can answer 503 with nothing half-written.  Every write
+ * that changes the flag set increments the global version (table
+ * vexil_state) and sends NOTIFY vexil, '<version>' in the same transaction;
+ * token writes send NOTIFY vexil, 'tokens'.  All statements are
+ * parameterised.
+ *
+ * A PGconn is used by one thread at a time: HTTP worker threads use
+ * store_thread_conn(), the listener has its own. */
+#ifndef VX_STORE_H
+#define VX_STORE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "flag.h"
+#include "snapshot.h"
+#include "vx.h"
+
+#define STORE_CHANNEL "vexil"
+
+enum store_status {
+    STORE_OK = 0,
+    STORE_NOT_FOUND,    /* no such flag / event / token */
+    STORE_CONFLICT,     /* name taken; revert of an event whose before is null */
+    STORE_PRECONDITION, /* If-Match revision is not current */
+    STORE_UNAVAILABLE,  /* database unreachable or connection lost */
+    STORE_ERROR,        /* anything else (logged) */
+};
+
+/* Remember the conninfo (URI or key=value; NULL = libpq defaults) used by
+ * store_connect() and store_thread_conn(). Copies the string. */
+void store_configure(const char *conninfo);
+
+/* A new connection with connect_timeout=3 and application_name=vexil, or
+ * NULL (err filled) if the database is unreachable. Caller PQfinish()es. */
+PGconn *store_connect(struct vx_error *err);
+
+/* The calling thread's own connection, (re)connected on demand; NULL when
+ * the database is unreachable.  Owned by the thread; freed at thread exit. */
+PGconn *store_thread_conn(void);
+
+/* Run cb(conn, cls) inside BEGIN/COMMIT; roll back when cb returns anything
+ * but STORE_OK; retry up to 5 times on SQLSTATE 40001/40P01. */
+enum store_status store_run_transaction(PGconn *c,
+                                        enum store_status (*cb)(PGconn *c, void *cls),
+                                        void *cls);
+
+/* Load flags, live tokens and the version in one REPEATABLE READ
+ * transaction into a new snapshot (refs = 1, caller owns). */
+enum store_status store_snapshot_load(PGconn *c, struct vx_snapshot **out);
+
+/* The global version. */
+enum store_status store_version(PGconn *c, int64_t *version);
+
+/* All flags sorted by name (for `vexil stale`); caller frees each with
+ * flag_free and the array with free. */
+enum store_status store_flags_all(PGconn *c, struct vx_flag **flags, size_t *n);
+
+/* Writes.  actor is the acting token's name.  now is µs since epoch.  On
+ * success *out (if not NULL) receives the flag as written (caller
+ * flag_free()s) and *version the new global version. */
+
+/* STORE_CONFLICT if the name exists. */
+enum store_status store_flag_create(PGconn *c, const struct vx_flag_patch *p, const char *actor,
+                                    int64_t now, struct vx_flag *out, int64_t *version);
+
+/* if_match < 0: unconditional; if_match == 0: any existing flag ("*");
+ * else the revision that must be current (STORE_PRECONDITION otherwise).
+ * A patch that changes nothing: STORE_OK, *out the current flag, *version 0
+ * (nothing written, no event, no NOTIFY). */
+enum store_status store_flag_update(PGconn *c, const char *name, const struct vx_flag_patch *p,
+                                    int64_t if_match, const char *actor, int64_t now,
+                                    struct vx_flag *out, int64_t *version);
+
+enum store_status store_flag_delete(PGconn *c, const char *name, int64_t if_match,
+                                    const char *actor, int64_t now, int64_t *version);
+
+/* {"events":[{id, at, actor, action, before, after}]} newest first.
+ * STORE_NOT_FOUND if the name never had an event. *out new reference. */
+enum store_status store_flag_history(PGconn *c, const char *name, json_t **out);
+
+/* Restore the flag to event event_id's `before` (the event must belong to
+ * name, else STORE_NOT_FOUND; before null: STORE_CONFLICT).  Brings back a
+ * deleted flag.  Records a `revert` event. */
+enum store_status store_flag_revert(PGconn *c, const char *name, int64_t event_id,
+                                    const char *actor, int64_t now, struct vx_flag *out,
+                                    int64_t *version);
+
+/* Tokens.  store_tokens_list: {"tokens":[{id,name,role,created_at,last_used_at}]}
+ * of live tokens, oldest first.  store_token_create: secret is "vx_" + 43
+ * base64url chars from 32 bytes of getrandom(); only its SHA-256 is stored.
+ * store_token_revoke: STORE_NOT_FOUND if unknown or already revoked. */
+enum store_status store_tokens_list(PGconn *c, json_t **out);
+enum store_status store_token_create(PGconn *c, const char *name, enum vx_role role,
+                                     char id[TOKEN_ID_LEN + 1], char secret[64]);
+enum store_status store_token_revoke(PGconn *c, const char *id);
+
+/* Record last use of tokens (batched by the caller). */
+enum store_status store_token_touch(PGconn *c, const char *id, int64_t at);
+
+/* Human text for the last failure of c (for logs). */
+const char *store_last_error(PGconn *c);
+
+#endif
