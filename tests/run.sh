@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# tests/run.sh -- the single test command (README, .ci/run).
+#
+# Runs as root on a fresh Debian 12 from a clean clone, in stages:
+#   deps          install what the tests need when missing (apt-get, npm)
+#   build:*       meson build dirs build/plain and build/asan (ASan + UBSan)
+#   postgres      a throwaway PostgreSQL 15 cluster (tests/lib/pg.sh), stopped on exit
+#   unit:*        `meson test` in each build dir (Check unit tests)
+#   integration:* `node --test tests/integration/` against each build's vexil
+#   browser       `node --test tests/browser/` when it holds *.test.mjs
+# Each stage prints its name and duration; the last line is exactly
+# "N passed, N failed" (", N skipped" when any), summed over all suites, and the
+# exit status is non-zero when anything failed.
+#
+# To add a stage: write a function stage_NAME that returns non-zero on
+# failure and calls `count PASS FAIL SKIP` for the tests it ran, then add a
+# `run_stage` line to main() naming the stages it needs.
+#
+# Environment: VEXIL_TEST_JOBS (parallel integration test files, default 4),
+# VEXIL_SKIP_INSTALL=1 (skip apt/npm, for a machine known to be ready).
+
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT" || exit 2
+ART="$ROOT/tests/artifacts/run"
+JOBS=${VEXIL_TEST_JOBS:-4}
+
+REQUIRED_DEBS=(build-essential pkg-config meson ninja-build libmicrohttpd-dev libpq-dev
+    libjansson-dev uuid-dev check postgresql-15)
+OPTIONAL_DEBS=(chromium wrk gcovr clang libclang-rt-14-dev cppcheck clang-tidy clang-format)
+
+# ---------------------------------------------------------------- bookkeeping
+
+TOTAL_PASS=0
+TOTAL_FAIL=0
+TOTAL_SKIP=0
+declare -A STAGE_RC=() # name -> exit status, or "skipped" (absent: not run)
+FAILED_STAGES=()       # in the order they ran
+
+say() { printf '%s\n' "$*"; }
+
+count() {
+    TOTAL_PASS=$((TOTAL_PASS + ${1:-0}))
+    TOTAL_FAIL=$((TOTAL_FAIL + ${2:-0}))
+    TOTAL_SKIP=$((TOTAL_SKIP + ${3:-0}))
+}
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+# run_stage NAME "NEEDED STAGES" FUNCTION [ARGS...]
+# Runs FUNCTION unless a stage it needs failed or did not run.  A failed stage
+# that reported no failed test counts as one failure, so that a broken build
+# can never end in "0 failed".
+run_stage() {
+    local name=$1 needs=$2 fn=$3
+    shift 3
+    local n
+    for n in $needs; do
+        if [ "${STAGE_RC[$n]:-x}" != 0 ]; then
+            say "--- [$name] not run: needs stage '$n', which failed or did not run"
+            STAGE_RC[$name]=skipped
+            FAILED_STAGES+=("$name (not run)")
+            return 1
+        fi
+    done
+    say ""
+    say "==> [$name]"
+    local t0 fail0=$TOTAL_FAIL rc=0
+    t0=$(now)
+    "$fn" "$@" || rc=$?
+    STAGE_RC[$name]=$rc
+    if [ "$rc" -ne 0 ]; then
+        FAILED_STAGES+=("$name")
+        [ "$TOTAL_FAIL" -eq "$fail0" ] && TOTAL_FAIL=$((TOTAL_FAIL + 1))
+        say "<== [$name] FAILED (status $rc) in $(elapsed "$t0")"
+    else
+        say "<== [$name] ok in $(elapsed "$t0")"
+    fi
+    return "$rc"
+}
+
+# ---------------------------------------------------------------- stages
+
+deb_installed() {
+    dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'
+}
+
+stage_deps() {
+    if [ "${VEXIL_SKIP_INSTALL:-}" = 1 ]; then
+        say "VEXIL_SKIP_INSTALL=1: not installing anything"
+        return 0
+    fi
+    local p missing=() optional=()
+    for p in "${REQUIRED_DEBS[@]}"; do
+        if [ "$p" = postgresql-15 ] && [ -x /usr/lib/postgresql/15/bin/pg_ctl ]; then continue; fi
+        deb_installed "$p" || missing+=("$p")
+    done
+    for p in "${OPTIONAL_DEBS[@]}"; do
+        deb_installed "$p" || optional+=("$p")
+    done
+    if [ $((${#missing[@]} + ${#optional[@]})) -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            say "missing packages: ${missing[*]} ${optional[*]}; run as root or install them" >&2
+            [ ${#missing[@]} -eq 0 ] || return 1
+        else
+            say "installing: ${missing[*]} ${optional[*]}"
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get update -qq || return 1
+            if [ ${#missing[@]} -gt 0 ]; then
+                apt-get install -y -q "${missing[@]}" >"$ART/apt-required.log" 2>&1 || {
+                    tail -n 30 "$ART/apt-required.log"
+                    say "apt-get install of required packages failed" >&2
+                    return 1
+                }
+            fi
+            if [ ${#optional[@]} -gt 0 ]; then
+                apt-get install -y -q "${optional[@]}" >"$ART/apt-optional.log" 2>&1 ||
+                    say "warning: could not install optional tools (${optional[*]}); see $ART/apt-optional.log"
+            fi
+        fi
+    else
+        say "all packages present"
+    fi
+
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        say "node and npm (Node 20 or newer) are required and not found" >&2
+        return 1
+    fi
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]')
+    if [ "$major" -lt 20 ]; then
+        say "Node $major found; Node 20 or newer is required" >&2
+        return 1
+    fi
+
+    if [ -f tests/package.json ]; then
+        if [ -f tests/package-lock.json ]; then
+            (cd tests && npm ci --no-audit --no-fund) || return 1
+        else
+            (cd tests && npm install --no-audit --no-fund --no-package-lock) || return 1
+        fi
+    fi
+}
+
+# build/plain: the project's default buildtype; build/asan: with ASan + UBSan.
+build_opts() {
+    case $1 in
+    plain) ;;
+    asan) echo "-Db_sanitize=address,undefined -Db_lundef=false" ;;
+    esac
+}
+
+stage_build() {
+    local v=$1 dir="build/$1"
+    # A directory without build.ninja is the wreck of a failed setup.
+    if [ ! -f "$dir/build.ninja" ]; then
+        rm -rf "$dir"
+        # shellcheck disable=SC2046
+        meson setup "$dir" $(build_opts "$v") >"$ART/setup-$v.log" 2>&1 || {
+            tail -n 40 "$ART/setup-$v.log"
+            return 1
+        }
+    fi
+    meson compile -C "$dir" || return 1
+    [ -x "$dir/vexil" ] || {
+        say "$dir/vexil was not built" >&2
+        return 1
+    }
+}
+
+PG_TMP=
+cleanup() {
+    if [ -n "$PG_TMP" ]; then
+        pg_stop "$PG_TMP/pg" || true
+        rm -rf "$PG_TMP"
+        PG_TMP=
+    fi
+}
+
+stage_postgres() {
+    # shellcheck source=tests/lib/pg.sh
+    source "$ROOT/tests/lib/pg.sh" || return 1
+    PG_TMP=$(mktemp -d /tmp/vexil-test.XXXXXX) || return 1
+    chmod 755 "$PG_TMP" # the postgres user must be able to enter it
+    PG_FSYNC=off pg_start "$PG_TMP/pg" || return 1
+    say "PostgreSQL on $VEXIL_TEST_PG_URL"
+}
+
+sanitizer_env() {
+    case $1 in
+    asan)
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        ;;
+    *) unset ASAN_OPTIONS UBSAN_OPTIONS ;;
+    esac
+}
+
+# Parse meson's closing summary ("Ok:", "Fail:", ...) from LOG into count().
+count_meson() {
+    local log=$1
+    read -r ok xfail fail upass skip tmo < <(awk '
+        /^Ok:/ {ok=$2} /^Expected Fail:/ {xf=$3} /^Fail:/ {f=$2}
+        /^Unexpected Pass:/ {up=$3} /^Skipped:/ {s=$2} /^Timeout:/ {t=$2}
+        END {print ok+0, xf+0, f+0, up+0, s+0, t+0}' "$log")
+    count $((ok + xfail)) $((fail + upass + tmo)) "$skip"
+    say "unit: $((ok + xfail)) passed, $((fail + upass + tmo)) failed, $skip skipped"
+}
+
+stage_unit() {
+    local v=$1 rc=0
+    (
+        sanitizer_env "$v"
+        meson test -C "build/$v" --print-errorlogs --num-processes "$(nproc)"
+    ) 2>&1 | tee "$ART/unit-$v.log"
+    rc=${PIPESTATUS[0]}
+    count_meson "$ART/unit-$v.log"
+    return "$rc"
+}
+
+# Parse node's TAP closing lines ("# pass N", ...) from TAP into count().
+count_node() {
+    local tap=$1 label=$2
+    read -r pass fail cancelled skip todo < <(awk '
+        /^# pass / {p=$3} /^# fail / {f=$3} /^# cancelled / {c=$3}
+        /^# skipped / {s=$3} /^# todo / {t=$3}
+        END {print p+0, f+0, c+0, s+0, t+0}' "$tap" 2>/dev/null || echo 0 0 0 0 0)
+    count "$pass" $((fail + cancelled)) $((skip + todo))
+    say "$label: $pass passed, $((fail + cancelled)) failed, $((skip + todo)) skipped"
+}
+
+# node_tests LABEL DIR VARIANT: node --test on DIR with VEXIL_BIN of VARIANT;
+# a human-readable report on stdout and TAP in the artifacts for counting.
+node_tests() {
+    local label=$1 dir=$2 v=$3 tap="$ART/$1.tap" rc=0
+    (
+        sanitizer_env "$v"
+        export VEXIL_BIN="$ROOT/build/$v/vexil"
+        exec timeout --kill-after=10 1500 node --test --test-concurrency="$JOBS" \
+            --test-reporter=spec --test-reporter-destination=stdout \
+            --test-reporter=tap --test-reporter-destination="$tap" "$dir"
+    ) 2>&1 | tee "$ART/$label.log"
+    rc=${PIPESTATUS[0]}
+    count_node "$tap" "$label"
+    return "$rc"
+}
+
+stage_integration() {
+    node_tests "integration-$1" tests/integration/ "$1"
+}
+
+have_browser_tests() {
+    compgen -G 'tests/browser/*.test.mjs' >/dev/null
+}
+
+stage_browser() {
+    node_tests browser tests/browser/ plain
+}
+
+# ---------------------------------------------------------------- main
+
+main() {
+    rm -rf "$ART"
+    mkdir -p "$ART"
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    local t0
+    t0=$(now)
+
+    run_stage deps "" stage_deps
+    run_stage build:plain "deps" stage_build plain
+    run_stage build:asan "deps" stage_build asan
+    run_stage postgres "deps" stage_postgres
+    run_stage unit:plain "build:plain" stage_unit plain
+    run_stage unit:asan "build:asan" stage_unit asan
+    run_stage integration:plain "build:plain postgres" stage_integration plain
+    run_stage integration:asan "build:asan postgres" stage_integration asan
+    if have_browser_tests; then
+        run_stage browser "build:plain postgres" stage_browser
+    fi
+
+    say ""
+    say "total time $(elapsed "$t0"); logs in ${ART#"$ROOT"/}"
+    [ ${#FAILED_STAGES[@]} -gt 0 ] && say "failed stages: ${FAILED_STAGES[*]}"
+    local line="$TOTAL_PASS passed, $TOTAL_FAIL failed"
+    [ "$TOTAL_SKIP" -gt 0 ] && line+=", $TOTAL_SKIP skipped"
+    say "$line"
+    if [ "$TOTAL_FAIL" -gt 0 ] || [ ${#FAILED_STAGES[@]} -gt 0 ]; then
+        return 1
+    fi
+    return 0
+}
+
+main "$@"
