@@ -26,6 +26,8 @@ struct vx_token {
     char *name; /* owned */
     enum vx_role role;
     uint8_t hash[SHA256_LEN]; /* SHA-256 of the secret */
+    atomic_llong last_used;   /* µs; stamped by auth, flushed by the listener */
+    int64_t flushed;          /* last value written to the database */
 };
 
 struct vx_snapshot {
@@ -36,6 +38,9 @@ struct vx_snapshot {
     size_t n_tokens;
     char *flags_body; /* pre-serialised GET /flags answer */
     size_t flags_body_len;
+    char **keys;      /* per flag: its name as a JSON string plus ':' */
+    size_t *keys_len;
+    size_t keys_total; /* sum of keys_len */
     atomic_long refs;
 };
 

@@ -1,0 +1,39 @@
+/* api.h -- the endpoint handlers, one group per file, listed in http.c's
+ * routing table. */
+#ifndef VX_API_H
+#define VX_API_H
+
+#include "http.h"
+
+/* api_client.c: SPEC §5 */
+enum http_rc api_client_flags(struct vx_req *r);
+enum http_rc api_client_flag(struct vx_req *r);
+
+/* api_flags.c: SPEC §6 flags, history, revert, stale */
+enum http_rc api_flags_list(struct vx_req *r);
+enum http_rc api_flags_create(struct vx_req *r);
+enum http_rc api_flags_get(struct vx_req *r);
+enum http_rc api_flags_patch(struct vx_req *r);
+enum http_rc api_flags_delete(struct vx_req *r);
+enum http_rc api_flags_history(struct vx_req *r);
+enum http_rc api_flags_revert(struct vx_req *r);
+enum http_rc api_stale(struct vx_req *r);
+
+/* api_tokens.c: SPEC §6 tokens */
+enum http_rc api_tokens_list(struct vx_req *r);
+enum http_rc api_tokens_create(struct vx_req *r);
+enum http_rc api_tokens_delete(struct vx_req *r);
+
+/* api_ops.c: SPEC §11 and the admin page's files */
+enum http_rc api_healthz(struct vx_req *r);
+enum http_rc api_readyz(struct vx_req *r);
+enum http_rc api_metrics(struct vx_req *r);
+enum http_rc api_static(struct vx_req *r);
+enum http_rc api_root(struct vx_req *r);
+
+/* ofrep.c: SPEC §12 */
+enum http_rc ofrep_eval_one(struct vx_req *r);
+enum http_rc ofrep_eval_bulk(struct vx_req *r);
+enum http_rc ofrep_stream(struct vx_req *r);
+
+#endif

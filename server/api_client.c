@@ -1,0 +1,165 @@
+/* api_client.c -- SPEC §5: what services ask, answered from the snapshot.
+ *
+ * GET /flags serves the snapshot's pre-serialised body without copying it.
+ * GET /flags?user=U writes its answer straight into one buffer sized from
+ * the snapshot: no JSON tree, one allocation.  With If-None-Match equal to
+ * the current version the answer is 304, or, with wait=S, the request is
+ * parked until the version moves (200 with the new body) or S seconds pass
+ * (304). */
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "eval.h"
+#include "httputil.h"
+#include "timeutil.h"
+
+typedef enum http_rc (*answer_fn)(struct vx_req *r, struct vx_snapshot *s);
+
+static void set_etag(struct vx_req *r, int64_t version)
+{
+    char etag[32];
+
+    snprintf(etag, sizeof(etag), "\"%lld\"", (long long)version);
+    http_add_header(r, "ETag", etag);
+    http_add_header(r, "Cache-Control", "no-cache");
+}
+
+/* The user parameter: NULL when absent; 400 queued (and *bad set) when
+ * unusable. */
+static const char *user_param(struct vx_req *r, bool *bad)
+{
+    const char *u = http_query(r, "user");
+
+    *bad = false;
+    if (u == NULL)
+        return NULL;
+    size_t l = strlen(u);
+    if (l > FLAG_USER_MAX || !utf8_valid(u, l)) {
+        http_reply_error(r, 400, VX_E_INVALID_VALUE,
+                         "user must be valid UTF-8 of at most %d bytes", FLAG_USER_MAX);
+        *bad = true;
+    }
+    return u;
+}
+
+static enum http_rc answer_flags(struct vx_req *r, struct vx_snapshot *s)
+{
+    bool bad;
+    const char *user = user_param(r, &bad);
+
+    if (bad)
+        return HTTP_QUEUED;
+    set_etag(r, s->version);
+    if (user == NULL)
+        return http_reply_snapshot(r, 200, s, s->flags_body, s->flags_body_len);
+
+    size_t ul = strlen(user);
+    struct buf b = {0};
+    /* keys + "true," per flag + envelope + escaped user (6x worst case) */
+    if (buf_reserve(&b, s->keys_total + s->n_flags * 6 + ul * 6 + 64) != 0)
+        return http_reply_error(r, 503, VX_E_UNAVAILABLE, "out of memory");
+    buf_addf(&b, "{\"version\":%lld,\"user\":", (long long)s->version);
+    buf_add_json_string(&b, user, ul);
+    buf_add(&b, ",\"flags\":{", 10);
+    for (size_t i = 0; i < s->n_flags; i++) {
+        bool on = eval_flag(&s->flags[i], user, ul, NULL);
+        if (i > 0)
+            buf_add(&b, ",", 1);
+        buf_add(&b, s->keys[i], s->keys_len[i]);
+        if (on)
+            buf_add(&b, "true", 4);
+        else
+            buf_add(&b, "false", 5);
+    }
+    buf_add(&b, "}}", 2);
+    size_t len;
+    char *body = buf_take(&b, &len);
+    return http_reply_owned(r, 200, "application/json", body, len);
+}
+
+static enum http_rc answer_flag(struct vx_req *r, struct vx_snapshot *s)
+{
+    bool bad;
+    const char *user = user_param(r, &bad);
+    const char *name = http_arg(r, 0);
+    const struct vx_flag *f;
+
+    if (bad)
+        return HTTP_QUEUED;
+    f = snapshot_find(s, name, strlen(name));
+    if (f == NULL)
+        return http_reply_error(r, 404, VX_E_NOT_FOUND, "no flag named '%.100s'", name);
+    bool on = eval_flag(f, user, user != NULL ? strlen(user) : 0, NULL);
+    struct buf b = {0};
+    buf_adds(&b, "{\"name\":");
+    buf_add_json_string(&b, f->name, strlen(f->name));
+    buf_addf(&b, ",\"on\":%s,\"version\":%lld}", on ? "true" : "false", (long long)s->version);
+    set_etag(r, s->version);
+    size_t len;
+    char *body = buf_take(&b, &len);
+    return http_reply_owned(r, 200, "application/json", body, len);
+}
+
+static enum http_rc not_modified(struct vx_req *r, int64_t version)
+{
+    set_etag(r, version);
+    return http_reply_empty(r, 304);
+}
+
+/* The shared flow of both endpoints: conditional, long-poll, answer. */
+static enum http_rc serve(struct vx_req *r, answer_fn answer)
+{
+    struct vx_snapshot *s;
+
+    if (r->waiter.state != LP_IDLE) {
+        /* Resumed: answer from the snapshot that is current now. */
+        r->waiter.state = LP_IDLE;
+        s = snapshot_acquire();
+        if (s == NULL)
+            return not_modified(r, r->since_version);
+        enum http_rc rc = s->version > r->since_version ? answer(r, s)
+                                                         : not_modified(r, s->version);
+        snapshot_release(s);
+        return rc;
+    }
+
+    s = r->snap;
+    if (s == NULL) {
+        http_add_header(r, "Retry-After", "1");
+        return http_reply_error(r, 503, VX_E_UNAVAILABLE, "no flags loaded yet");
+    }
+    const char *w = http_query(r, "wait");
+    int64_t wait = 0;
+    if (w != NULL && parse_int_range(w, 1, 60, &wait) != 0)
+        return http_reply_error(r, 400, VX_E_INVALID_VALUE,
+                                "wait must be an integer number of seconds from 1 to 60");
+    int inm = http_if_none_match(r, s->version);
+    if (inm < 0)
+        return HTTP_QUEUED;
+    if (inm == 1) {
+        if (wait == 0)
+            return not_modified(r, s->version);
+        r->since_version = s->version;
+        int rc = http_park(r, s->version, time_monotonic_us() + wait * VX_USEC_PER_SEC);
+        if (rc != -1)
+            return (enum http_rc)rc;
+        /* The version moved while we looked: answer from the new one. */
+        r->waiter.state = LP_IDLE;
+        struct vx_snapshot *now = snapshot_acquire();
+        enum http_rc arc = answer(r, now);
+        snapshot_release(now);
+        return arc;
+    }
+    return answer(r, s);
+}
+
+enum http_rc api_client_flags(struct vx_req *r)
+{
+    return serve(r, answer_flags);
+}
+
+enum http_rc api_client_flag(struct vx_req *r)
+{
+    return serve(r, answer_flag);
+}

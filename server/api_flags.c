@@ -1,0 +1,321 @@
+/* api_flags.c -- SPEC §6 flags: CRUD with If-Match, history, revert, stale.
+ *
+ * Reads come from the snapshot like every other read.  Writes go to the
+ * database through store.c in one transaction each, then wait (briefly) for
+ * this instance's listener to publish the snapshot of the new version, so
+ * a client that writes and then reads here sees its own write. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "httputil.h"
+#include "listen.h"
+#include "store.h"
+#include "timeutil.h"
+
+#define DEFAULT_DAYS         30
+#define DEFAULT_ROLLED_DAYS  14
+#define MAX_DAYS             100000
+#define AWAIT_PUBLISH_MS     2000
+
+static void set_revision_etag(struct vx_req *r, int64_t revision)
+{
+    char etag[32];
+
+    snprintf(etag, sizeof(etag), "\"%lld\"", (long long)revision);
+    http_add_header(r, "ETag", etag);
+}
+
+static enum http_rc reply_flag(struct vx_req *r, unsigned status, const struct vx_flag *f)
+{
+    set_revision_etag(r, f->revision);
+    return http_reply_json(r, status,
+                           flag_to_admin_json(f, time_now_us(), DEFAULT_DAYS, DEFAULT_ROLLED_DAYS));
+}
+
+/* Map a failed store call to its answer. */
+static enum http_rc store_fail(struct vx_req *r, enum store_status st, const char *what)
+{
+    switch (st) {
+    case STORE_NOT_FOUND:
+        return http_reply_error(r, 404, VX_E_NOT_FOUND, "%s not found", what);
+    case STORE_CONFLICT:
+        return http_reply_error(r, 409, VX_E_CONFLICT, "%s conflicts with the current state",
+                                what);
+    case STORE_PRECONDITION:
+        return http_reply_error(r, 412, VX_E_PRECONDITION_FAILED,
+                                "%s has changed since the revision in If-Match", what);
+    case STORE_UNAVAILABLE:
+        listen_db_suspect();
+        http_add_header(r, "Retry-After", "2");
+        return http_reply_error(r, 503, VX_E_UNAVAILABLE,
+                                "the database is unreachable; nothing was changed");
+    default:
+        http_add_header(r, "Retry-After", "2");
+        return http_reply_error(r, 503, VX_E_UNAVAILABLE,
+                                "the database failed to apply the change; nothing was changed");
+    }
+}
+
+static PGconn *conn_or_503(struct vx_req *r)
+{
+    PGconn *c = store_thread_conn();
+
+    if (c == NULL)
+        store_fail(r, STORE_UNAVAILABLE, "");
+    return c;
+}
+
+/* The snapshot's flag named by the route's argument, or NULL with 404 queued. */
+static const struct vx_flag *find_or_404(struct vx_req *r)
+{
+    const char *name = http_arg(r, 0);
+    const struct vx_flag *f = r->snap != NULL ? snapshot_find(r->snap, name, strlen(name)) : NULL;
+
+    if (f == NULL)
+        http_reply_error(r, 404, VX_E_NOT_FOUND, "no flag named '%.100s'", name);
+    return f;
+}
+
+/* If-Match: -1 absent, 0 "*", else the revision.  -2 malformed (400 queued). */
+static int64_t if_match(struct vx_req *r)
+{
+    const char *h = http_header(r, "If-Match");
+    struct etag_list l;
+
+    if (h == NULL)
+        return -1;
+    if (etag_parse(h, strlen(h), &l) != 0 || (!l.any && (l.n != 1 || l.weak[0]))) {
+        http_reply_error(r, 400, VX_E_BAD_REQUEST,
+                         "If-Match must be one quoted revision such as \"3\", or *");
+        return -2;
+    }
+    if (l.any)
+        return 0;
+    return l.tag[0] > 0 ? l.tag[0] : INT64_MAX; /* "0" never matches */
+}
+
+static const char *actor(struct vx_req *r)
+{
+    return r->token != NULL ? r->token->name : "";
+}
+
+static enum http_rc after_write(struct vx_req *r, unsigned status, const struct vx_flag *f,
+                                int64_t version)
+{
+    if (version > 0)
+        listen_await_version(version, AWAIT_PUBLISH_MS);
+    return f != NULL ? reply_flag(r, status, f) : http_reply_empty(r, status);
+}
+
+enum http_rc api_flags_list(struct vx_req *r)
+{
+    struct vx_snapshot *s = r->snap;
+    int64_t now = time_now_us();
+    json_t *arr = json_array();
+
+    if (s == NULL) {
+        json_decref(arr);
+        http_add_header(r, "Retry-After", "1");
+        return http_reply_error(r, 503, VX_E_UNAVAILABLE, "no flags loaded yet");
+    }
+    for (size_t i = 0; i < s->n_flags; i++)
+        json_array_append_new(arr,
+                              flag_to_admin_json(&s->flags[i], now, DEFAULT_DAYS, DEFAULT_ROLLED_DAYS));
+    char etag[32];
+    snprintf(etag, sizeof(etag), "\"%lld\"", (long long)s->version);
+    http_add_header(r, "ETag", etag);
+    return http_reply_json(r, 200, json_pack("{s:I, s:o}", "version", (json_int_t)s->version,
+                                             "flags", arr));
+}
+
+enum http_rc api_flags_get(struct vx_req *r)
+{
+    const struct vx_flag *f = find_or_404(r);
+
+    return f != NULL ? reply_flag(r, 200, f) : HTTP_QUEUED;
+}
+
+enum http_rc api_flags_create(struct vx_req *r)
+{
+    struct vx_flag_patch p;
+    struct vx_error err;
+    struct vx_flag out;
+    int64_t version = 0;
+    json_t *body = http_body_json(r, false);
+    enum http_rc rc;
+
+    if (body == NULL)
+        return HTTP_QUEUED;
+    if (flag_patch_from_json(body, true, &p, &err) != 0) {
+        json_decref(body);
+        return http_reply_error(r, 400, err.code, "%s", err.message);
+    }
+    json_decref(body);
+    PGconn *c = conn_or_503(r);
+    if (c == NULL) {
+        flag_patch_free(&p);
+        return HTTP_QUEUED;
+    }
+    enum store_status st = store_flag_create(c, &p, actor(r), time_now_us(), &out, &version);
+    if (st == STORE_CONFLICT)
+        rc = http_reply_error(r, 409, VX_E_CONFLICT, "a flag named '%s' already exists", p.name);
+    else if (st != STORE_OK)
+        rc = store_fail(r, st, "flag");
+    else {
+        rc = after_write(r, 201, &out, version);
+        flag_free(&out);
+    }
+    flag_patch_free(&p);
+    return rc;
+}
+
+enum http_rc api_flags_patch(struct vx_req *r)
+{
+    struct vx_flag_patch p;
+    struct vx_error err;
+    struct vx_flag out;
+    int64_t version = 0;
+    int64_t im = if_match(r);
+    json_t *body;
+
+    if (im == -2)
+        return HTTP_QUEUED;
+    body = http_body_json(r, false);
+    if (body == NULL)
+        return HTTP_QUEUED;
+    if (flag_patch_from_json(body, false, &p, &err) != 0) {
+        json_decref(body);
+        return http_reply_error(r, 400, err.code, "%s", err.message);
+    }
+    json_decref(body);
+    PGconn *c = conn_or_503(r);
+    if (c == NULL) {
+        flag_patch_free(&p);
+        return HTTP_QUEUED;
+    }
+    enum store_status st =
+        store_flag_update(c, http_arg(r, 0), &p, im, actor(r), time_now_us(), &out, &version);
+    flag_patch_free(&p);
+    if (st != STORE_OK)
+        return store_fail(r, st, "the flag");
+    enum http_rc rc = after_write(r, 200, &out, version);
+    flag_free(&out);
+    return rc;
+}
+
+enum http_rc api_flags_delete(struct vx_req *r)
+{
+    int64_t version = 0;
+    int64_t im = if_match(r);
+
+    if (im == -2)
+        return HTTP_QUEUED;
+    PGconn *c = conn_or_503(r);
+    if (c == NULL)
+        return HTTP_QUEUED;
+    enum store_status st =
+        store_flag_delete(c, http_arg(r, 0), im, actor(r), time_now_us(), &version);
+    if (st != STORE_OK)
+        return store_fail(r, st, "the flag");
+    return after_write(r, 204, NULL, version);
+}
+
+enum http_rc api_flags_history(struct vx_req *r)
+{
+    json_t *out = NULL;
+    PGconn *c = conn_or_503(r);
+
+    if (c == NULL)
+        return HTTP_QUEUED;
+    enum store_status st = store_flag_history(c, http_arg(r, 0), &out);
+    if (st != STORE_OK)
+        return store_fail(r, st, "the flag's history");
+    return http_reply_json(r, 200, out);
+}
+
+enum http_rc api_flags_revert(struct vx_req *r)
+{
+    json_t *body = http_body_json(r, false);
+    const char *key;
+    json_t *v;
+    int64_t event = 0;
+    struct vx_flag out;
+    int64_t version = 0;
+
+    if (body == NULL)
+        return HTTP_QUEUED;
+    json_object_foreach(body, key, v)
+    {
+        if (strcmp(key, "event") != 0) {
+            json_decref(body);
+            return http_reply_error(r, 400, VX_E_UNKNOWN_FIELD, "unknown field '%.100s'", key);
+        }
+    }
+    v = json_object_get(body, "event");
+    if (!json_is_integer(v) || json_integer_value(v) < 1) {
+        json_decref(body);
+        return http_reply_error(r, 400, VX_E_INVALID_VALUE,
+                                "event must be the positive integer id of a history event");
+    }
+    event = json_integer_value(v);
+    json_decref(body);
+    PGconn *c = conn_or_503(r);
+    if (c == NULL)
+        return HTTP_QUEUED;
+    enum store_status st =
+        store_flag_revert(c, http_arg(r, 0), event, actor(r), time_now_us(), &out, &version);
+    if (st == STORE_CONFLICT)
+        return http_reply_error(r, 409, VX_E_CONFLICT,
+                                "event %lld has no state before it to restore", (long long)event);
+    if (st == STORE_NOT_FOUND)
+        return http_reply_error(r, 404, VX_E_NOT_FOUND,
+                                "no event %lld in the history of this flag", (long long)event);
+    if (st != STORE_OK)
+        return store_fail(r, st, "the flag");
+    enum http_rc rc = after_write(r, 200, &out, version);
+    flag_free(&out);
+    return rc;
+}
+
+static int days_param(struct vx_req *r, const char *key, int def, int *out)
+{
+    const char *v = http_query(r, key);
+    int64_t n;
+
+    if (v == NULL) {
+        *out = def;
+        return 0;
+    }
+    if (parse_int_range(v, 0, MAX_DAYS, &n) != 0) {
+        http_reply_error(r, 400, VX_E_INVALID_VALUE,
+                         "%s must be a whole number of days from 0 to %d", key, MAX_DAYS);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+enum http_rc api_stale(struct vx_req *r)
+{
+    int days, rdays;
+    struct vx_snapshot *s = r->snap;
+    int64_t now = time_now_us();
+
+    if (days_param(r, "days", DEFAULT_DAYS, &days) != 0 ||
+        days_param(r, "rolled_out_days", DEFAULT_ROLLED_DAYS, &rdays) != 0)
+        return HTTP_QUEUED;
+    if (s == NULL) {
+        http_add_header(r, "Retry-After", "1");
+        return http_reply_error(r, 503, VX_E_UNAVAILABLE, "no flags loaded yet");
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < s->n_flags; i++) {
+        json_t *reasons = flag_stale_reasons(&s->flags[i], now, days, rdays);
+        size_t n = json_array_size(reasons);
+        json_decref(reasons);
+        if (n > 0)
+            json_array_append_new(arr, flag_to_admin_json(&s->flags[i], now, days, rdays));
+    }
+    return http_reply_json(r, 200, json_pack("{s:o}", "flags", arr));
+}

@@ -1,0 +1,120 @@
+/* http.h -- the HTTP daemon: libmicrohttpd setup, routing table, the
+ * per-request context, body reading and replies.  Handlers (api_*.c,
+ * ofrep.c) see only what is declared here. */
+#ifndef VX_HTTP_H
+#define VX_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "longpoll.h"
+#include "router.h"
+#include "snapshot.h"
+
+/* What a handler did with the request. */
+enum http_rc {
+    HTTP_QUEUED,    /* a response is queued (or an error reply was) */
+    HTTP_SUSPENDED, /* parked; the handler runs again after the resume */
+    HTTP_CLOSE,     /* drop the connection */
+};
+
+/* Route flags (router_route.flags). */
+enum {
+    ROUTE_PUBLIC = 0,      /* no token */
+    ROUTE_CLIENT = 1,      /* client or admin token */
+    ROUTE_ADMIN = 2,       /* admin token */
+    ROUTE_ROLE_MASK = 3,
+    ROUTE_BODY = 4,        /* reads a JSON body */
+    ROUTE_CORS = 8,        /* answers CORS (OFREP, client API) */
+    ROUTE_OFREP_AUTH = 16, /* 401/403 without a body (OFREP) */
+};
+
+#define HTTP_MAX_HEADERS 8
+
+struct vx_req {
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *url; /* path, unescaped by our own callback */
+    size_t raw_uri_len;
+    struct router_match match;
+    int64_t start_us; /* monotonic */
+    char request_id[64];
+    struct vx_snapshot *snap; /* acquired once per request, released at completion */
+    const struct vx_token *token;
+
+    /* body */
+    char *body;
+    size_t body_len;
+    bool body_too_large;
+
+    /* extra response headers, applied when the response is queued */
+    const char *hname[HTTP_MAX_HEADERS];
+    char *hvalue[HTTP_MAX_HEADERS];
+    int nheaders;
+
+    int status; /* the status queued, for the log and metrics */
+    bool handled;
+
+    /* long-poll / stream state */
+    struct lp_waiter waiter;
+    int64_t since_version;
+    void *stream; /* ofrep stream state, owned by ofrep.c */
+};
+
+typedef enum http_rc (*http_handler)(struct vx_req *r);
+
+/* Start serving per vx_cfg. 0 or -1 (logged). */
+int http_start(void);
+/* Stop accepting, answer everything held, stop the daemon. */
+void http_stop(void);
+
+/* Arguments of the matched route (NUL-terminated copies owned by r). */
+const char *http_arg(struct vx_req *r, size_t i);
+/* Query parameter or NULL. */
+const char *http_query(struct vx_req *r, const char *key);
+/* Request header or NULL. */
+const char *http_header(struct vx_req *r, const char *name);
+
+/* Add a header to the response that will be queued (value copied). */
+void http_add_header(struct vx_req *r, const char *name, const char *value);
+
+/* Queue resp (adds X-Request-Id, the extra headers, CORS, and
+ * content_type if not NULL) and destroy our handle on it. */
+enum http_rc http_queue(struct vx_req *r, unsigned status, struct MHD_Response *resp,
+                        const char *content_type);
+/* Queue a response; body is copied unless noted. */
+enum http_rc http_reply(struct vx_req *r, unsigned status, const char *content_type,
+                        const char *body, size_t len);
+/* Take ownership of a malloc'd body (freed with free()). */
+enum http_rc http_reply_owned(struct vx_req *r, unsigned status, const char *content_type,
+                              char *body, size_t len);
+/* Serve bytes that live in snapshot s (a reference is taken and released
+ * once MHD is done with them). */
+enum http_rc http_reply_snapshot(struct vx_req *r, unsigned status, struct vx_snapshot *s,
+                                 const char *body, size_t len);
+/* JSON body; steals j. */
+enum http_rc http_reply_json(struct vx_req *r, unsigned status, json_t *j);
+/* SPEC §10 error body. */
+enum http_rc http_reply_error(struct vx_req *r, unsigned status, const char *code,
+                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* An empty body (204, 304, 401/403 for OFREP). */
+enum http_rc http_reply_empty(struct vx_req *r, unsigned status);
+
+/* Parse the request body as a JSON object (strict: duplicate keys
+ * rejected).  On failure the 400 is already queued and NULL returned.
+ * allow_empty: an empty body yields an empty object. */
+json_t *http_body_json(struct vx_req *r, bool allow_empty);
+
+/* Parse If-None-Match (if present) against version v: 1 if it matches, 0 if
+ * absent or not matching, -1 if malformed (400 queued). */
+int http_if_none_match(struct vx_req *r, int64_t v);
+
+/* Park the request until the flag-set version moves past since_version, or
+ * deadline_us (monotonic) passes.  Returns HTTP_SUSPENDED, or HTTP_QUEUED
+ * if parking was refused (503 queued: too many held), or -1 (cast) when the
+ * version already moved (caller answers now). */
+int http_park(struct vx_req *r, int64_t since_version, int64_t deadline_us);
+
+#endif

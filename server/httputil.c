@@ -1,0 +1,265 @@
+/* httputil.c -- entity tags, integer parameters and JSON string output.
+ *
+ * The read path writes its JSON answers itself (not through jansson) to
+ * avoid building a tree per request; buf_add_json_string is what keeps that
+ * safe.  ETag parsing is strict: a client that sends garbage learns so
+ * (400) instead of silently never matching. */
+#include "httputil.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *skip_ows(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    return p;
+}
+
+int etag_parse(const char *s, size_t len, struct etag_list *out)
+{
+    const char *p = s, *end = s + len;
+
+    memset(out, 0, sizeof(*out));
+    p = skip_ows(p, end);
+    if (p < end && *p == '*') {
+        p = skip_ows(p + 1, end);
+        if (p != end)
+            return -1;
+        out->any = true;
+        return 0;
+    }
+    for (;;) {
+        bool weak = false;
+        int64_t v = 0;
+        int digits = 0;
+
+        p = skip_ows(p, end);
+        if (end - p >= 2 && p[0] == 'W' && p[1] == '/') {
+            weak = true;
+            p += 2;
+        }
+        if (p >= end || *p != '"')
+            return -1;
+        p++;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (v > (INT64_MAX - (*p - '0')) / 10)
+                return -1;
+            v = v * 10 + (*p - '0');
+            p++;
+            digits++;
+        }
+        if (digits == 0 || p >= end || *p != '"')
+            return -1;
+        p++;
+        if (out->n == ETAG_LIST_MAX)
+            return -1;
+        out->tag[out->n] = v;
+        out->weak[out->n] = weak;
+        out->n++;
+        p = skip_ows(p, end);
+        if (p == end)
+            return 0;
+        if (*p != ',')
+            return -1;
+        p++;
+    }
+}
+
+bool etag_matches(const struct etag_list *l, int64_t v)
+{
+    if (l->any)
+        return true;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->tag[i] == v)
+            return true;
+    return false;
+}
+
+int parse_int_range(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end = NULL;
+    long long v;
+
+    if (s == NULL || *s == '\0' || *s == ' ' || *s == '+' || *s == '\t')
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int buf_reserve(struct buf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (p == NULL)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int buf_add(struct buf *b, const void *data, size_t len)
+{
+    if (buf_reserve(b, len) != 0)
+        return -1;
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int buf_adds(struct buf *b, const char *s)
+{
+    return buf_add(b, s, strlen(s));
+}
+
+int buf_addf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || buf_reserve(b, (size_t)n) != 0)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+    unsigned c = s[0];
+    size_t n;
+    unsigned cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (left < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return n;
+}
+
+bool utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < len) {
+        if (p[i] == 0)
+            return false;
+        size_t n = utf8_seq(p + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+int buf_add_json_string(struct buf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+
+    /* Worst case 6 bytes per input byte plus quotes. */
+    if (buf_reserve(b, len * 6 + 2) != 0)
+        return -1;
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < len;) {
+        unsigned c = p[i];
+        if (c >= 0x80) {
+            size_t n = utf8_seq(p + i, len - i);
+            if (n == 0) {
+                memcpy(o, "\xEF\xBF\xBD", 3); /* U+FFFD */
+                o += 3;
+                i++;
+            } else {
+                memcpy(o, p + i, n);
+                o += n;
+                i += n;
+            }
+            continue;
+        }
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c < 0x20) {
+            *o++ = '\\';
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        } else if (c == '<' || c == '>' || c == '&') {
+            /* Harmless in JSON, but never let a body be sniffed as HTML. */
+            *o++ = '\\';
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        } else {
+            *o++ = (char)c;
+        }
+        i++;
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+char *buf_take(struct buf *b, size_t *len)
+{
+    char *p = b->p;
+
+    if (p == NULL) {
+        p = malloc(1);
+        if (p != NULL)
+            p[0] = '\0';
+    }
+    if (len != NULL)
+        *len = b->len;
+    b->p = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+void buf_free(struct buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}

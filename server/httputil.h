@@ -1,0 +1,52 @@
+/* httputil.h -- pure helpers of the HTTP layer: entity-tag lists, integer
+ * query parameters, JSON string escaping into a growing buffer.  No MHD
+ * here, so each is unit-tested and fuzzed alone. */
+#ifndef VX_HTTPUTIL_H
+#define VX_HTTPUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Result of parsing If-None-Match / If-Match. */
+struct etag_list {
+    bool any;        /* "*" */
+    size_t n;        /* number of tags kept (at most ETAG_LIST_MAX) */
+    int64_t tag[8];  /* the numbers inside the quotes */
+    bool weak[8];    /* W/ prefix */
+};
+#define ETAG_LIST_MAX 8
+
+/* Parse `"1", W/"2"` or `*`.  Tags must be decimal integers 0..INT64_MAX in
+ * double quotes; anything else (or more than ETAG_LIST_MAX tags) is an error.
+ * 0 on success, -1 when malformed. */
+int etag_parse(const char *s, size_t len, struct etag_list *out);
+
+/* Does the list contain version v (weak comparison: W/ ignored)? */
+bool etag_matches(const struct etag_list *l, int64_t v);
+
+/* Parse a decimal integer in [min, max] with nothing else around it.
+ * 0 on success, -1 otherwise. */
+int parse_int_range(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* A growable byte buffer.  buf_* functions return 0, or -1 on OOM (then the
+ * buffer is left valid and a later buf_take still works). */
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+int buf_reserve(struct buf *b, size_t extra);
+int buf_add(struct buf *b, const void *data, size_t len);
+int buf_adds(struct buf *b, const char *s);
+int buf_addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append s as a JSON string literal, quotes included (s is UTF-8; control
+ * characters and quotes escaped; invalid UTF-8 bytes replaced by U+FFFD). */
+int buf_add_json_string(struct buf *b, const char *s, size_t len);
+/* Hand over the bytes (NUL-terminated; caller frees) and reset b. */
+char *buf_take(struct buf *b, size_t *len);
+void buf_free(struct buf *b);
+
+/* Is s (len bytes) valid UTF-8 without NUL bytes? */
+bool utf8_valid(const char *s, size_t len);
+
+#endif

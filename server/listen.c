@@ -1,0 +1,295 @@
+/* listen.c -- keep this instance's snapshot current.
+ *
+ * One thread owns one PostgreSQL connection that does nothing but LISTEN
+ * vexil and reload.  Every write transaction sends NOTIFY vexil with the new
+ * version (or 'tokens'); on a newer version the thread loads the whole flag
+ * set in one REPEATABLE READ transaction, publishes it, and wakes the
+ * long-polls parked on older versions.  Notifications sent while we were
+ * disconnected are lost, so every (re)connect is followed by a full reload,
+ * and a version check every check_interval seconds catches anything missed.
+ * The connection's health is the instance's view of the database
+ * (/readyz, /metrics); reconnects back off from 100 ms to 2 s.
+ *
+ * Local writers can ask for a reload and wait for it (read-your-writes),
+ * through a generation counter under a mutex and an eventfd that interrupts
+ * the poll. */
+#include "listen.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "longpoll.h"
+#include "snapshot.h"
+#include "store.h"
+#include "timeutil.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+
+static pthread_t l_thread;
+static bool l_started;
+static atomic_bool l_stopping;
+static atomic_bool l_db_up;
+static int l_wakefd = -1;
+static unsigned l_check_s = 10;
+static PGconn *l_conn;
+
+static pthread_mutex_t l_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t l_cv = PTHREAD_COND_INITIALIZER;
+static uint64_t l_requested; /* reload generations asked for */
+static uint64_t l_done;      /* highest generation whose reload is published */
+
+static void poke(void)
+{
+    uint64_t one = 1;
+    (void)!write(l_wakefd, &one, sizeof(one));
+}
+
+static void drop_conn(const char *why)
+{
+    if (l_conn != NULL) {
+        log_error("database connection lost (%s); serving from the snapshot", why);
+        PQfinish(l_conn);
+        l_conn = NULL;
+    }
+    atomic_store(&l_db_up, false);
+}
+
+/* Write token last-use stamps that moved since the last flush. */
+static void flush_token_use(void)
+{
+    struct vx_snapshot *s = snapshot_acquire();
+
+    for (size_t i = 0; s != NULL && i < s->n_tokens && l_conn != NULL; i++) {
+        struct vx_token *t = &s->tokens[i];
+        int64_t lu = atomic_load_explicit(&t->last_used, memory_order_relaxed);
+        if (lu > t->flushed && store_token_touch(l_conn, t->id, lu) == STORE_OK)
+            t->flushed = lu;
+    }
+    snapshot_release(s);
+}
+
+/* Load and publish; wake waiters if the version moved. 0 or -1 (connection dropped). */
+static int reload(void)
+{
+    struct vx_snapshot *s = NULL;
+    uint64_t gen;
+
+    pthread_mutex_lock(&l_mu);
+    gen = l_requested;
+    pthread_mutex_unlock(&l_mu);
+    flush_token_use();
+    enum store_status st = store_snapshot_load(l_conn, &s);
+    if (st != STORE_OK) {
+        drop_conn(store_last_error(l_conn));
+        return -1;
+    }
+    int64_t old = snapshot_version();
+    int64_t now = s->version;
+    snapshot_publish(s);
+    if (now > old)
+        longpoll_wake(now);
+    else if (now < old) /* the database went back in time (restore): wake all */
+        longpoll_wake(INT64_MAX);
+    pthread_mutex_lock(&l_mu);
+    if (gen > l_done)
+        l_done = gen;
+    pthread_cond_broadcast(&l_cv);
+    pthread_mutex_unlock(&l_mu);
+    atomic_store(&l_db_up, true);
+    return 0;
+}
+
+static int connect_and_listen(void)
+{
+    struct vx_error err;
+    PGresult *res;
+
+    l_conn = store_connect(&err);
+    if (l_conn == NULL)
+        return -1;
+    res = PQexec(l_conn, "LISTEN " STORE_CHANNEL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        PQclear(res);
+        drop_conn("LISTEN failed");
+        return -1;
+    }
+    PQclear(res);
+    if (reload() != 0)
+        return -1;
+    log_info("listening for changes; snapshot version %lld", (long long)snapshot_version());
+    return 0;
+}
+
+/* Drain notifications; 1 if a reload is needed, -1 if the connection broke. */
+static int drain(void)
+{
+    PGnotify *n;
+    int need = 0;
+
+    if (PQconsumeInput(l_conn) == 0)
+        return -1;
+    while ((n = PQnotifies(l_conn)) != NULL) {
+        char *end = NULL;
+        long long v = strtoll(n->extra, &end, 10);
+        if (end == n->extra || *end != '\0' || v != snapshot_version())
+            need = 1; /* 'tokens', or a version we do not serve yet */
+        PQfreemem(n);
+    }
+    return need;
+}
+
+static void *listen_main(void *arg)
+{
+    int backoff = BACKOFF_MIN_MS;
+    int64_t next_check = time_monotonic_us() + (int64_t)l_check_s * VX_USEC_PER_SEC;
+
+    (void)arg;
+    while (!atomic_load(&l_stopping)) {
+        bool need = false;
+        if (l_conn == NULL) {
+            if (connect_and_listen() != 0) {
+                struct pollfd p = {.fd = l_wakefd, .events = POLLIN};
+                poll(&p, 1, backoff);
+                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                continue;
+            }
+            backoff = BACKOFF_MIN_MS;
+        }
+        int64_t now = time_monotonic_us();
+        int timeout = next_check > now ? (int)((next_check - now) / 1000) + 1 : 0;
+        struct pollfd p[2] = {{.fd = PQsocket(l_conn), .events = POLLIN},
+                              {.fd = l_wakefd, .events = POLLIN}};
+        if (poll(p, 2, timeout) < 0 && errno != EINTR)
+            continue;
+        if (p[1].revents & POLLIN) {
+            uint64_t v;
+            (void)!read(l_wakefd, &v, sizeof(v));
+        }
+        if (p[0].revents & (POLLIN | POLLERR | POLLHUP)) {
+            int d = drain();
+            if (d < 0) {
+                drop_conn("connection closed");
+                continue;
+            }
+            need = d > 0;
+        }
+        pthread_mutex_lock(&l_mu);
+        need = need || l_requested > l_done;
+        pthread_mutex_unlock(&l_mu);
+        if (time_monotonic_us() >= next_check) {
+            int64_t v;
+            next_check = time_monotonic_us() + (int64_t)l_check_s * VX_USEC_PER_SEC;
+            flush_token_use();
+            if (store_version(l_conn, &v) != STORE_OK) {
+                drop_conn("version check failed");
+                continue;
+            }
+            need = need || v != snapshot_version();
+        }
+        if (need)
+            reload();
+    }
+    if (l_conn != NULL) {
+        flush_token_use();
+        PQfinish(l_conn);
+        l_conn = NULL;
+    }
+    return NULL;
+}
+
+int listen_start(unsigned check_interval_s)
+{
+    l_check_s = check_interval_s > 0 ? check_interval_s : 10;
+    l_wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (l_wakefd < 0)
+        return -1;
+    atomic_store(&l_stopping, false);
+    if (connect_and_listen() != 0)
+        log_error("database unreachable at start; will keep trying");
+    if (pthread_create(&l_thread, NULL, listen_main, NULL) != 0)
+        return -1;
+    l_started = true;
+    return 0;
+}
+
+void listen_stop(void)
+{
+    if (!l_started)
+        return;
+    atomic_store(&l_stopping, true);
+    poke();
+    pthread_join(l_thread, NULL);
+    l_started = false;
+    close(l_wakefd);
+    l_wakefd = -1;
+}
+
+bool listen_db_up(void)
+{
+    return atomic_load(&l_db_up);
+}
+
+void listen_db_suspect(void)
+{
+    pthread_mutex_lock(&l_mu);
+    l_requested++;
+    pthread_mutex_unlock(&l_mu);
+    poke();
+}
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+bool listen_await_version(int64_t version, int timeout_ms)
+{
+    struct timespec ts;
+    bool ok;
+
+    if (snapshot_version() >= version)
+        return true;
+    deadline_in(&ts, timeout_ms);
+    pthread_mutex_lock(&l_mu);
+    l_requested++;
+    poke();
+    while (snapshot_version() < version)
+        if (pthread_cond_timedwait(&l_cv, &l_mu, &ts) != 0)
+            break;
+    ok = snapshot_version() >= version;
+    pthread_mutex_unlock(&l_mu);
+    return ok;
+}
+
+bool listen_reload_sync(int timeout_ms)
+{
+    struct timespec ts;
+    uint64_t target;
+    bool ok;
+
+    deadline_in(&ts, timeout_ms);
+    pthread_mutex_lock(&l_mu);
+    target = ++l_requested;
+    poke();
+    while (l_done < target)
+        if (pthread_cond_timedwait(&l_cv, &l_mu, &ts) != 0)
+            break;
+    ok = l_done >= target;
+    pthread_mutex_unlock(&l_mu);
+    return ok;
+}

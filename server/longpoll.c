@@ -1,0 +1,167 @@
+/* longpoll.c -- parked requests and the two things that wake them.
+ *
+ * The waiter list is one doubly linked list under one mutex.  Parking
+ * registers the waiter *before* comparing versions and suspends the
+ * connection while still holding the mutex, so a change published between
+ * the comparison and the suspension cannot be missed, and no resume can
+ * reach a connection that is not yet suspended.  Waking walks the list once
+ * and resumes every waiter older than the new version; libmicrohttpd then
+ * calls the access handler again, which answers from the new snapshot.
+ *
+ * A suspended connection never times out in libmicrohttpd and its client
+ * may be long gone, so every waiter carries a deadline, enforced by one
+ * timer thread that ticks every 50 ms (the wait granularity is a second).
+ * The list is capped: beyond max_waiters a request is refused (503). */
+#include "longpoll.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "log.h"
+#include "snapshot.h"
+#include "timeutil.h"
+
+#define TICK_MS 50
+
+static pthread_mutex_t lp_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t lp_cond = PTHREAD_COND_INITIALIZER;
+static struct lp_waiter head = {.next = &head, .prev = &head};
+static unsigned lp_max;
+static atomic_uint lp_count;
+static bool lp_closing;
+static bool lp_stopping;
+static pthread_t lp_timer;
+static bool lp_timer_started;
+
+static void unlink_waiter(struct lp_waiter *w)
+{
+    w->prev->next = w->next;
+    w->next->prev = w->prev;
+    w->next = w->prev = NULL;
+    atomic_fetch_sub(&lp_count, 1);
+}
+
+static void resume(struct lp_waiter *w, enum lp_state why)
+{
+    unlink_waiter(w);
+    w->state = why;
+    MHD_resume_connection(w->conn);
+}
+
+static void *timer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&lp_lock);
+    while (!lp_stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&lp_cond, &lp_lock, &ts);
+        int64_t now = time_monotonic_us();
+        for (struct lp_waiter *w = head.next, *next; w != &head; w = next) {
+            next = w->next;
+            if (w->deadline_us <= now)
+                resume(w, LP_TIMEOUT);
+        }
+    }
+    pthread_mutex_unlock(&lp_lock);
+    return NULL;
+}
+
+int longpoll_init(unsigned max_waiters)
+{
+    lp_max = max_waiters;
+    lp_closing = false;
+    lp_stopping = false;
+    if (pthread_create(&lp_timer, NULL, timer_main, NULL) != 0) {
+        log_error("longpoll: cannot start the timer thread");
+        return -1;
+    }
+    lp_timer_started = true;
+    return 0;
+}
+
+int longpoll_park(struct lp_waiter *w, struct MHD_Connection *conn, int64_t since_version,
+                  int64_t deadline_us)
+{
+    int rc;
+
+    pthread_mutex_lock(&lp_lock);
+    if (lp_closing) {
+        rc = -2;
+    } else if (atomic_load(&lp_count) >= lp_max) {
+        rc = -1;
+    } else {
+        w->conn = conn;
+        w->since_version = since_version;
+        w->deadline_us = deadline_us;
+        w->state = LP_PARKED;
+        w->next = &head;
+        w->prev = head.prev;
+        head.prev->next = w;
+        head.prev = w;
+        atomic_fetch_add(&lp_count, 1);
+        /* Registered first, compared second: a publish that lands after
+         * this load will find w in the list. */
+        if (snapshot_version() > since_version) {
+            unlink_waiter(w);
+            w->state = LP_CHANGED;
+            rc = 0;
+        } else {
+            MHD_suspend_connection(conn);
+            rc = 1;
+        }
+    }
+    pthread_mutex_unlock(&lp_lock);
+    return rc;
+}
+
+void longpoll_wake(int64_t version)
+{
+    pthread_mutex_lock(&lp_lock);
+    for (struct lp_waiter *w = head.next, *next; w != &head; w = next) {
+        next = w->next;
+        if (w->since_version < version)
+            resume(w, LP_CHANGED);
+    }
+    pthread_mutex_unlock(&lp_lock);
+}
+
+void longpoll_forget(struct lp_waiter *w)
+{
+    pthread_mutex_lock(&lp_lock);
+    if (w->next != NULL)
+        unlink_waiter(w);
+    pthread_mutex_unlock(&lp_lock);
+}
+
+void longpoll_shutdown(void)
+{
+    pthread_mutex_lock(&lp_lock);
+    lp_closing = true;
+    while (head.next != &head)
+        resume(head.next, LP_SHUTDOWN);
+    pthread_mutex_unlock(&lp_lock);
+}
+
+void longpoll_stop(void)
+{
+    if (!lp_timer_started)
+        return;
+    pthread_mutex_lock(&lp_lock);
+    lp_stopping = true;
+    pthread_cond_signal(&lp_cond);
+    pthread_mutex_unlock(&lp_lock);
+    pthread_join(lp_timer, NULL);
+    lp_timer_started = false;
+}
+
+unsigned longpoll_held(void)
+{
+    return atomic_load(&lp_count);
+}
