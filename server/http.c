@@ -34,7 +34,7 @@
 #include "metrics.h"
 #include "timeutil.h"
 
-#define R(m, p, h, f) {m, p, (void *)(h), p, f}
+#define R(m, p, h, f) {m, p, (void (*)(void))(h), p, f}
 
 static const struct router_route routes[] = {
     R("GET", "/flags", api_client_flags, ROUTE_CLIENT | ROUTE_CORS),

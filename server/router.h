@@ -16,7 +16,7 @@
 struct router_route {
     const char *method;  /* "GET", "POST", ... */
     const char *pattern; /* "/api/flags/x/history" with "*" for an argument */
-    void *handler;       /* opaque to the router */
+    void (*handler)(void); /* opaque to the router (cast back by the caller) */
     const char *name;    /* for metrics: the pattern, or a short label */
     int flags;           /* opaque to the router */
 };
