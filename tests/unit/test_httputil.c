@@ -1,0 +1,154 @@
+/* test_httputil.c -- server/httputil.c: entity tags, integer parameters,
+ * JSON string output, UTF-8 validation. */
+#include <check.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "httputil.h"
+
+static int parse(const char *s, struct etag_list *l)
+{
+    return etag_parse(s, strlen(s), l);
+}
+
+START_TEST(test_etag_single)
+{
+    struct etag_list l;
+    ck_assert_int_eq(parse("\"12\"", &l), 0);
+    ck_assert_uint_eq(l.n, 1);
+    ck_assert_int_eq(l.tag[0], 12);
+    ck_assert(!l.weak[0]);
+    ck_assert(etag_matches(&l, 12));
+    ck_assert(!etag_matches(&l, 13));
+}
+END_TEST
+
+START_TEST(test_etag_list_weak_star)
+{
+    struct etag_list l;
+    ck_assert_int_eq(parse(" W/\"3\" ,\t\"7\"", &l), 0);
+    ck_assert_uint_eq(l.n, 2);
+    ck_assert(l.weak[0]);
+    ck_assert(etag_matches(&l, 3));
+    ck_assert(etag_matches(&l, 7));
+    ck_assert(!etag_matches(&l, 5));
+    ck_assert_int_eq(parse("*", &l), 0);
+    ck_assert(l.any);
+    ck_assert(etag_matches(&l, 99));
+}
+END_TEST
+
+START_TEST(test_etag_malformed)
+{
+    static const char *bad[] = {"",       "12",        "\"\"",     "\"1",   "\"a\"",  "\"1\",",
+                                "* \"1\"", "\"-1\"",    "\"1\" x",  "w/\"1\"",
+                                "\"99999999999999999999\"",
+                                "\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\""};
+    struct etag_list l;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(parse(bad[i], &l) == -1, "accepted <%s>", bad[i]);
+}
+END_TEST
+
+START_TEST(test_etag_embedded_nul)
+{
+    struct etag_list l;
+    ck_assert_int_eq(etag_parse("\"1\0\"", 4, &l), -1);
+}
+END_TEST
+
+START_TEST(test_parse_int_range)
+{
+    int64_t v = -5;
+    ck_assert_int_eq(parse_int_range("1", 1, 60, &v), 0);
+    ck_assert_int_eq(v, 1);
+    ck_assert_int_eq(parse_int_range("60", 1, 60, &v), 0);
+    ck_assert_int_eq(v, 60);
+    static const char *bad[] = {"0", "61", "", " 5", "5 ", "+5", "5s", "-1", "1e1", "0x10",
+                                "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(parse_int_range(bad[i], 1, 60, &v) == -1, "accepted <%s>", bad[i]);
+    ck_assert_int_eq(parse_int_range(NULL, 1, 60, &v), -1);
+}
+END_TEST
+
+/* Whatever bytes go in, the output parses as JSON and round-trips valid UTF-8. */
+START_TEST(test_json_string_roundtrip)
+{
+    static const char *in[] = {"plain", "q\"uote\\back", "ctl\x01\n\t", "<img src=x>&",
+                               "\xc3\xbc-user", "\xf0\x9f\x98\x80"};
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+        struct buf b = {0};
+        ck_assert_int_eq(buf_add_json_string(&b, in[i], strlen(in[i])), 0);
+        json_error_t e;
+        json_t *j = json_loadb(b.p, b.len, JSON_DECODE_ANY, &e);
+        ck_assert_msg(j != NULL, "not JSON: %s", b.p);
+        ck_assert_str_eq(json_string_value(j), in[i]);
+        ck_assert_ptr_null(strchr(b.p, '<'));
+        json_decref(j);
+        buf_free(&b);
+    }
+}
+END_TEST
+
+START_TEST(test_json_string_invalid_utf8_replaced)
+{
+    struct buf b = {0};
+    ck_assert_int_eq(buf_add_json_string(&b, "a\xff\xc3(b", 5), 0);
+    json_error_t e;
+    json_t *j = json_loadb(b.p, b.len, JSON_DECODE_ANY, &e);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(j), "a\xef\xbf\xbd\xef\xbf\xbd(b");
+    json_decref(j);
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_utf8_valid)
+{
+    ck_assert(utf8_valid("abc", 3));
+    ck_assert(utf8_valid("\xc3\xbc", 2));
+    ck_assert(!utf8_valid("a\0b", 3));
+    ck_assert(!utf8_valid("\xc0\xaf", 2));         /* overlong */
+    ck_assert(!utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    ck_assert(!utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    ck_assert(!utf8_valid("\xe2\x82", 2));         /* truncated */
+}
+END_TEST
+
+START_TEST(test_buf_growth)
+{
+    struct buf b = {0};
+    for (int i = 0; i < 10000; i++)
+        ck_assert_int_eq(buf_addf(&b, "%d,", i % 10), 0);
+    ck_assert_uint_eq(b.len, 20000);
+    size_t len;
+    char *p = buf_take(&b, &len);
+    ck_assert_uint_eq(len, 20000);
+    ck_assert_uint_eq(strlen(p), 20000);
+    ck_assert_ptr_null(b.p);
+    free(p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("httputil");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_etag_single);
+    tcase_add_test(tc, test_etag_list_weak_star);
+    tcase_add_test(tc, test_etag_malformed);
+    tcase_add_test(tc, test_etag_embedded_nul);
+    tcase_add_test(tc, test_parse_int_range);
+    tcase_add_test(tc, test_json_string_roundtrip);
+    tcase_add_test(tc, test_json_string_invalid_utf8_replaced);
+    tcase_add_test(tc, test_utf8_valid);
+    tcase_add_test(tc, test_buf_growth);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

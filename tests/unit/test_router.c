@@ -1,0 +1,140 @@
+/* test_router.c -- server/router.c: 404, 405 with Allow, arguments, HEAD. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router.h"
+
+static void h(void)
+{
+}
+
+static const struct router_route table[] = {
+    {"GET", "/flags", h, "/flags", 1},
+    {"GET", "/flags/*", h, "/flags/*", 2},
+    {"GET", "/api/flags/*", h, "/api/flags/*", 3},
+    {"PATCH", "/api/flags/*", h, "/api/flags/*", 4},
+    {"DELETE", "/api/flags/*", h, "/api/flags/*", 5},
+    {"GET", "/api/flags/*/history", h, "/api/flags/*/history", 6},
+    {"POST", "/api/flags/*/revert", h, "/api/flags/*/revert", 7},
+    {"POST", "/api/flags", h, "/api/flags", 8},
+    {"GET", "/", h, "/", 9},
+};
+#define N (sizeof(table) / sizeof(table[0]))
+
+static void find(const char *method, const char *path, struct router_match *m)
+{
+    router_find(table, N, method, path, strlen(path), m);
+}
+
+START_TEST(test_exact)
+{
+    struct router_match m;
+    find("GET", "/flags", &m);
+    ck_assert_int_eq(m.status, 0);
+    ck_assert_int_eq(m.route->flags, 1);
+    ck_assert_uint_eq(m.argc, 0);
+}
+END_TEST
+
+START_TEST(test_argument)
+{
+    struct router_match m;
+    find("GET", "/api/flags/new_ui/history", &m);
+    ck_assert_int_eq(m.status, 0);
+    ck_assert_int_eq(m.route->flags, 6);
+    ck_assert_uint_eq(m.argc, 1);
+    ck_assert_uint_eq(m.argl[0], 6);
+    ck_assert(memcmp(m.argv[0], "new_ui", 6) == 0);
+}
+END_TEST
+
+START_TEST(test_method_picks_route)
+{
+    struct router_match m;
+    find("DELETE", "/api/flags/x", &m);
+    ck_assert_int_eq(m.status, 0);
+    ck_assert_int_eq(m.route->flags, 5);
+    find("PATCH", "/api/flags/x", &m);
+    ck_assert_int_eq(m.route->flags, 4);
+}
+END_TEST
+
+START_TEST(test_unknown_is_404)
+{
+    static const char *paths[] = {"/nope", "/flags/a/b", "/api/flags/x/revert/y", "", "flags",
+                                  "/api", "/api/flags//history", "/flags/",
+                                  "/a/b/c/d/e/f/g/h/i/j"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        struct router_match m;
+        find("GET", paths[i], &m);
+        ck_assert_msg(m.status == 404, "%s gave %d", paths[i], m.status);
+        ck_assert_ptr_null(m.route);
+    }
+}
+END_TEST
+
+START_TEST(test_wrong_method_is_405_with_allow)
+{
+    struct router_match m;
+    find("POST", "/api/flags/x", &m);
+    ck_assert_int_eq(m.status, 405);
+    ck_assert_ptr_null(m.route);
+    ck_assert_str_eq(m.allow, "GET, HEAD, PATCH, DELETE");
+    find("PUT", "/flags", &m);
+    ck_assert_int_eq(m.status, 405);
+    ck_assert_str_eq(m.allow, "GET, HEAD");
+    find("GET", "/api/flags/x/revert", &m);
+    ck_assert_int_eq(m.status, 405);
+    ck_assert_str_eq(m.allow, "POST");
+}
+END_TEST
+
+START_TEST(test_head_matches_get)
+{
+    struct router_match m;
+    find("HEAD", "/flags/abc", &m);
+    ck_assert_int_eq(m.status, 0);
+    ck_assert_int_eq(m.route->flags, 2);
+}
+END_TEST
+
+START_TEST(test_root)
+{
+    struct router_match m;
+    find("GET", "/", &m);
+    ck_assert_int_eq(m.status, 0);
+    ck_assert_int_eq(m.route->flags, 9);
+}
+END_TEST
+
+START_TEST(test_prefix_is_not_a_match)
+{
+    struct router_match m;
+    /* "/flagsx" must not match "/flags", nor "/flag" */
+    find("GET", "/flagsx", &m);
+    ck_assert_int_eq(m.status, 404);
+    find("GET", "/flag", &m);
+    ck_assert_int_eq(m.status, 404);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("router");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_exact);
+    tcase_add_test(tc, test_argument);
+    tcase_add_test(tc, test_method_picks_route);
+    tcase_add_test(tc, test_unknown_is_404);
+    tcase_add_test(tc, test_wrong_method_is_405_with_allow);
+    tcase_add_test(tc, test_head_matches_get);
+    tcase_add_test(tc, test_root);
+    tcase_add_test(tc, test_prefix_is_not_a_match);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
