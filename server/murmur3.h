@@ -7,4 +7,17 @@
 
 uint32_t murmur3_x86_32(const void *data, size_t len, uint32_t seed);
 
+/* Streaming form: feeding the bytes in any number of pieces gives the same
+ * hash as murmur3_x86_32() over their concatenation.  No allocation. */
+struct murmur3_ctx {
+    uint32_t h;    /* running hash */
+    uint32_t tail; /* up to 3 pending bytes, little-endian */
+    unsigned tail_len;
+    size_t total; /* bytes fed so far */
+};
+
+void murmur3_init(struct murmur3_ctx *c, uint32_t seed);
+void murmur3_update(struct murmur3_ctx *c, const void *data, size_t len);
+uint32_t murmur3_final(const struct murmur3_ctx *c);
+
 #endif
