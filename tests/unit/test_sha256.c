@@ -1,0 +1,149 @@
+/* test_sha256.c -- SHA-256 against FIPS 180-2/180-4 example vectors.
+ *
+ * Expected digests are the published NIST examples (empty string, "abc",
+ * the 448- and 896-bit messages, a million 'a'), plus messages around the
+ * padding boundaries (55/56/63/64/65 ... bytes, where the length field
+ * does or does not fit in the last block) whose digests were taken from an
+ * independent implementation (Python's hashlib).  Every digest is checked
+ * both one-shot and fed in awkward pieces. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sha256.h"
+
+static void hex(const uint8_t d[SHA256_LEN], char out[2 * SHA256_LEN + 1])
+{
+    for (int i = 0; i < SHA256_LEN; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* Digest of msg one-shot, and fed `step` bytes at a time; both must equal want. */
+static void check_digest(const void *msg, size_t len, size_t step, const char *want)
+{
+    uint8_t d[SHA256_LEN];
+    char h[2 * SHA256_LEN + 1];
+
+    sha256(msg, len, d);
+    hex(d, h);
+    ck_assert_str_eq(h, want);
+
+    struct sha256_ctx c;
+    sha256_init(&c);
+    for (size_t off = 0; off < len; off += step)
+        sha256_update(&c, (const uint8_t *)msg + off, off + step <= len ? step : len - off);
+    sha256_final(&c, d);
+    hex(d, h);
+    ck_assert_str_eq(h, want);
+}
+
+START_TEST(test_empty)
+{
+    check_digest("", 0, 1, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+END_TEST
+
+START_TEST(test_abc)
+{
+    check_digest("abc", 3, 1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+END_TEST
+
+START_TEST(test_448_bits)
+{
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    ck_assert_uint_eq(strlen(m) * 8, 448);
+    check_digest(m, strlen(m), 5,
+                 "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+END_TEST
+
+START_TEST(test_896_bits)
+{
+    const char *m =
+        "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopq"
+        "klmnopqrlmnopqrsmnopqrstnopqrstu";
+    ck_assert_uint_eq(strlen(m) * 8, 896);
+    check_digest(m, strlen(m), 63,
+                 "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
+}
+END_TEST
+
+START_TEST(test_million_a)
+{
+    size_t len = 1000000;
+    char *m = malloc(len);
+    ck_assert_ptr_nonnull(m);
+    memset(m, 'a', len);
+    const char *want = "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
+    check_digest(m, len, 1000, want);
+    check_digest(m, len, 7, want);
+    free(m);
+}
+END_TEST
+
+/* Message i % 251 of each length; digests from Python's hashlib. */
+static const struct {
+    size_t len;
+    const char *want;
+} boundaries[] = {
+    {55, "463eb28e72f82e0a96c0a4cc53690c571281131f672aa229e0d45ae59b598b59"},
+    {56, "da2ae4d6b36748f2a318f23e7ab1dfdf45acdc9d049bd80e59de82a60895f562"},
+    {63, "29af2686fd53374a36b0846694cc342177e428d1647515f078784d69cdb9e488"},
+    {64, "fdeab9acf3710362bd2658cdc9a29e8f9c757fcf9811603a8c447cd1d9151108"},
+    {65, "4bfd2c8b6f1eec7a2afeb48b934ee4b2694182027e6d0fc075074f2fabb31781"},
+    {119, "da18797ed7c3a777f0847f429724a2d8cd5138e6ed2895c3fa1a6d39d18f7ec6"},
+    {120, "f52b23db1fbb6ded89ef42a23ce0c8922c45f25c50b568a93bf1c075420bbb7c"},
+    {127, "92ca0fa6651ee2f97b884b7246a562fa71250fedefe5ebf270d31c546bfea976"},
+    {128, "471fb943aa23c511f6f72f8d1652d9c880cfa392ad80503120547703e56a2be5"},
+    {129, "5099c6a56203f9687f7d33f4bfdf576d31dc91f6b695ecea38b2770c87631135"},
+};
+
+START_TEST(test_padding_boundaries)
+{
+    uint8_t m[256];
+    for (size_t i = 0; i < sizeof m; i++)
+        m[i] = (uint8_t)(i % 251);
+    for (size_t step = 1; step <= 65; step += 8)
+        check_digest(m, boundaries[_i].len, step, boundaries[_i].want);
+}
+END_TEST
+
+START_TEST(test_ct_equal)
+{
+    uint8_t a[SHA256_LEN], b[SHA256_LEN];
+    sha256("abc", 3, a);
+    memcpy(b, a, sizeof b);
+    ck_assert_int_eq(sha256_ct_equal(a, b, SHA256_LEN), 1);
+    b[0] ^= 0x01;
+    ck_assert_int_eq(sha256_ct_equal(a, b, SHA256_LEN), 0);
+    b[0] ^= 0x01;
+    b[SHA256_LEN - 1] ^= 0x80;
+    ck_assert_int_eq(sha256_ct_equal(a, b, SHA256_LEN), 0);
+    /* Only the first n bytes count. */
+    ck_assert_int_eq(sha256_ct_equal(a, b, SHA256_LEN - 1), 1);
+    ck_assert_int_eq(sha256_ct_equal(a, b, 0), 1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("sha256");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_empty);
+    tcase_add_test(tc, test_abc);
+    tcase_add_test(tc, test_448_bits);
+    tcase_add_test(tc, test_896_bits);
+    tcase_add_test(tc, test_million_a);
+    tcase_add_loop_test(tc, test_padding_boundaries, 0,
+                        (int)(sizeof boundaries / sizeof boundaries[0]));
+    tcase_add_test(tc, test_ct_equal);
+    suite_add_tcase(s, tc);
+
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
