@@ -1,0 +1,281 @@
+/* test_eval.c -- SPEC §3 evaluation.
+ *
+ * The bucket vectors are SPEC §3's table (the same buckets Unleash SDKs
+ * compute); the rest checks the order of the rules and the properties the
+ * spec names: determinism, monotonic rollout, and a fair share at p %.
+ * Flags are built by hand here so that these tests depend on eval.c alone,
+ * not on flag.c's validation. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval.h"
+#include "flag.h"
+
+static const struct {
+    const char *name;
+    const char *user;
+    int bucket;
+} buckets[] = {
+    {"new_order_flow", "alice", 58},
+    {"new_order_flow", "bob", 53},
+    {"new_ui", "user-1", 48},
+    {"new_ui", "user-2", 2},
+    {"premium_features", "42", 39},
+    {"checkout.v2", "\xc3\xbc-user", 16}, /* "ü-user" in UTF-8 */
+    {"Feature.flexibleRollout.10", "174", 10},
+    {"Feature.flexibleRollout.10", "499", 32},
+};
+
+START_TEST(test_bucket_vectors)
+{
+    const char *n = buckets[_i].name, *u = buckets[_i].user;
+    ck_assert_int_eq(eval_bucket(n, strlen(n), u, strlen(u)), buckets[_i].bucket);
+}
+END_TEST
+
+/* A user whose bucket is b is on at b % and off at b-1 %: the comparison
+ * is "bucket <= percentage". */
+START_TEST(test_bucket_boundary)
+{
+    struct vx_flag f = {.name = (char *)buckets[_i].name, .enabled = true};
+    const char *u = buckets[_i].user;
+    enum vx_reason r;
+
+    f.percentage = buckets[_i].bucket;
+    ck_assert(eval_flag(&f, u, strlen(u), &r));
+    ck_assert_int_eq(r, VX_REASON_SPLIT);
+    f.percentage = buckets[_i].bucket - 1;
+    ck_assert(!eval_flag(&f, u, strlen(u), &r));
+    ck_assert_int_eq(r, VX_REASON_SPLIT);
+}
+END_TEST
+
+START_TEST(test_bucket_range_and_determinism)
+{
+    char user[32];
+    for (int i = 0; i < 20000; i++) {
+        int len = snprintf(user, sizeof user, "u%d", i);
+        int b = eval_bucket("range", 5, user, (size_t)len);
+        ck_assert_int_ge(b, 1);
+        ck_assert_int_le(b, 100);
+        ck_assert_int_eq(eval_bucket("range", 5, user, (size_t)len), b);
+    }
+}
+END_TEST
+
+/* The user's bytes are taken by length, not up to a NUL, and a long user
+ * id needs no buffer. */
+START_TEST(test_bucket_lengths)
+{
+    /* "new_order_flow" + ":" + "alice": only the first 5 bytes of the user
+     * count, and only the first 14 of the name. */
+    ck_assert_int_eq(eval_bucket("new_order_flowXX", 14, "alice-and-more", 5), 58);
+
+    size_t len = 100000;
+    char *big = malloc(len);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'z', len);
+    int b = eval_bucket("f", 1, big, len);
+    ck_assert_int_ge(b, 1);
+    ck_assert_int_le(b, 100);
+    free(big);
+}
+END_TEST
+
+static struct vx_flag make_flag(const char *name, bool enabled, int pct, char **users, size_t n)
+{
+    struct vx_flag f = {
+        .name = (char *)name, .enabled = enabled, .percentage = pct, .users = users, .n_users = n};
+    return f;
+}
+
+START_TEST(test_kill_switch)
+{
+    char *users[] = {"alice", "bob"}; /* sorted */
+    struct vx_flag f = make_flag("new_order_flow", false, 100, users, 2);
+    enum vx_reason r = VX_REASON_SPLIT;
+
+    /* Disabled wins over a listed user, 100 % and anonymous. */
+    ck_assert(!eval_flag(&f, "alice", 5, &r));
+    ck_assert_int_eq(r, VX_REASON_DISABLED);
+    ck_assert(!eval_flag(&f, "carol", 5, &r));
+    ck_assert_int_eq(r, VX_REASON_DISABLED);
+    ck_assert(!eval_flag(&f, NULL, 0, &r));
+    ck_assert_int_eq(r, VX_REASON_DISABLED);
+    /* reason may be NULL */
+    ck_assert(!eval_flag(&f, "alice", 5, NULL));
+}
+END_TEST
+
+START_TEST(test_listed_users)
+{
+    char *users[] = {"alice", "bob", "carol"};
+    struct vx_flag f = make_flag("new_order_flow", true, 0, users, 3);
+    enum vx_reason r;
+
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert(eval_flag(&f, users[i], strlen(users[i]), &r));
+        ck_assert_int_eq(r, VX_REASON_TARGETING_MATCH);
+    }
+    /* Not listed, 0 %: off by bucket. */
+    ck_assert(!eval_flag(&f, "dave", 4, &r));
+    ck_assert_int_eq(r, VX_REASON_SPLIT);
+    /* A prefix or extension of a listed id is a different user. */
+    ck_assert(!eval_flag(&f, "ali", 3, &r));
+    ck_assert(!eval_flag(&f, "alicea", 6, &r));
+    ck_assert(!eval_flag(&f, "bobby", 3 + 2, &r));
+    /* Compared by length: "bob" within a longer buffer. */
+    ck_assert(eval_flag(&f, "bobby", 3, &r));
+    ck_assert_int_eq(r, VX_REASON_TARGETING_MATCH);
+    /* Listed users win over 100 % in the reason. */
+    f.percentage = 100;
+    ck_assert(eval_flag(&f, "carol", 5, &r));
+    ck_assert_int_eq(r, VX_REASON_TARGETING_MATCH);
+}
+END_TEST
+
+/* Binary search over many users: every listed user found, neighbours not. */
+START_TEST(test_many_listed_users)
+{
+    size_t n = FLAG_USERS_MAX;
+    char **users = calloc(n, sizeof *users);
+    ck_assert_ptr_nonnull(users);
+    for (size_t i = 0; i < n; i++) {
+        users[i] = malloc(16);
+        ck_assert_ptr_nonnull(users[i]);
+        snprintf(users[i], 16, "user-%06zu", i * 2); /* zero-padded: sorted */
+    }
+    struct vx_flag f = make_flag("f", true, 0, users, n);
+    char u[16];
+    for (size_t i = 0; i < 2 * n; i++) {
+        snprintf(u, sizeof u, "user-%06zu", i);
+        ck_assert_int_eq(flag_has_user(&f, u, strlen(u)), i % 2 == 0);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(users[i]);
+    free(users);
+}
+END_TEST
+
+START_TEST(test_zero_and_hundred)
+{
+    struct vx_flag f = make_flag("new_order_flow", true, 0, NULL, 0);
+    enum vx_reason r;
+    char user[32];
+
+    for (int i = 0; i < 1000; i++) {
+        int len = snprintf(user, sizeof user, "user-%d", i);
+        f.percentage = 0;
+        ck_assert(!eval_flag(&f, user, (size_t)len, &r));
+        ck_assert_int_eq(r, VX_REASON_SPLIT);
+        f.percentage = 100;
+        ck_assert(eval_flag(&f, user, (size_t)len, &r));
+        ck_assert_int_eq(r, VX_REASON_STATIC);
+    }
+}
+END_TEST
+
+START_TEST(test_anonymous)
+{
+    struct vx_flag f = make_flag("new_order_flow", true, 99, NULL, 0);
+    enum vx_reason r;
+
+    /* Absent and empty users are off below 100 %... */
+    ck_assert(!eval_flag(&f, NULL, 0, &r));
+    ck_assert_int_eq(r, VX_REASON_DEFAULT);
+    ck_assert(!eval_flag(&f, "", 0, &r));
+    ck_assert_int_eq(r, VX_REASON_DEFAULT);
+    /* ...and on at 100 %. */
+    f.percentage = 100;
+    ck_assert(eval_flag(&f, NULL, 0, &r));
+    ck_assert_int_eq(r, VX_REASON_STATIC);
+    ck_assert(eval_flag(&f, "", 0, &r));
+    ck_assert_int_eq(r, VX_REASON_STATIC);
+}
+END_TEST
+
+/* Raising the percentage from 0 to 100 never turns a user off, and each
+ * user switches on exactly at its bucket. */
+START_TEST(test_monotonic_rollout)
+{
+    struct vx_flag f = make_flag("monotonic.rollout", true, 0, NULL, 0);
+    char user[32];
+
+    for (int i = 0; i < 10000; i++) {
+        int len = snprintf(user, sizeof user, "user-%d", i);
+        bool was_on = false;
+        int switched_at = -1;
+        for (int p = 0; p <= 100; p++) {
+            f.percentage = p;
+            bool on = eval_flag(&f, user, (size_t)len, NULL);
+            ck_assert_msg(!was_on || on, "user %s turned off at %d %%", user, p);
+            if (on && !was_on)
+                switched_at = p;
+            was_on = on;
+        }
+        ck_assert(was_on);
+        ck_assert_int_eq(switched_at, eval_bucket(f.name, strlen(f.name), user, (size_t)len));
+    }
+}
+END_TEST
+
+START_TEST(test_fair_share)
+{
+    struct vx_flag f = make_flag("fair.share", true, 50, NULL, 0);
+    char user[32];
+    int on = 0, n = 100000;
+
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(user, sizeof user, "user-%d", i);
+        on += eval_flag(&f, user, (size_t)len, NULL);
+    }
+    ck_assert_msg(on >= n * 49 / 100 && on <= n * 51 / 100, "%d of %d on at 50 %%", on, n);
+
+    /* And at 10 %: 9-11 %. */
+    f.percentage = 10;
+    on = 0;
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(user, sizeof user, "user-%d", i);
+        on += eval_flag(&f, user, (size_t)len, NULL);
+    }
+    ck_assert_msg(on >= n * 9 / 100 && on <= n * 11 / 100, "%d of %d on at 10 %%", on, n);
+}
+END_TEST
+
+START_TEST(test_reason_names)
+{
+    ck_assert_str_eq(eval_reason_name(VX_REASON_DISABLED), "DISABLED");
+    ck_assert_str_eq(eval_reason_name(VX_REASON_TARGETING_MATCH), "TARGETING_MATCH");
+    ck_assert_str_eq(eval_reason_name(VX_REASON_STATIC), "STATIC");
+    ck_assert_str_eq(eval_reason_name(VX_REASON_SPLIT), "SPLIT");
+    ck_assert_str_eq(eval_reason_name(VX_REASON_DEFAULT), "DEFAULT");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("eval");
+    TCase *tc = tcase_create("core");
+    int nb = (int)(sizeof buckets / sizeof buckets[0]);
+    tcase_add_loop_test(tc, test_bucket_vectors, 0, nb);
+    tcase_add_loop_test(tc, test_bucket_boundary, 0, nb);
+    tcase_add_test(tc, test_bucket_range_and_determinism);
+    tcase_add_test(tc, test_bucket_lengths);
+    tcase_add_test(tc, test_kill_switch);
+    tcase_add_test(tc, test_listed_users);
+    tcase_add_test(tc, test_many_listed_users);
+    tcase_add_test(tc, test_zero_and_hundred);
+    tcase_add_test(tc, test_anonymous);
+    tcase_add_test(tc, test_monotonic_rollout);
+    tcase_add_test(tc, test_fair_share);
+    tcase_add_test(tc, test_reason_names);
+    suite_add_tcase(s, tc);
+
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
