@@ -101,13 +101,19 @@ bool flag_has_user(const struct vx_flag *f, const char *user, size_t user_len);
 /* Whole days since created_at (never negative). */
 int64_t flag_age_days(const struct vx_flag *f, int64_t now);
 
+/* SPEC §7 default thresholds, used when a negative value is passed below. */
+#define FLAG_STALE_DAYS_DEFAULT      30
+#define FLAG_ROLLED_OUT_DAYS_DEFAULT 14
+
 /* SPEC §7. A flag is stale when now - created_at > days, or when it is
  * rolled out and now - rolled_out_at > rolled_out_days.  Returns a new JSON
  * array of reason strings ("older_than_<days>_days",
  * "rolled_out_<rolled_out_days>_days"), empty when none; NULL on OOM. */
 json_t *flag_stale_reasons(const struct vx_flag *f, int64_t now, int days, int rolled_out_days);
 
-/* flag_to_json plus "age_days" and "stale" (default thresholds 30/14 unless given). */
+/* flag_to_json plus "age_days" and "stale" (default thresholds 30/14 unless given:
+ * a negative days or rolled_out_days means the default, here and in
+ * flag_stale_reasons).  New reference; NULL on OOM. */
 json_t *flag_to_admin_json(const struct vx_flag *f, int64_t now, int days, int rolled_out_days);
 
 #endif
