@@ -56,7 +56,10 @@ run_wrk() {
     c1=$(cpu_ticks "$pid")
     printf '%s\n' "$out" >>"$BENCH_WORK/log/wrk-$key.txt"
     line=$(printf '%s\n' "$out" | grep '^BENCH ') || bench_die "no BENCH line from wrk"
-    echo "$line cpu=$(awk -v t=$((c1 - c0)) -v h="$CLK_TCK" 'BEGIN { printf "%.2f", t / h }')" \
+    # eff: requests per CPU-second of the server process during this run.
+    echo "$line $(printf '%s' "$line" | awk -v t=$((c1 - c0)) -v h="$CLK_TCK" '{
+        for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        printf "cpu=%.2f eff=%.0f", t / h, (t > 0 ? f["requests"] / (t / h) : 0) }')" \
         >>"$BENCH_WORK/log/$key.lines"
     bench_log "  $(printf '%s' "$line" | cut -d' ' -f4-7)"
 }
@@ -64,7 +67,7 @@ run_wrk() {
 # summarise KEY : R_<field>_KEY = median over the runs (errors: the sum).
 summarise() {
     local key=$1 f v
-    for f in rps p50_us p90_us p99_us max_us secs cpu; do
+    for f in rps p50_us p90_us p99_us max_us secs cpu eff; do
         v=$(sed -n "s/.* $f=\([0-9.]*\).*/\1/p" "$BENCH_WORK/log/$key.lines" | sort -g |
             awk '{ a[NR] = $1 } END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }')
         printf -v "R_${f}_$key" '%s' "$v"
@@ -86,8 +89,8 @@ row() { # row KEY LABEL BODYSIZE
     local k=$1 errs
     errs=$(($(fig err_connect "$k") + $(fig err_read "$k") + $(fig err_write "$k") + $(fig err_status "$k") + $(fig err_timeout "$k")))
     awk -v l="$2" -v rps="$(fig rps "$k")" -v p50="$(fig p50_us "$k")" -v p99="$(fig p99_us "$k")" \
-        -v mx="$(fig max_us "$k")" -v e="$errs" -v b="$3" -v cpu="$(fig cpu "$k")" -v d="$(fig secs "$k")" \
-        'BEGIN { printf "  %-40s %9.0f %8.2f %8.2f %8.2f %7d %7d %8.0f\n", l, rps, p50 / 1000, p99 / 1000, mx / 1000, e, b, (cpu > 0 ? rps * d / cpu : 0) }'
+        -v mx="$(fig max_us "$k")" -v e="$errs" -v b="$3" -v eff="$(fig eff "$k")" \
+        'BEGIN { printf "  %-40s %9.0f %8.2f %8.2f %8.2f %7d %7d %9.0f\n", l, rps, p50 / 1000, p99 / 1000, mx / 1000, e, b, eff }'
 }
 
 if [ "$CEILING_ONLY" != 1 ]; then
@@ -129,7 +132,7 @@ done
 
 echo
 echo "throughput: wrk -t$THREADS -c$CONNS -d${DURATION}s x $REPEAT (median) on 127.0.0.1, $(nproc) CPUs shared by wrk and the server"
-printf '  %-40s %9s %8s %8s %8s %7s %7s %8s\n' "" "req/s" "p50 ms" "p99 ms" "max ms" "errors" "body B" "req/cpu-s"
+printf '  %-40s %9s %8s %8s %8s %7s %7s %9s\n' "" "req/s" "p50 ms" "p99 ms" "max ms" "errors" "body B" "req/cpu-s"
 if [ "$CEILING_ONLY" != 1 ]; then
     row vuser "vexil GET /flags?user=<varying>" "$BODY_USER"
     row vall "vexil GET /flags" "$BODY_ALL"
@@ -146,6 +149,7 @@ done
 if [ "$CEILING_ONLY" != 1 ]; then
     ratio_user=$(bench_ratio "$(fig rps vuser)" "$(fig rps ruser)")
     ratio_all=$(bench_ratio "$(fig rps vall)" "$(fig rps rall)")
+    ratio_eff=$(bench_ratio "$(fig eff vuser)" "$(fig eff ruser)")
     p99_user=$(awk -v p="$(fig p99_us vuser)" 'BEGIN { printf "%.2f", p / 1000 }')
     p99_ceil=$(awk -v p="$(fig p99_us ruser)" 'BEGIN { printf "%.2f", p / 1000 }')
     echo
@@ -153,9 +157,10 @@ if [ "$CEILING_ONLY" != 1 ]; then
         "$(bench_verdict bench_le 0.6 "$ratio_user")"
     printf '  %-52s %6s   target <  5 ms  %s\n' "vexil per-user p99 (ms)" "$p99_user" \
         "$(bench_verdict awk -v p="$p99_user" 'BEGIN { exit !(p < 5) }')"
-    printf '  %-52s %6s   (the ceiling itself: %s ms)\n' "" "" "$p99_ceil"
-    printf '  %-52s %6s   (no target)\n' "vexil all flags / ceiling of the same size" "$ratio_all"
-    echo "RESULT vexil_user_rps=$(fig rps vuser) vexil_user_p50_us=$(fig p50_us vuser) vexil_user_p99_us=$(fig p99_us vuser) vexil_all_rps=$(fig rps vall) vexil_all_p99_us=$(fig p99_us vall) ceiling_user_rps=$(fig rps ruser) ceiling_user_p99_us=$(fig p99_us ruser) ceiling_all_rps=$(fig rps rall) ratio_user=$ratio_user ratio_all=$ratio_all body_user=$BODY_USER body_all=$BODY_ALL"
+    printf '  %-52s %6s   (no target)\n' "ceiling p99 at the same load (ms)" "$p99_ceil"
+    printf '  %-52s %6s   (no target)\n' "vexil per-user / ceiling (requests per server CPU-s)" "$ratio_eff"
+    printf '  %-52s %6s   (no target)\n' "vexil all flags / ceiling of the same size (req/s)" "$ratio_all"
+    echo "RESULT vexil_user_rps=$(fig rps vuser) vexil_user_p50_us=$(fig p50_us vuser) vexil_user_p99_us=$(fig p99_us vuser) vexil_all_rps=$(fig rps vall) vexil_all_p99_us=$(fig p99_us vall) ceiling_user_rps=$(fig rps ruser) ceiling_user_p99_us=$(fig p99_us ruser) ceiling_all_rps=$(fig rps rall) ratio_user=$ratio_user ratio_eff=$ratio_eff ratio_all=$ratio_all body_user=$BODY_USER body_all=$BODY_ALL"
 else
     echo "RESULT ceiling_user_rps=$(fig rps ruser) ceiling_user_p99_us=$(fig p99_us ruser) ceiling_all_rps=$(fig rps rall) body_user=$BODY_USER body_all=$BODY_ALL"
 fi
