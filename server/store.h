@@ -9,7 +9,9 @@
  * parameterised.
  *
  * A PGconn is used by one thread at a time: HTTP worker threads use
- * store_thread_conn(), the listener has its own. */
+ * store_thread_conn(), the listener has its own.  Every function taking a
+ * PGconn answers STORE_UNAVAILABLE when it is NULL, so the result of
+ * store_thread_conn() may be passed straight in. */
 #ifndef VX_STORE_H
 #define VX_STORE_H
 
@@ -32,8 +34,9 @@ enum store_status {
     STORE_ERROR,        /* anything else (logged) */
 };
 
-/* Remember the conninfo (URI or key=value; NULL = libpq defaults) used by
- * store_connect() and store_thread_conn(). Copies the string. */
+/* Remember the conninfo (URI or key=value; NULL or "" = libpq defaults)
+ * used by store_connect() and store_thread_conn(). Copies the string.  Call
+ * before any thread uses the store. */
 void store_configure(const char *conninfo);
 
 /* A new connection with connect_timeout=3 and application_name=vexil, or
@@ -41,13 +44,15 @@ void store_configure(const char *conninfo);
 PGconn *store_connect(struct vx_error *err);
 
 /* The calling thread's own connection, (re)connected on demand; NULL when
- * the database is unreachable.  Owned by the thread; freed at thread exit. */
+ * the database is unreachable (after a failed attempt the thread does not
+ * try again for a second, so a dead database answers fast).  Owned by the
+ * thread; closed at thread exit or by store_thread_close(). */
 PGconn *store_thread_conn(void);
+void store_thread_close(void);
 
 /* Run cb(conn, cls) inside BEGIN/COMMIT; roll back when cb returns anything
  * but STORE_OK; retry up to 5 times on SQLSTATE 40001/40P01. */
-enum store_status store_run_transaction(PGconn *c,
-                                        enum store_status (*cb)(PGconn *c, void *cls),
+enum store_status store_run_transaction(PGconn *c, enum store_status (*cb)(PGconn *c, void *cls),
                                         void *cls);
 
 /* Load flags, live tokens and the version in one REPEATABLE READ
@@ -103,7 +108,8 @@ enum store_status store_token_revoke(PGconn *c, const char *id);
 /* Record last use of tokens (batched by the caller). */
 enum store_status store_token_touch(PGconn *c, const char *id, int64_t at);
 
-/* Human text for the last failure of c (for logs). */
+/* Human text (one line) for the last failure of a store call on this
+ * thread, else PQerrorMessage(c) (for logs).  Valid until the next call. */
 const char *store_last_error(PGconn *c);
 
 #endif
