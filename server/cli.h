@@ -1,5 +1,6 @@
-/* cli.h -- the operator commands of `vexil` other than serve. Each takes the
- * arguments after its own name and returns the process exit status
+/* cli.h -- the operator commands of `vexil` other than serve. Each takes
+ * main's argc - 1, argv + 1: argv[0] is the command's own name ("migrate",
+ * "token", "stale"), its arguments follow.  Returns the process exit status
  * (0 ok, 1 stale flags found for `stale`, 2 bad use or error). */
 #ifndef VX_CLI_H
 #define VX_CLI_H

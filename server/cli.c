@@ -1,0 +1,583 @@
+/* cli.c -- the operator commands: `vexil migrate`, `vexil token ...` and
+ * `vexil stale`.
+ *
+ * Each command is a short function: parse the options with cli_parse(),
+ * open one connection, call the store, print.  They talk to the database
+ * directly (not to a running server), so they work before the first
+ * `vexil serve` and from a cron job on any host that reaches PostgreSQL.
+ *
+ * Conventions shared by every command (docs/DECISIONS.md):
+ *   --database URL, else $VEXIL_DATABASE_URL, else libpq's own defaults;
+ *   --help prints the usage on stdout and exits 0;
+ *   bad use prints ONE line on stderr and exits 2, as does any error;
+ *   results go to stdout, notes to stderr.
+ *
+ * The option parser is our own, small and declarative: getopt_long keeps
+ * global state between calls and prints messages of its own, while these
+ * functions may be called more than once in a process (tests). */
+#include "cli.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flag.h"
+#include "migrate.h"
+#include "store.h"
+#include "timeutil.h"
+#include "vx.h"
+
+#define CLI_EXIT_OK    0
+#define CLI_EXIT_STALE 1
+#define CLI_EXIT_ERROR 2
+
+#define CLI_DAYS_MAX       100000
+#define CLI_TOKEN_NAME_MAX 100 /* characters */
+#define CLI_MAX_POSITIONAL 4
+
+/* ------------------------------------------------------------------ */
+/* Usage and errors                                                     */
+/* ------------------------------------------------------------------ */
+
+static const char USAGE_MIGRATE[] =
+    "Usage: vexil migrate [--database URL]\n"
+    "\n"
+    "Apply the pending database migrations, each once, under an advisory lock\n"
+    "(safe to run from several hosts at once).\n"
+    "\n"
+    "  --database URL  libpq URI or key=value string (default: $VEXIL_DATABASE_URL,\n"
+    "                  else libpq's defaults and PG* variables)\n"
+    "  --help          show this help\n";
+
+static const char USAGE_TOKEN[] =
+    "Usage: vexil token create --name NAME --role admin|client [--database URL]\n"
+    "       vexil token list [--json] [--database URL]\n"
+    "       vexil token revoke ID [--database URL]\n"
+    "\n"
+    "Manage API tokens.  `create` prints the new secret alone on stdout (it is\n"
+    "shown only this once; only its hash is stored) and the token id on stderr.\n"
+    "`list` shows the live tokens, never their secrets.  `revoke` stops a token\n"
+    "on every instance within a second.\n"
+    "\n"
+    "  --name NAME     a name for the token, 1-100 characters; recorded as the\n"
+    "                  actor of every change made with it\n"
+    "  --role ROLE     admin (admin API and page) or client (flag reads)\n"
+    "  --json          list as JSON: {\"tokens\":[{id,name,role,created_at,last_used_at}]}\n"
+    "  --database URL  libpq URI or key=value string (default: $VEXIL_DATABASE_URL)\n"
+    "  --help          show this help\n";
+
+static const char USAGE_STALE[] =
+    "Usage: vexil stale [--days N] [--rolled-out-days N] [--owner NAME] [--json]\n"
+    "                   [--database URL]\n"
+    "\n"
+    "List the flags that are due for removal from the code: older than --days,\n"
+    "or rolled out to 100 % for more than --rolled-out-days.  Meant for cron:\n"
+    "prints nothing and exits 0 when no flag is stale, prints a table and exits 1\n"
+    "when some are, exits 2 on error.\n"
+    "\n"
+    "  --days N             age limit in days (default 30)\n"
+    "  --rolled-out-days N  rolled-out limit in days (default 14)\n"
+    "  --owner NAME         only flags with this owner\n"
+    "  --json               print {\"flags\":[<flag + age_days + stale>]} instead\n"
+    "  --database URL       libpq URI or key=value string (default: $VEXIL_DATABASE_URL)\n"
+    "  --help               show this help\n";
+
+/* Print the one line of bad use or error on stderr; returns CLI_EXIT_ERROR. */
+__attribute__((format(printf, 2, 3))) static int cli_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "vexil %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_EXIT_ERROR;
+}
+
+/* ------------------------------------------------------------------ */
+/* Options                                                              */
+/* ------------------------------------------------------------------ */
+
+/* One long option.  value != NULL: it takes an argument (--name V or
+ * --name=V); else it is a switch that sets *on. */
+struct cli_opt {
+    const char *name; /* without the leading "--" */
+    const char **value;
+    bool *on;
+};
+
+/* Parse argv[0..argc) (the options, after the command's name) against opts
+ * (ended by a zeroed entry).  Positional arguments go to pos (at most max_pos).
+ * Returns 0, 1 when --help was asked (usage already printed), or -1 after
+ * printing the one line of bad use. */
+static int cli_parse(const char *cmd, const char *usage, int argc, char **argv,
+                     const struct cli_opt *opts, const char **pos, int max_pos, int *n_pos)
+{
+    *n_pos = 0;
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return 1;
+        }
+    }
+    bool options_done = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (!options_done && strcmp(a, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if (options_done || a[0] != '-' || a[1] == '\0') {
+            if (*n_pos == max_pos) {
+                cli_fail(cmd, "unexpected argument '%s' (see --help)", a);
+                return -1;
+            }
+            pos[(*n_pos)++] = a;
+            continue;
+        }
+        if (a[1] != '-') {
+            cli_fail(cmd, "unknown option '%s' (see --help)", a);
+            return -1;
+        }
+
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+        const struct cli_opt *o = opts;
+        while (o->name != NULL && (strlen(o->name) != len || strncmp(o->name, name, len) != 0))
+            o++;
+        if (o->name == NULL) {
+            cli_fail(cmd, "unknown option '--%.*s' (see --help)", (int)len, name);
+            return -1;
+        }
+        if (o->value == NULL) {
+            if (eq != NULL) {
+                cli_fail(cmd, "option '--%s' takes no value", o->name);
+                return -1;
+            }
+            *o->on = true;
+        } else if (eq != NULL) {
+            *o->value = eq + 1;
+        } else if (i + 1 < argc) {
+            *o->value = argv[++i];
+        } else {
+            cli_fail(cmd, "option '--%s' needs a value", o->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Parse a number of days: decimal digits only, 0..CLI_DAYS_MAX.  0, or
+ * CLI_EXIT_ERROR after printing the error line. */
+static int cli_days(const char *cmd, const char *opt, const char *s, int *out)
+{
+    long v = 0;
+    const char *p = s;
+
+    for (; *p >= '0' && *p <= '9' && v <= CLI_DAYS_MAX; p++)
+        v = v * 10 + (*p - '0');
+    if (p == s || *p != '\0' || v > CLI_DAYS_MAX)
+        return cli_fail(cmd, "--%s must be a whole number of days from 0 to %d", opt, CLI_DAYS_MAX);
+    *out = (int)v;
+    return 0;
+}
+
+/* Characters in a UTF-8 string, or -1 if it is not valid UTF-8 or holds a
+ * control character. */
+static long cli_text_chars(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    long n = 0;
+
+    while (*p != '\0') {
+        size_t len;
+        uint32_t cp;
+        if (*p < 0x80) {
+            len = 1;
+            cp = *p;
+        } else if ((*p & 0xE0) == 0xC0) {
+            len = 2;
+            cp = *p & 0x1F;
+        } else if ((*p & 0xF0) == 0xE0) {
+            len = 3;
+            cp = *p & 0x0F;
+        } else if ((*p & 0xF8) == 0xF0) {
+            len = 4;
+            cp = *p & 0x07;
+        } else {
+            return -1;
+        }
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return -1;
+            cp = cp << 6 | (p[i] & 0x3F);
+        }
+        /* overlong forms, surrogates, beyond U+10FFFF */
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+            return -1;
+        if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0))
+            return -1;
+        p += len;
+        n++;
+    }
+    return n;
+}
+
+/* Characters of a string known to be UTF-8 (for column widths). */
+static size_t cli_width(const char *s)
+{
+    size_t n = 0;
+    for (; *s != '\0'; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* Print s left-aligned in a column of width characters, then two spaces. */
+static void cli_cell(const char *s, size_t width)
+{
+    fputs(s, stdout);
+    for (size_t w = cli_width(s); w < width + 2; w++)
+        fputc(' ', stdout);
+}
+
+/* Connect with --database, else $VEXIL_DATABASE_URL, else libpq defaults.
+ * NULL after printing the error line. Caller PQfinish()es. */
+static PGconn *cli_connect(const char *cmd, const char *database)
+{
+    struct vx_error err;
+    PGconn *c;
+
+    if (database == NULL)
+        database = getenv("VEXIL_DATABASE_URL");
+    store_configure(database);
+    c = store_connect(&err);
+    store_configure(NULL);
+    if (c == NULL)
+        cli_fail(cmd, "%s", err.message);
+    return c;
+}
+
+/* The error line for a failed store call. */
+static int cli_store_fail(const char *cmd, PGconn *c, enum store_status st, const char *what)
+{
+    if (st == STORE_UNAVAILABLE)
+        return cli_fail(cmd, "%s: database unavailable: %s", what, store_last_error(c));
+    return cli_fail(cmd, "%s: %s", what, store_last_error(c));
+}
+
+/* Print a JSON value and a newline on stdout. 0 or CLI_EXIT_ERROR. */
+static int cli_print_json(const char *cmd, const json_t *v)
+{
+    if (json_dumpf(v, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF)
+        return cli_fail(cmd, "cannot write the output");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* vexil migrate                                                        */
+/* ------------------------------------------------------------------ */
+
+int cli_migrate(int argc, char **argv)
+{
+    const char *cmd = "migrate", *database = NULL, *pos[1];
+    const struct cli_opt opts[] = {{"database", &database, NULL}, {NULL, NULL, NULL}};
+    struct vx_error err;
+    int n_pos, applied = 0, rc;
+    PGconn *c;
+
+    rc = cli_parse(cmd, USAGE_MIGRATE, argc > 0 ? argc - 1 : 0, argc > 0 ? argv + 1 : argv, opts,
+                   pos, 0, &n_pos);
+    if (rc != 0)
+        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+    c = cli_connect(cmd, database);
+    if (c == NULL)
+        return CLI_EXIT_ERROR;
+    rc = migrate_run(c, &applied, &err);
+    PQfinish(c);
+    if (rc != 0)
+        return cli_fail(cmd, "%s", err.message);
+    printf("%d migration%s applied; the database schema is up to date\n", applied,
+           applied == 1 ? "" : "s");
+    return CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* vexil token                                                          */
+/* ------------------------------------------------------------------ */
+
+static int cli_token_create(int argc, char **argv)
+{
+    const char *cmd = "token create", *database = NULL, *name = NULL, *role = NULL, *pos[1];
+    const struct cli_opt opts[] = {{"database", &database, NULL},
+                                   {"name", &name, NULL},
+                                   {"role", &role, NULL},
+                                   {NULL, NULL, NULL}};
+    char id[TOKEN_ID_LEN + 1], secret[64];
+    enum vx_role r;
+    enum store_status st;
+    long chars;
+    int n_pos, rc;
+    PGconn *c;
+
+    rc = cli_parse(cmd, USAGE_TOKEN, argc, argv, opts, pos, 0, &n_pos);
+    if (rc != 0)
+        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+    if (name == NULL)
+        return cli_fail(cmd, "--name is required (see --help)");
+    if (role == NULL)
+        return cli_fail(cmd, "--role is required: admin or client");
+    chars = cli_text_chars(name);
+    if (chars < 1 || chars > CLI_TOKEN_NAME_MAX)
+        return cli_fail(cmd, "--name must be 1 to %d characters of printable UTF-8 text",
+                        CLI_TOKEN_NAME_MAX);
+    if (strcmp(role, "admin") == 0)
+        r = VX_ROLE_ADMIN;
+    else if (strcmp(role, "client") == 0)
+        r = VX_ROLE_CLIENT;
+    else
+        return cli_fail(cmd, "--role must be admin or client");
+
+    c = cli_connect(cmd, database);
+    if (c == NULL)
+        return CLI_EXIT_ERROR;
+    st = store_token_create(c, name, r, id, secret);
+    if (st != STORE_OK) {
+        rc = cli_store_fail(cmd, c, st, "cannot create the token");
+        PQfinish(c);
+        return rc;
+    }
+    PQfinish(c);
+    printf("%s\n", secret);
+    fflush(stdout);
+    explicit_bzero(secret, sizeof secret);
+    fprintf(stderr, "vexil: created %s token %s (%s); the secret above is shown only this once\n",
+            role, id, name);
+    return CLI_EXIT_OK;
+}
+
+static int cli_token_list(int argc, char **argv)
+{
+    const char *cmd = "token list", *database = NULL, *pos[1];
+    bool json = false;
+    const struct cli_opt opts[] = {
+        {"database", &database, NULL}, {"json", NULL, &json}, {NULL, NULL, NULL}};
+    json_t *list = NULL, *t;
+    enum store_status st;
+    size_t i, wname = 4;
+    int n_pos, rc;
+    PGconn *c;
+
+    rc = cli_parse(cmd, USAGE_TOKEN, argc, argv, opts, pos, 0, &n_pos);
+    if (rc != 0)
+        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+    c = cli_connect(cmd, database);
+    if (c == NULL)
+        return CLI_EXIT_ERROR;
+    st = store_tokens_list(c, &list);
+    if (st != STORE_OK) {
+        rc = cli_store_fail(cmd, c, st, "cannot list the tokens");
+        PQfinish(c);
+        return rc;
+    }
+    PQfinish(c);
+
+    if (json) {
+        rc = cli_print_json(cmd, list);
+        json_decref(list);
+        return rc;
+    }
+    json_t *tokens = json_object_get(list, "tokens");
+    json_array_foreach(tokens, i, t)
+    {
+        size_t w = cli_width(json_string_value(json_object_get(t, "name")));
+        wname = w > wname ? w : wname;
+    }
+    cli_cell("ID", TOKEN_ID_LEN);
+    cli_cell("NAME", wname);
+    cli_cell("ROLE", 6);
+    cli_cell("CREATED", 24);
+    printf("LAST USED\n");
+    json_array_foreach(tokens, i, t)
+    {
+        const char *used = json_string_value(json_object_get(t, "last_used_at"));
+        cli_cell(json_string_value(json_object_get(t, "id")), TOKEN_ID_LEN);
+        cli_cell(json_string_value(json_object_get(t, "name")), wname);
+        cli_cell(json_string_value(json_object_get(t, "role")), 6);
+        cli_cell(json_string_value(json_object_get(t, "created_at")), 24);
+        printf("%s\n", used != NULL ? used : "never");
+    }
+    json_decref(list);
+    return CLI_EXIT_OK;
+}
+
+static int cli_token_revoke(int argc, char **argv)
+{
+    const char *cmd = "token revoke", *database = NULL, *pos[1];
+    const struct cli_opt opts[] = {{"database", &database, NULL}, {NULL, NULL, NULL}};
+    enum store_status st;
+    int n_pos, rc;
+    PGconn *c;
+
+    rc = cli_parse(cmd, USAGE_TOKEN, argc, argv, opts, pos, 1, &n_pos);
+    if (rc != 0)
+        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+    if (n_pos != 1)
+        return cli_fail(cmd, "which token? give its ID (see 'vexil token list')");
+    c = cli_connect(cmd, database);
+    if (c == NULL)
+        return CLI_EXIT_ERROR;
+    st = store_token_revoke(c, pos[0]);
+    if (st == STORE_NOT_FOUND)
+        rc = cli_fail(cmd, "no live token has the id '%s'", pos[0]);
+    else if (st != STORE_OK)
+        rc = cli_store_fail(cmd, c, st, "cannot revoke the token");
+    else
+        printf("revoked token %s\n", pos[0]);
+    PQfinish(c);
+    return rc;
+}
+
+int cli_token(int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : NULL;
+
+    if (sub == NULL)
+        return cli_fail("token", "which subcommand? create, list or revoke (see --help)");
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        fputs(USAGE_TOKEN, stdout);
+        return CLI_EXIT_OK;
+    }
+    /* The subcommands get just their options. */
+    if (strcmp(sub, "create") == 0)
+        return cli_token_create(argc - 2, argv + 2);
+    if (strcmp(sub, "list") == 0)
+        return cli_token_list(argc - 2, argv + 2);
+    if (strcmp(sub, "revoke") == 0)
+        return cli_token_revoke(argc - 2, argv + 2);
+    return cli_fail("token", "unknown subcommand '%s': create, list or revoke", sub);
+}
+
+/* ------------------------------------------------------------------ */
+/* vexil stale                                                          */
+/* ------------------------------------------------------------------ */
+
+/* The stale flags as a table for a cron mail. */
+static void cli_stale_table(const json_t *stale, int days, int rolled_out_days)
+{
+    size_t i, wname = 4, wowner = 5, n = json_array_size(stale);
+    const json_t *f;
+
+    json_array_foreach(stale, i, f)
+    {
+        size_t a = cli_width(json_string_value(json_object_get(f, "name")));
+        size_t b = cli_width(json_string_value(json_object_get(f, "owner")));
+        wname = a > wname ? a : wname;
+        wowner = b > wowner ? b : wowner;
+    }
+    printf("%zu flag%s due for removal (older than %d days, or rolled out to 100 %% for more "
+           "than %d days):\n\n",
+           n, n == 1 ? " is" : "s are", days, rolled_out_days);
+    cli_cell("NAME", wname);
+    cli_cell("OWNER", wowner);
+    cli_cell("AGE (DAYS)", 10);
+    printf("REASONS\n");
+    json_array_foreach(stale, i, f)
+    {
+        const char *owner = json_string_value(json_object_get(f, "owner"));
+        const json_t *reasons = json_object_get(f, "stale"), *r;
+        char age[24];
+        size_t j;
+
+        snprintf(age, sizeof age, "%lld",
+                 (long long)json_integer_value(json_object_get(f, "age_days")));
+        cli_cell(json_string_value(json_object_get(f, "name")), wname);
+        cli_cell(owner != NULL && owner[0] != '\0' ? owner : "-", wowner);
+        cli_cell(age, 10);
+        json_array_foreach(reasons, j, r)
+        {
+            printf("%s%s", j > 0 ? ", " : "", json_string_value(r));
+        }
+        putchar('\n');
+    }
+}
+
+int cli_stale(int argc, char **argv)
+{
+    const char *cmd = "stale", *database = NULL, *days_s = NULL, *ro_s = NULL, *owner = NULL;
+    const char *pos[1];
+    bool json = false;
+    const struct cli_opt opts[] = {
+        {"database", &database, NULL}, {"days", &days_s, NULL}, {"rolled-out-days", &ro_s, NULL},
+        {"owner", &owner, NULL},       {"json", NULL, &json},   {NULL, NULL, NULL}};
+    int days = FLAG_STALE_DAYS_DEFAULT, ro_days = FLAG_ROLLED_OUT_DAYS_DEFAULT, n_pos, rc;
+    struct vx_flag *flags = NULL;
+    size_t n = 0;
+    json_t *stale;
+    enum store_status st;
+    PGconn *c;
+    int64_t now;
+
+    rc = cli_parse(cmd, USAGE_STALE, argc > 0 ? argc - 1 : 0, argc > 0 ? argv + 1 : argv, opts, pos,
+                   0, &n_pos);
+    if (rc != 0)
+        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+    if ((days_s != NULL && cli_days(cmd, "days", days_s, &days) != 0) ||
+        (ro_s != NULL && cli_days(cmd, "rolled-out-days", ro_s, &ro_days) != 0))
+        return CLI_EXIT_ERROR;
+
+    c = cli_connect(cmd, database);
+    if (c == NULL)
+        return CLI_EXIT_ERROR;
+    st = store_flags_all(c, &flags, &n);
+    if (st != STORE_OK) {
+        rc = cli_store_fail(cmd, c, st, "cannot read the flags");
+        PQfinish(c);
+        return rc;
+    }
+    PQfinish(c);
+
+    now = time_now_us();
+    stale = json_array();
+    for (size_t i = 0; i < n && stale != NULL; i++) {
+        if (owner != NULL && strcmp(flags[i].owner, owner) != 0)
+            continue;
+        json_t *o = flag_to_admin_json(&flags[i], now, days, ro_days);
+        if (o != NULL && json_array_size(json_object_get(o, "stale")) == 0) {
+            json_decref(o);
+            continue;
+        }
+        if (json_array_append_new(stale, o) != 0) {
+            json_decref(stale);
+            stale = NULL;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        flag_free(&flags[i]);
+    free(flags);
+    if (stale == NULL)
+        return cli_fail(cmd, "out of memory");
+
+    rc = json_array_size(stale) > 0 ? CLI_EXIT_STALE : CLI_EXIT_OK;
+    if (json) {
+        json_t *root = json_object();
+        if (root == NULL || json_object_set_new(root, "flags", stale) != 0) {
+            json_decref(root);
+            return cli_fail(cmd, "out of memory");
+        }
+        if (cli_print_json(cmd, root) != 0)
+            rc = CLI_EXIT_ERROR;
+        json_decref(root);
+        return rc;
+    }
+    if (rc == CLI_EXIT_STALE)
+        cli_stale_table(stale, days, ro_days);
+    json_decref(stale);
+    if (fflush(stdout) != 0)
+        return cli_fail(cmd, "cannot write the output");
+    return rc;
+}
