@@ -1,0 +1,93 @@
+// browser.mjs -- Chromium (Debian's package) driven by playwright-core for the
+// admin page tests.  Every page opened here records what a test must never see:
+// a request to another origin, a JavaScript dialog (alert/confirm/prompt), an
+// uncaught exception, or a Content-Security-Policy violation.
+
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM = process.env.VEXIL_CHROMIUM || '/usr/bin/chromium';
+
+export const LAUNCH_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** Why the browser tests cannot run here, or '' when they can. */
+export function browserMissing() {
+  return existsSync(CHROMIUM) ? '' : `${CHROMIUM} not found (apt-get install chromium)`;
+}
+
+/** A headless Chromium with a temporary profile (removed on close). */
+export function launch() {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: LAUNCH_ARGS });
+}
+
+/**
+ * A fresh context and page on `origin`, with watchers.  Returns
+ * {context, page, requests, dialogs, errors, check()} where check() asserts
+ * that every request stayed on origin and nothing bad happened.
+ */
+export async function openPage(browser, origin, { viewport = { width: 1280, height: 800 } } = {}) {
+  const context = await browser.newContext({ viewport, reducedMotion: 'reduce' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  const requests = [];
+  const dialogs = [];
+  const errors = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('dialog', (d) => {
+    dialogs.push(`${d.type()}: ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+  page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content.Security.Policy|Refused to/i.test(m.text())) errors.push(`CSP: ${m.text()}`);
+  });
+  return {
+    context,
+    page,
+    requests,
+    dialogs,
+    errors,
+    check() {
+      const foreign = requests.filter((u) => !u.startsWith(origin + '/'));
+      assert.deepEqual(foreign, [], `requests left ${origin}`);
+      assert.deepEqual(dialogs, [], 'the page opened a JavaScript dialog');
+      assert.deepEqual(errors, [], 'the page had errors');
+    },
+    close: () => context.close(),
+  };
+}
+
+/** Open /admin and sign in with token; waits for the list and the live connection. */
+export async function signIn(page, origin, token) {
+  await page.goto(origin + '/admin');
+  await page.fill('#token', token);
+  await page.click('#signin-button');
+  await page.waitForSelector('#list-view:not([hidden])');
+  await page.waitForSelector('#conn[data-state="live"]');
+}
+
+/** The row of flag `name` in the list. */
+export function row(page, name) {
+  return page.locator(`#flags-body tr[data-name="${name}"]`);
+}
+
+/** Wait until fn() (async, in node) returns truthy; returns its value. */
+export async function until(fn, { timeout = 5000, interval = 25, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}

@@ -1,0 +1,80 @@
+// The admin page's pure helpers (web/util.js), in node: no browser, no server.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+
+// web/ has no package.json saying "module" (it is served as is), so load the
+// file as an ES module through a data: URL; it imports nothing.
+const source = readFileSync(new URL('../../web/util.js', import.meta.url), 'utf8');
+const U = await import('data:text/javascript;charset=utf-8,' + encodeURIComponent(source));
+
+test('parseUsers splits on new lines, commas and whitespace, drops empties and repeats', () => {
+  assert.deepEqual(U.parseUsers('alice, bob\ncarol\t dave\r\n\n,,alice  '), ['alice', 'bob', 'carol', 'dave']);
+  assert.deepEqual(U.parseUsers('   \n , '), []);
+  assert.deepEqual(U.parseUsers('ü-user;x'), ['ü-user;x'], 'only the documented separators split');
+});
+
+test('checkName follows SPEC §2', () => {
+  for (const ok of ['a', 'new_ui', 'checkout.v2', 'Feature.flexibleRollout.10', '9-lives', 'x'.repeat(100)]) assert.equal(U.checkName(ok), '', ok);
+  for (const bad of ['', '_x', '.x', '-x', 'a b', 'a/b', 'ü', 'x'.repeat(101)]) assert.notEqual(U.checkName(bad), '', bad);
+});
+
+test('checkUsers catches ids over 256 bytes and lists over 10 000', () => {
+  assert.deepEqual(U.checkUsers(['a', 'ü'.repeat(128)]), []);
+  assert.equal(U.checkUsers(['ü'.repeat(129)]).length, 1);
+  assert.equal(U.checkUsers(Array.from({ length: 10001 }, (_, i) => 'u' + i)).length, 1);
+});
+
+test('staleText words the SPEC §7 reasons', () => {
+  assert.equal(U.staleText('older_than_30_days'), 'older than 30 days');
+  assert.equal(U.staleText('rolled_out_14_days'), 'fully rolled out for over 14 days');
+  assert.equal(U.staleText('something_new'), 'something new');
+});
+
+test('diffFlags lists the editable fields that differ, in order', () => {
+  const a = { name: 'f', enabled: false, percentage: 0, users: ['a'], description: 'd', owner: '', revision: 1 };
+  const b = { ...a, enabled: true, users: ['a', 'b'], revision: 2, updated_at: 'x' };
+  assert.deepEqual(U.diffFlags(a, b), [
+    { field: 'enabled', before: false, after: true },
+    { field: 'users', before: ['a'], after: ['a', 'b'] },
+  ]);
+  assert.deepEqual(U.diffFlags(a, a), []);
+  assert.equal(U.diffFlags(null, a).length, 5);
+  assert.deepEqual(U.usersDelta(['a', 'b'], ['b', 'c']), { added: ['c'], removed: ['a'] });
+});
+
+test('describePatch says what a change does', () => {
+  const f = { users: ['a', 'b'] };
+  assert.equal(U.describePatch({ enabled: true }, f), 'turn it on');
+  assert.equal(U.describePatch({ percentage: 25 }, f), 'set rollout to 25 %');
+  assert.equal(U.describePatch({ users: ['b', 'c'] }, f), 'add c and remove a');
+  assert.equal(U.describePatch({ description: 'x' }, f), 'set description to "x"');
+});
+
+test('sortFlags and matchesFilter', () => {
+  const flags = [
+    { name: 'b', enabled: true, percentage: 5, users: [], owner: 'zed', age_days: 3, stale: [] },
+    { name: 'a', enabled: false, percentage: 50, users: ['x'], owner: 'amy', age_days: 40, stale: ['older_than_30_days'] },
+    { name: 'c', enabled: true, percentage: 50, users: [], owner: '', age_days: 1, stale: [] },
+  ];
+  const names = (l) => l.map((f) => f.name);
+  assert.deepEqual(names(U.sortFlags(flags)), ['a', 'b', 'c']);
+  assert.deepEqual(names(U.sortFlags(flags, 'name', -1)), ['c', 'b', 'a']);
+  assert.deepEqual(names(U.sortFlags(flags, 'age', -1)), ['a', 'b', 'c']);
+  assert.deepEqual(names(U.sortFlags(flags, 'percentage', -1)), ['a', 'c', 'b'], 'ties by name');
+  assert.deepEqual(names(U.sortFlags(flags, 'stale', 1)), ['a', 'b', 'c']);
+  assert.deepEqual(names(flags.filter((f) => U.matchesFilter(f, 'A'))), ['a']);
+  assert.deepEqual(names(flags.filter((f) => U.matchesFilter(f, 'is:on'))), ['b', 'c']);
+  assert.deepEqual(names(flags.filter((f) => U.matchesFilter(f, 'is:stale'))), ['a']);
+  assert.deepEqual(names(flags.filter((f) => U.matchesFilter(f, 'owner:ze is:on'))), ['b']);
+  assert.deepEqual(names(flags.filter((f) => U.matchesFilter(f, '  '))), ['b', 'a', 'c']);
+});
+
+test('timeAgo', () => {
+  const now = Date.parse('2026-01-10T12:00:00.000Z');
+  assert.equal(U.timeAgo('2026-01-10T11:59:50.000Z', now), 'just now');
+  assert.equal(U.timeAgo('2026-01-10T11:55:00.000Z', now), '5 min ago');
+  assert.equal(U.timeAgo('2026-01-10T09:00:00.000Z', now), '3 h ago');
+  assert.equal(U.timeAgo('2026-01-08T12:00:00.000Z', now), '2 days ago');
+  assert.equal(U.timeAgo('nonsense', now), '');
+});
