@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# tests/fuzz/run.sh -- build the libFuzzer targets, replay the regressions,
+# then fuzz each target for a bounded time.
+#
+#   tests/fuzz/run.sh                   every target
+#   tests/fuzz/run.sh fuzz_json ...     only these
+#
+# Targets (each tests/fuzz/<target>.c, linked directly against the pure
+# server/*.c sources it needs, no meson):
+#   fuzz_json    request-body validation: flag_patch_from_json (create and
+#                patch), flag_from_json, JSON string output (server/flag.c ...)
+#   fuzz_router  unescape_cb + router_find on the real routing table (server/http.c,
+#                server/router.c)
+#   fuzz_etag    etag_parse/etag_matches and parse_int_range (server/httputil.c)
+#
+# For each target, in this order:
+#   1. build:   clang -fsanitize=fuzzer,address,undefined (UB aborts too);
+#   2. replay:  every file in tests/fuzz/regressions/<target>/ runs once;
+#               a crash there fails the run;
+#   3. fuzz:    libFuzzer for $FUZZ_SECONDS seconds, starting from the
+#               committed seeds in tests/fuzz/corpus/<target>/ (read only;
+#               new inputs go to the scratch corpus under the build dir).
+#               A crash, leak, timeout or out-of-memory fails the run, and
+#               the input that caused it is copied to
+#               tests/fuzz/regressions/<target>/ so that it is replayed from
+#               then on: commit it together with the fix.
+#
+# Adding a regression by hand: put the input (raw bytes, any file name; e.g.
+# crash-<sha1> from libFuzzer, or a file you wrote) into
+# tests/fuzz/regressions/<target>/ and commit it.  Reproduce one with
+#   tests/fuzz/run.sh <target>              (builds, replays, fuzzes)
+#   build/fuzz/<target> tests/fuzz/regressions/<target>/<file>   (replay only)
+# Regressions are also good seeds: libFuzzer does not read them as corpus,
+# so copy interesting ones to corpus/<target>/ too.
+#
+# Environment:
+#   FUZZ_SECONDS  seconds of fuzzing per target (default 20; 0 = replay only)
+#   FUZZ_BUILD    build directory (default build/fuzz)
+#   FUZZ_CC       compiler (default clang)
+#   FUZZ_JOBS     run this many targets at once (default 1)
+# Exit status: 0 all clean, 1 a target crashed or a regression failed,
+# 2 the fuzzers could not be built (clang or libclang-rt-14-dev missing).
+
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+cd "$ROOT" || exit 2
+FUZZ_DIR=tests/fuzz
+SECONDS_EACH=${FUZZ_SECONDS:-20}
+BUILD=${FUZZ_BUILD:-build/fuzz}
+CC=${FUZZ_CC:-clang}
+ALL_TARGETS=(fuzz_json fuzz_router fuzz_etag)
+
+# The pure sources each target links (besides the target itself).
+sources_of() {
+    case $1 in
+    fuzz_json) echo server/flag.c server/vx.c server/timeutil.c server/httputil.c server/eval.c \
+        server/murmur3.c ;;
+    fuzz_router) echo server/router.c ;;
+    fuzz_etag) echo server/httputil.c ;;
+    *) return 1 ;;
+    esac
+}
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+say() { printf '%s\n' "$*"; }
+
+# Print a step's name, run it, print its outcome and duration.
+step() {
+    local name=$1 t0 rc=0
+    shift
+    say "--> [$name]"
+    t0=$(now)
+    "$@" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        say "<-- [$name] ok in $(elapsed "$t0")"
+    else
+        say "<-- [$name] FAILED (status $rc) in $(elapsed "$t0")"
+    fi
+    return "$rc"
+}
+
+# routes.inc and unescape.inc: the routing table's method/pattern pairs and
+# unescape_cb, taken from server/http.c so that fuzz_router tests what the
+# daemon runs.  A table or function that can no longer be found fails the
+# build (update the extraction here, not a hand-made copy).
+extract_from_http() {
+    local out=$1
+    grep -oE '^[[:space:]]*R\("[A-Z]+", "[^"]*"' server/http.c |
+        sed -E 's/^[[:space:]]*R\(("[A-Z]+"), ("[^"]*")/    R(\1, \2),/' >"$out/routes.inc.tmp" || true
+    if [ ! -s "$out/routes.inc.tmp" ] || [ "$(wc -l <"$out/routes.inc.tmp")" -lt 5 ]; then
+        say "cannot find the routing table (R(\"METHOD\", \"/pattern\", ...) lines) in server/http.c" >&2
+        return 1
+    fi
+    mv "$out/routes.inc.tmp" "$out/routes.inc"
+    awk '/^static size_t unescape_cb\(/ { on = 1 } on { print } on && /^}/ { exit }' \
+        server/http.c >"$out/unescape.inc"
+    if ! grep -q '^}' "$out/unescape.inc"; then
+        say "cannot find 'static size_t unescape_cb(...)' in server/http.c" >&2
+        return 1
+    fi
+    say "routes from server/http.c: $(wc -l <"$out/routes.inc")"
+}
+
+build_target() {
+    local t=$1 src
+    src=$(sources_of "$t") || return 2
+    # shellcheck disable=SC2046,SC2086
+    "$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+        -fno-sanitize-recover=all -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
+        -Iserver -I"$BUILD" $(pkg-config --cflags jansson) \
+        "$FUZZ_DIR/$t.c" $src \
+        $(pkg-config --libs jansson) -lm -o "$BUILD/$t"
+}
+
+# Replay every committed regression input once.
+replay() {
+    local t=$1 dir="$FUZZ_DIR/regressions/$1" files=()
+    mapfile -t files < <(find "$dir" -type f ! -name '.*' ! -name '*.md' 2>/dev/null | sort)
+    if [ ${#files[@]} -eq 0 ]; then
+        say "no regressions for $t"
+        return 0
+    fi
+    say "replaying ${#files[@]} regression input(s) from $dir"
+    "$BUILD/$t" -runs=1 "${files[@]}" >"$BUILD/logs/$t-replay.log" 2>&1 || {
+        tail -n 60 "$BUILD/logs/$t-replay.log"
+        say "a regression input of $t fails: see $BUILD/logs/$t-replay.log" >&2
+        return 1
+    }
+}
+
+fuzz() {
+    local t=$1 work="$BUILD/corpus/$1" art="$BUILD/artifacts/$1/" rc=0 dict=()
+    mkdir -p "$work" "$art"
+    rm -f "$art"/crash-* "$art"/leak-* "$art"/timeout-* "$art"/oom-* 2>/dev/null
+    [ -f "$FUZZ_DIR/$t.dict" ] && dict=(-dict="$FUZZ_DIR/$t.dict")
+    # -timeout: one input taking 10 s is a hang; -rss_limit_mb guards the box.
+    "$BUILD/$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+        -max_len=65536 -print_final_stats=1 -artifact_prefix="$art" "${dict[@]}" \
+        "$work" "$FUZZ_DIR/corpus/$t" >"$BUILD/logs/$t.log" 2>&1 || rc=$?
+    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)' \
+        "$BUILD/logs/$t.log" | sed 's/^/    /'
+    local found=()
+    mapfile -t found < <(find "$art" -maxdepth 1 -type f \
+        \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \))
+    if [ "$rc" -ne 0 ] || [ ${#found[@]} -gt 0 ]; then
+        grep -E -A 30 '^==[0-9]+==ERROR|runtime error|^fuzz_[a-z]+: |ALARM|out-of-memory' \
+            "$BUILD/logs/$t.log" | head -n 60
+        local f
+        mkdir -p "$FUZZ_DIR/regressions/$t"
+        for f in "${found[@]}"; do
+            cp "$f" "$FUZZ_DIR/regressions/$t/"
+            say "kept $FUZZ_DIR/regressions/$t/$(basename "$f") (commit it with the fix)"
+        done
+        say "$t failed (libFuzzer status $rc); full log: $BUILD/logs/$t.log" >&2
+        return 1
+    fi
+}
+
+run_target() {
+    local t=$1 rc=0
+    step "fuzz:$t:build" build_target "$t" || return 2
+    step "fuzz:$t:replay" replay "$t" || rc=1
+    if [ "$SECONDS_EACH" -gt 0 ]; then
+        step "fuzz:$t:run ${SECONDS_EACH}s" fuzz "$t" || rc=1
+    fi
+    return "$rc"
+}
+
+main() {
+    local targets=("$@") t rc=0 t0
+    [ ${#targets[@]} -eq 0 ] && targets=("${ALL_TARGETS[@]}")
+    for t in "${targets[@]}"; do
+        sources_of "$t" >/dev/null || {
+            say "unknown target '$t' (known: ${ALL_TARGETS[*]})" >&2
+            return 2
+        }
+    done
+    case $SECONDS_EACH in '' | *[!0-9]*)
+        say "FUZZ_SECONDS must be a whole number of seconds, not '$SECONDS_EACH'" >&2
+        return 2
+        ;;
+    esac
+    if ! command -v "$CC" >/dev/null; then
+        say "$CC not found: apt-get install clang libclang-rt-14-dev" >&2
+        return 2
+    fi
+    # libFuzzer's runtime ships in libclang-rt-14-dev, not in clang itself.
+    if ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
+        "$CC" -x c -fsanitize=fuzzer,address,undefined -o /dev/null - 2>/dev/null; then
+        say "$CC cannot link -fsanitize=fuzzer,address,undefined: apt-get install libclang-rt-14-dev" >&2
+        return 2
+    fi
+    mkdir -p "$BUILD/logs" || return 2
+    t0=$(now)
+    step "fuzz:extract" extract_from_http "$BUILD" || return 2
+
+    local jobs=${FUZZ_JOBS:-1} pids=() names=()
+    for t in "${targets[@]}"; do
+        if [ "$jobs" -le 1 ]; then
+            local trc=0
+            run_target "$t" || trc=$?
+            [ "$trc" -gt "$rc" ] && rc=$trc
+        else
+            run_target "$t" >"$BUILD/logs/$t-driver.log" 2>&1 &
+            pids+=($!)
+            names+=("$t")
+            if [ ${#pids[@]} -ge "$jobs" ]; then
+                wait "${pids[0]}" || rc=1
+                cat "$BUILD/logs/${names[0]}-driver.log"
+                pids=("${pids[@]:1}")
+                names=("${names[@]:1}")
+            fi
+        fi
+    done
+    local i
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || rc=1
+        cat "$BUILD/logs/${names[$i]}-driver.log"
+    done
+    say "fuzz: ${targets[*]} in $(elapsed "$t0"): $([ "$rc" -eq 0 ] && echo clean || echo FAILED)"
+    return "$rc"
+}
+
+main "$@"
