@@ -56,6 +56,7 @@ export function describeError(err) {
   if (err instanceof ApiError) {
     if (err.status === 0) return err.message;
     let s = err.message.replace(/\s+$/, '');
+    s = s.charAt(0).toUpperCase() + s.slice(1);
     if (!/[.!?]$/.test(s)) s += '.';
     s += ` (${err.status} ${err.code.replace(/_/g, ' ')})`;
     if (err.retryAfter) s += ` Try again in ${err.retryAfter} s.`;
@@ -88,7 +89,7 @@ export class Api {
       res = await fetch(path, init);
     } catch (e) {
       if (e && e.name === 'AbortError') throw e;
-      throw new ApiError(0, 'network', 'Could not reach the server. Check your connection; the page keeps trying.');
+      throw new ApiError(0, 'network', 'Could not reach the server.');
     }
     if (res.status === 304) return { status: 304, body: null, headers: res.headers };
     if (!res.ok) {

@@ -150,7 +150,8 @@ async function signIn(token, fromStorage) {
   showView('list');
   applyFlags(flags);
   startLive();
-  $('filter').focus();
+  if (window.matchMedia('(pointer: fine)').matches) $('filter').focus();
+  else $('main').focus();
 }
 
 function onUnauthorized() {
@@ -169,6 +170,7 @@ function signOut(message) {
   state.rows.clear();
   $('flags-body').replaceChildren();
   clearMessages($('page-msg'));
+  $('live-msg').hidden = true;
   $('toasts').replaceChildren();
   $('signin-error').textContent = message || '';
   showView('signin');
@@ -409,7 +411,7 @@ async function changeFlag(name, op, base) {
       forgetFlag(name);
       return null;
     }
-    if (!(e instanceof ApiError && e.status === 401)) notifyError(`Could not ${U.describePatch(patch, base)} on “${name}”: ${describeError(e)}`);
+    if (!(e instanceof ApiError && e.status === 401)) notifyError(`“${name}”: could not ${U.describePatch(patch, base)}. ${describeError(e)}`);
     return null;
   } finally {
     setPending(name, false);
@@ -968,7 +970,7 @@ async function submitCreate(ev) {
     notify(`Created “${flag.name}”. It is off; turn it on when ready.`);
   } catch (e) {
     if (e.status === 409) {
-      $('cd-name-error').textContent = `A flag named “${name}” already exists (409 conflict).`;
+      $('cd-name-error').textContent = describeError(e);
       $('cd-name').setAttribute('aria-invalid', 'true');
       $('cd-name').focus();
     } else if (e.status !== 401) notifyError('Could not create the flag: ' + describeError(e), { area: $('cd-msg') });
@@ -980,11 +982,32 @@ async function submitCreate(ev) {
 // ---------------------------------------------------------------------------
 // live updates: long-poll GET /flags?wait=30 with If-None-Match
 
-function setConn(kind, text) {
+const CONN_WORDS = {
+  connecting: 'Connecting to live updates.',
+  live: 'Live: changes made elsewhere show up here at once.',
+  retrying: 'Live updates are interrupted; retrying.',
+};
+
+/**
+ * Shows the state of the live connection: a short text in the top bar (with a
+ * countdown while retrying), a sentence for screen readers only when the state
+ * changes, and the reason in words on the page once it has failed twice.
+ */
+function setConn(kind, text, reason = '') {
   const c = $('conn');
+  const changed = c.dataset.state !== kind;
   c.dataset.state = kind;
   $('conn-text').textContent = text;
-  c.title = text;
+  c.title = reason ? `${text} — ${reason}` : CONN_WORDS[kind] || text;
+  if (changed) $('conn-sr').textContent = CONN_WORDS[kind] || text;
+  const live = state.live;
+  const banner = $('live-msg');
+  if (kind === 'retrying' && live && live.failures >= 2) {
+    $('live-msg-text').textContent =
+      `Live updates are interrupted: ${reason} The page keeps retrying; what you see may be out of date, ` +
+      'but your changes are still checked against the current state before they are saved.';
+    banner.hidden = false;
+  } else if (kind === 'live') banner.hidden = true;
 }
 
 function startLive() {
@@ -1051,18 +1074,18 @@ async function liveLoop(live) {
       if (e instanceof ApiError && e.status === 401) break; // signed out by onUnauthorized
       live.failures++;
       const delay = Math.min(30, 2 ** Math.min(live.failures - 1, 5)) * (0.8 + Math.random() * 0.4);
-      let reason = e.name === 'AbortError' ? 'the server stopped answering' : describeError(e);
+      const reason = e.name === 'AbortError' ? 'The server stopped answering.' : describeError(e);
       const until = Date.now() + Math.max(delay, e.retryAfter || 0) * 1000;
       while (!live.stopped && Date.now() < until) {
         const left = Math.ceil((until - Date.now()) / 1000);
-        setConn('retrying', `Not live: ${reason} Retrying in ${left} s.`);
+        setConn('retrying', `Reconnecting in ${left} s`, reason);
         await sleep(live, Math.min(1000, until - Date.now()));
         if (live.kick) {
           live.kick = false;
           break;
         }
       }
-      if (!live.stopped) setConn('retrying', `Reconnecting… (${reason})`);
+      if (!live.stopped) setConn('retrying', 'Reconnecting…', reason);
     } finally {
       clearTimeout(timer);
       live.stop.signal.removeEventListener('abort', onStop);
@@ -1070,7 +1093,7 @@ async function liveLoop(live) {
   }
 }
 
-/** Retry at once (the browser came back online or the tab became visible). */
+/** Retry at once (the browser came back online, the tab became visible, or "Retry now"). */
 function kickLive() {
   const live = state.live;
   if (live && live.failures && live.wake) {
@@ -1199,6 +1222,7 @@ function wire() {
     if ($('cd-name-error').textContent) $('cd-name-error').textContent = U.checkName($('cd-name').value.trim());
   });
 
+  $('live-retry').addEventListener('click', kickLive);
   window.addEventListener('online', kickLive);
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') kickLive();

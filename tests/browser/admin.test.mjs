@@ -141,7 +141,10 @@ describe('admin page', { skip: browserMissing() || false }, () => {
     const p = await openPage(browser, base);
     const { page } = p;
     try {
-      await page.goto(base + '/admin');
+      const res = await page.goto(base + '/admin');
+      assert.equal(res.status(), 200);
+      // The page is written for the server's strict policy; errors would show in p.check().
+      assert.match(res.headers()['content-security-policy'] || '', /script-src 'self'/);
       await page.fill('#token', 'vx_not-a-real-token-at-all-0000000000000000000');
       await page.click('#signin-button');
       await page.waitForFunction(() => document.getElementById('signin-error').textContent.includes('401'));
@@ -423,7 +426,9 @@ describe('admin page', { skip: browserMissing() || false }, () => {
       await page.route((u) => u.pathname === '/flags' && u.searchParams.has('wait'), (r) => r.abort('connectionrefused'));
       await createFlag(env.admin, { name: 'conflict.wake' }); // ends the long-poll already held
       await page.waitForSelector('#conn[data-state="retrying"]');
-      assert.match(await page.textContent('#conn-text'), /Retrying|Reconnecting/);
+      assert.match(await page.textContent('#conn-text'), /Reconnecting/);
+      await page.waitForSelector('#live-msg:not([hidden])');
+      assert.match(await page.textContent('#live-msg'), /Live updates are interrupted: .*\w/);
 
       await patchFlag('conflict.switch', { percentage: 40 });
       const sw = row(page, 'conflict.switch').locator('.switch');
@@ -443,9 +448,10 @@ describe('admin page', { skip: browserMissing() || false }, () => {
       f = await apiFlag('conflict.switch');
       assert.equal(f.percentage, 40);
 
-      await page.unroute((u) => u.pathname === '/flags' && u.searchParams.has('wait'));
       await page.unrouteAll();
-      await page.waitForSelector('#conn[data-state="live"]', { timeout: 40000 });
+      await page.click('#live-retry');
+      await page.waitForSelector('#conn[data-state="live"]', { timeout: 5000 });
+      assert.ok(await page.isHidden('#live-msg'), 'the warning goes away once live again');
       p.check();
     } finally {
       await p.close();
@@ -511,7 +517,26 @@ describe('admin page', { skip: browserMissing() || false }, () => {
 
       await page.click('#toasts .msg button:has-text("Undo")');
       await row(page, 'delete.me').waitFor();
-      const f = await apiFlag('delete.me');
+      let f = await apiFlag('delete.me');
+      assert.equal(f.enabled, true);
+      assert.equal(f.percentage, 5);
+
+      // Deleted elsewhere: its history is still reachable by name, and the
+      // deletion can be reverted from there.
+      assert.equal((await env.admin.del('/api/flags/delete.me')).status, 204);
+      await row(page, 'delete.me').waitFor({ state: 'detached' });
+      await page.fill('#filter', 'delete.me');
+      await page.click('#empty-history');
+      await page.waitForSelector('#flag-dialog[open] .badge-deleted');
+      assert.ok(await page.isHidden('#fd-live'), 'no controls for a deleted flag');
+      const del = page.locator('#fd-history > li').first();
+      await del.locator('.badge-action', { hasText: 'delete' }).waitFor();
+      await del.locator('button', { hasText: 'Revert to before this change' }).click();
+      await page.click('#cf-ok');
+      await until(async () => (await apiFlag('delete.me')) !== null, { what: 'the flag to come back' });
+      await page.waitForSelector('#flag-dialog[open] #fd-live:not([hidden])');
+      await row(page, 'delete.me').waitFor();
+      f = await apiFlag('delete.me');
       assert.equal(f.enabled, true);
       assert.equal(f.percentage, 5);
       p.check();
