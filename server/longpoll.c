@@ -11,7 +11,14 @@
  * A suspended connection never times out in libmicrohttpd and its client
  * may be long gone, so every waiter carries a deadline, enforced by one
  * timer thread that ticks every 50 ms (the wait granularity is a second).
- * The list is capped: beyond max_waiters a request is refused (503). */
+ * The list is capped: beyond max_waiters a request is refused (503).
+ *
+ * A stream (w->repeat, ofrep.c's SSE change stream) is registered once for
+ * its whole life, so it holds its place under the cap, and is suspended and
+ * resumed many times: from its content reader whenever it has nothing to
+ * send, by a change or by its keep-alive deadline.  Wakers resume only
+ * waiters that are suspended (state LP_PARKED); a stream that is busy
+ * writing finds the new version itself when it next asks to wait. */
 #include "longpoll.h"
 
 #include <pthread.h>
@@ -42,9 +49,11 @@ static void unlink_waiter(struct lp_waiter *w)
     atomic_fetch_sub(&lp_count, 1);
 }
 
+/* Resume a suspended waiter; a long-poll leaves the list, a stream stays. */
 static void resume(struct lp_waiter *w, enum lp_state why)
 {
-    unlink_waiter(w);
+    if (!w->repeat)
+        unlink_waiter(w);
     w->state = why;
     MHD_resume_connection(w->conn);
 }
@@ -65,7 +74,7 @@ static void *timer_main(void *arg)
         int64_t now = time_monotonic_us();
         for (struct lp_waiter *w = head.next, *next; w != &head; w = next) {
             next = w->next;
-            if (w->deadline_us <= now)
+            if (w->state == LP_PARKED && w->deadline_us <= now)
                 resume(w, LP_TIMEOUT);
         }
     }
@@ -126,10 +135,56 @@ void longpoll_wake(int64_t version)
     pthread_mutex_lock(&lp_lock);
     for (struct lp_waiter *w = head.next, *next; w != &head; w = next) {
         next = w->next;
-        if (w->since_version < version)
+        if (w->state == LP_PARKED && w->since_version < version)
             resume(w, LP_CHANGED);
     }
     pthread_mutex_unlock(&lp_lock);
+}
+
+int longpoll_stream_open(struct lp_waiter *w, struct MHD_Connection *conn)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&lp_lock);
+    if (lp_closing) {
+        rc = -2;
+    } else if (atomic_load(&lp_count) >= lp_max) {
+        rc = -1;
+    } else {
+        w->conn = conn;
+        w->repeat = true;
+        w->state = LP_IDLE;
+        w->next = &head;
+        w->prev = head.prev;
+        head.prev->next = w;
+        head.prev = w;
+        atomic_fetch_add(&lp_count, 1);
+    }
+    pthread_mutex_unlock(&lp_lock);
+    return rc;
+}
+
+int longpoll_stream_wait(struct lp_waiter *w, int64_t since_version, int64_t deadline_us)
+{
+    int rc;
+
+    pthread_mutex_lock(&lp_lock);
+    if (lp_closing || w->next == NULL) {
+        rc = -2;
+    } else if (snapshot_version() != since_version) {
+        /* Moved (either way: a restored database goes back) while the
+         * stream was busy: no suspension, the caller sends it now. */
+        w->state = LP_CHANGED;
+        rc = 0;
+    } else {
+        w->since_version = since_version;
+        w->deadline_us = deadline_us;
+        w->state = LP_PARKED;
+        MHD_suspend_connection(w->conn);
+        rc = 1;
+    }
+    pthread_mutex_unlock(&lp_lock);
+    return rc;
 }
 
 void longpoll_forget(struct lp_waiter *w)
@@ -144,8 +199,16 @@ void longpoll_shutdown(void)
 {
     pthread_mutex_lock(&lp_lock);
     lp_closing = true;
-    while (head.next != &head)
-        resume(head.next, LP_SHUTDOWN);
+    while (head.next != &head) {
+        struct lp_waiter *w = head.next;
+        bool suspended = w->state == LP_PARKED;
+        unlink_waiter(w);
+        w->state = LP_SHUTDOWN;
+        /* A stream that is not suspended sees lp_closing when it next
+         * asks to wait. */
+        if (suspended)
+            MHD_resume_connection(w->conn);
+    }
     pthread_mutex_unlock(&lp_lock);
 }
 

@@ -37,7 +37,20 @@ void longpoll_stop(void);     /* stop the timer thread */
 int longpoll_park(struct lp_waiter *w, struct MHD_Connection *conn, int64_t since_version,
                   int64_t deadline_us);
 
-/* Wake every waiter whose since_version < version. Any thread. */
+/* Streams (SSE): register w for the life of the stream, counted against
+ * the cap like a parked request.  Returns 0, -1 cap reached, -2 shutting
+ * down.  Unregister with longpoll_forget. */
+int longpoll_stream_open(struct lp_waiter *w, struct MHD_Connection *conn);
+
+/* From the stream's content reader when it has nothing to send: suspend its
+ * connection until the version differs from since_version or deadline_us
+ * (monotonic) passes; libmicrohttpd calls the reader again after the
+ * resume.  Returns 1 suspended (the reader must then return 0), 0 the
+ * version already differs (not suspended), -2 shutting down (end the
+ * stream). */
+int longpoll_stream_wait(struct lp_waiter *w, int64_t since_version, int64_t deadline_us);
+
+/* Wake every parked waiter whose since_version < version. Any thread. */
 void longpoll_wake(int64_t version);
 
 /* Unlink w if still registered (completion of a request). */
