@@ -426,41 +426,51 @@ static enum http_rc preflight(struct vx_req *r)
     return http_reply_empty(r, 204);
 }
 
-/* First call: everything that can be decided from the request line and
- * headers.  Returns HTTP_QUEUED if it answered, HTTP_SUSPENDED (abused here
- * as "go on") otherwise. */
-static enum http_rc first_call(struct vx_req *r)
+/* First call, headers only.  libmicrohttpd 0.9.75 closes the connection
+ * after any reply queued this early, so only the answers that should close
+ * it are given here: a URL or a body over the limits.  Everything else
+ * waits for the final call (keep-alive survives 404s and 401s). */
+static enum http_rc early_checks(struct vx_req *r)
 {
+    const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int64_t n;
+
     set_request_id(r);
     if (r->raw_uri_len > vx_cfg.max_url)
         return http_reply_error(r, 414, VX_E_BAD_REQUEST, "the URL is longer than %zu bytes",
                                 vx_cfg.max_url);
-    if (strcmp(r->method, "OPTIONS") == 0)
-        return preflight(r);
-    router_find(routes, N_ROUTES, r->method, r->url, strlen(r->url), &r->match);
-    if (r->match.status == 404)
-        return http_reply_error(r, 404, VX_E_NOT_FOUND, "no such resource: %s %.200s", r->method,
-                                r->url);
-    if (r->match.status == 405) {
-        http_add_header(r, "Allow", r->match.allow);
-        return http_reply_error(r, 405, VX_E_METHOD_NOT_ALLOWED,
-                                "%s is not allowed here; allowed: %s", r->method, r->match.allow);
+    if (cl != NULL && parse_int_range(cl, 0, INT64_MAX, &n) == 0 && (uint64_t)n > vx_cfg.max_body)
+        return http_reply_error(r, 413, VX_E_PAYLOAD_TOO_LARGE, "the body is larger than %zu bytes",
+                                vx_cfg.max_body);
+    return HTTP_SUSPENDED; /* go on */
+}
+
+/* Final call: route (404/405), authenticate (401/403), then run the
+ * handler.  Returns the handler's answer. */
+static enum http_rc dispatch(struct vx_req *r)
+{
+    if (r->match.route == NULL) {
+        if (strcmp(r->method, "OPTIONS") == 0)
+            return preflight(r);
+        router_find(routes, N_ROUTES, r->method, r->url, strlen(r->url), &r->match);
+        if (r->match.status == 404)
+            return http_reply_error(r, 404, VX_E_NOT_FOUND, "no such resource: %s %.200s",
+                                    r->method, r->url);
+        if (r->match.status == 405) {
+            http_add_header(r, "Allow", r->match.allow);
+            return http_reply_error(r, 405, VX_E_METHOD_NOT_ALLOWED,
+                                    "%s is not allowed here; allowed: %s", r->method,
+                                    r->match.allow);
+        }
+        if (copy_args(r) != 0)
+            return HTTP_CLOSE;
+        int flags = r->match.route->flags;
+        r->snap = snapshot_acquire();
+        if ((flags & ROUTE_ROLE_MASK) != ROUTE_PUBLIC &&
+            auth_check(r, flags & ROUTE_ROLE_MASK, (flags & ROUTE_OFREP_AUTH) != 0) != 0)
+            return HTTP_QUEUED;
     }
-    if (copy_args(r) != 0)
-        return HTTP_CLOSE;
-    int flags = r->match.route->flags;
-    r->snap = snapshot_acquire();
-    if ((flags & ROUTE_ROLE_MASK) != ROUTE_PUBLIC &&
-        auth_check(r, flags & ROUTE_ROLE_MASK, (flags & ROUTE_OFREP_AUTH) != 0) != 0)
-        return HTTP_QUEUED;
-    if (flags & ROUTE_BODY) {
-        const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        int64_t n;
-        if (cl != NULL && parse_int_range(cl, 0, INT64_MAX, &n) == 0 && (uint64_t)n > vx_cfg.max_body)
-            return http_reply_error(r, 413, VX_E_PAYLOAD_TOO_LARGE,
-                                    "the body is larger than %zu bytes", vx_cfg.max_body);
-    }
-    return HTTP_SUSPENDED;
+    return ((http_handler)r->match.route->handler)(r);
 }
 
 static enum MHD_Result to_mhd(enum http_rc rc)
@@ -483,18 +493,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->conn = conn;
         r->method = method;
         r->url = url;
-        enum http_rc rc = first_call(r);
-        if (rc != HTTP_SUSPENDED)
-            return to_mhd(rc);
-        if (!(r->match.route->flags & ROUTE_BODY))
-            return to_mhd(((http_handler)r->match.route->handler)(r));
-        return MHD_YES; /* wait for the body */
+        enum http_rc rc = early_checks(r);
+        return rc == HTTP_SUSPENDED ? MHD_YES : to_mhd(rc);
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->body_too_large)
-            return MHD_YES;
         if (r->body_len + n > vx_cfg.max_body) {
             /* Chunked and over the cap: nothing more is read; the connection
              * is closed (MHD cannot queue a reply in mid-upload). */
@@ -513,7 +517,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     }
     if (r->status != 0 && r->waiter.state == LP_IDLE && r->stream == NULL)
         return MHD_YES; /* already answered */
-    return to_mhd(((http_handler)r->match.route->handler)(r));
+    return to_mhd(dispatch(r));
 }
 
 /* ---- start and stop ---------------------------------------------------------- */
@@ -564,15 +568,15 @@ int http_start(void)
     if (metrics_init(routes, N_ROUTES) != 0)
         return -1;
     daemon_ = MHD_start_daemon(
-        flags, vx_cfg.listen_port, NULL, NULL, access_cb, NULL, MHD_OPTION_SOCK_ADDR, &ss,
+        flags, vx_cfg.listen_port, NULL, NULL, access_cb, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)vx_cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)vx_cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)vx_cfg.idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)vx_cfg.conn_memory, MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)1024,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)4096, MHD_OPTION_URI_LOG_CALLBACK,
         uri_log_cb, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_END);
     if (daemon_ == NULL) {
         log_error("cannot listen on %s:%u", vx_cfg.listen_host, (unsigned)vx_cfg.listen_port);
         return -1;
