@@ -254,6 +254,10 @@ function applyFlags(list) {
   const seen = new Set();
   for (const f of list) {
     seen.add(f.name);
+    const old = state.flags.get(f.name);
+    // A list read that started before one of our own writes answered is older
+    // than what we hold: keep the newer revision of the same flag.
+    if (old && old.created_at === f.created_at && old.revision > f.revision) continue;
     state.flags.set(f.name, f);
   }
   for (const name of [...state.flags.keys()]) if (!seen.has(name)) state.flags.delete(name);
@@ -577,7 +581,7 @@ function renderDetail() {
 
   const meta = [
     el('span', {}, `Owner: ${flag.owner || '—'}`),
-    el('span', { title: flag.created_at }, `Created ${U.formatTime(flag.created_at)} (${U.plural(flag.age_days ?? 0, 'day', 'days')} ago)`),
+    el('span', { title: flag.created_at }, `Created ${U.formatTime(flag.created_at)} (${flag.age_days ? `${U.plural(flag.age_days, 'day', 'days')} ago` : 'less than a day ago'})`),
     el('span', { title: flag.updated_at }, `Changed ${U.timeAgo(flag.updated_at)}`),
     el('span', {}, `Revision ${flag.revision}`),
   ];
