@@ -36,8 +36,8 @@ static const char *user_param(struct vx_req *r, bool *bad)
         return NULL;
     size_t l = strlen(u);
     if (l > FLAG_USER_MAX || !utf8_valid(u, l)) {
-        http_reply_error(r, 400, VX_E_INVALID_VALUE,
-                         "user must be valid UTF-8 of at most %d bytes", FLAG_USER_MAX);
+        http_reply_error(r, 400, VX_E_INVALID_VALUE, "user must be valid UTF-8 of at most %d bytes",
+                         FLAG_USER_MAX);
         *bad = true;
     }
     return u;
@@ -118,8 +118,8 @@ static enum http_rc serve(struct vx_req *r, answer_fn answer)
         s = snapshot_acquire();
         if (s == NULL)
             return not_modified(r, r->since_version);
-        enum http_rc rc = s->version > r->since_version ? answer(r, s)
-                                                         : not_modified(r, s->version);
+        enum http_rc rc =
+            s->version > r->since_version ? answer(r, s) : not_modified(r, s->version);
         snapshot_release(s);
         return rc;
     }
