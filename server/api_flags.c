@@ -13,10 +13,10 @@
 #include "store.h"
 #include "timeutil.h"
 
-#define DEFAULT_DAYS         30
-#define DEFAULT_ROLLED_DAYS  14
-#define MAX_DAYS             100000
-#define AWAIT_PUBLISH_MS     2000
+#define DEFAULT_DAYS        30
+#define DEFAULT_ROLLED_DAYS 14
+#define MAX_DAYS            100000
+#define AWAIT_PUBLISH_MS    2000
 
 static void set_revision_etag(struct vx_req *r, int64_t revision)
 {
@@ -40,8 +40,7 @@ static enum http_rc store_fail(struct vx_req *r, enum store_status st, const cha
     case STORE_NOT_FOUND:
         return http_reply_error(r, 404, VX_E_NOT_FOUND, "%s not found", what);
     case STORE_CONFLICT:
-        return http_reply_error(r, 409, VX_E_CONFLICT, "%s conflicts with the current state",
-                                what);
+        return http_reply_error(r, 409, VX_E_CONFLICT, "%s conflicts with the current state", what);
     case STORE_PRECONDITION:
         return http_reply_error(r, 412, VX_E_PRECONDITION_FAILED,
                                 "%s has changed since the revision in If-Match", what);
@@ -120,13 +119,13 @@ enum http_rc api_flags_list(struct vx_req *r)
         return http_reply_error(r, 503, VX_E_UNAVAILABLE, "no flags loaded yet");
     }
     for (size_t i = 0; i < s->n_flags; i++)
-        json_array_append_new(arr,
-                              flag_to_admin_json(&s->flags[i], now, DEFAULT_DAYS, DEFAULT_ROLLED_DAYS));
+        json_array_append_new(
+            arr, flag_to_admin_json(&s->flags[i], now, DEFAULT_DAYS, DEFAULT_ROLLED_DAYS));
     char etag[32];
     snprintf(etag, sizeof(etag), "\"%lld\"", (long long)s->version);
     http_add_header(r, "ETag", etag);
-    return http_reply_json(r, 200, json_pack("{s:I, s:o}", "version", (json_int_t)s->version,
-                                             "flags", arr));
+    return http_reply_json(
+        r, 200, json_pack("{s:I, s:o}", "version", (json_int_t)s->version, "flags", arr));
 }
 
 enum http_rc api_flags_get(struct vx_req *r)
@@ -269,8 +268,8 @@ enum http_rc api_flags_revert(struct vx_req *r)
         return http_reply_error(r, 409, VX_E_CONFLICT,
                                 "event %lld has no state before it to restore", (long long)event);
     if (st == STORE_NOT_FOUND)
-        return http_reply_error(r, 404, VX_E_NOT_FOUND,
-                                "no event %lld in the history of this flag", (long long)event);
+        return http_reply_error(r, 404, VX_E_NOT_FOUND, "no event %lld in the history of this flag",
+                                (long long)event);
     if (st != STORE_OK)
         return store_fail(r, st, "the flag");
     enum http_rc rc = after_write(r, 200, &out, version);
