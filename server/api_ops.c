@@ -24,10 +24,11 @@ enum http_rc api_readyz(struct vx_req *r)
     const char *db = listen_db_up() ? "up" : "down";
 
     if (s == NULL)
-        return http_reply_json(r, 503, json_pack("{s:s, s:s, s:n}", "status", "starting",
-                                                 "database", db, "version"));
-    return http_reply_json(r, 200, json_pack("{s:s, s:s, s:I}", "status", "ready", "database", db,
-                                             "version", (json_int_t)s->version));
+        return http_reply_json(
+            r, 503, json_pack("{s:s, s:s, s:n}", "status", "starting", "database", db, "version"));
+    return http_reply_json(r, 200,
+                           json_pack("{s:s, s:s, s:I}", "status", "ready", "database", db,
+                                     "version", (json_int_t)s->version));
 }
 
 enum http_rc api_metrics(struct vx_req *r)
@@ -51,10 +52,14 @@ static const char *content_type(const char *name)
     static const struct {
         const char *ext, *type;
     } types[] = {
-        {".html", "text/html; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
-        {".js", "text/javascript; charset=utf-8"}, {".mjs", "text/javascript; charset=utf-8"},
-        {".json", "application/json"},          {".svg", "image/svg+xml"},
-        {".png", "image/png"},                  {".ico", "image/x-icon"},
+        {".html", "text/html; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".json", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
     };
     const char *dot = strrchr(name, '.');
 
