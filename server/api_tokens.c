@@ -11,7 +11,7 @@
 #include "listen.h"
 #include "store.h"
 
-#define TOKEN_NAME_MAX 100
+#define TOKEN_NAME_MAX  100
 #define AWAIT_RELOAD_MS 2000
 
 static enum http_rc unavailable(struct vx_req *r)
@@ -66,8 +66,7 @@ enum http_rc api_tokens_create(struct vx_req *r)
         rl = VX_ROLE_CLIENT;
     else {
         json_decref(body);
-        return http_reply_error(r, 400, VX_E_INVALID_VALUE,
-                                "role must be \"admin\" or \"client\"");
+        return http_reply_error(r, 400, VX_E_INVALID_VALUE, "role must be \"admin\" or \"client\"");
     }
     PGconn *c = store_thread_conn();
     if (c == NULL) {
@@ -80,8 +79,8 @@ enum http_rc api_tokens_create(struct vx_req *r)
         return unavailable(r);
     }
     listen_reload_sync(AWAIT_RELOAD_MS);
-    json_t *out = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "name", name, "role", role,
-                            "token", secret);
+    json_t *out =
+        json_pack("{s:s, s:s, s:s, s:s}", "id", id, "name", name, "role", role, "token", secret);
     json_decref(body);
     memset(secret, 0, sizeof(secret));
     http_add_header(r, "Cache-Control", "no-store");
