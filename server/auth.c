@@ -13,8 +13,7 @@
 #include "sha256.h"
 #include "timeutil.h"
 
-static int deny(struct vx_req *r, unsigned status, const char *code, const char *msg,
-                bool bodyless)
+static int deny(struct vx_req *r, unsigned status, const char *code, const char *msg, bool bodyless)
 {
     if (status == 401)
         http_add_header(r, "WWW-Authenticate", "Bearer realm=\"vexil\"");
