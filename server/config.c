@@ -60,7 +60,19 @@ static int set_num(const char *name, const char *v, int64_t min, int64_t max, in
     return 0;
 }
 
-enum { O_LISTEN = 1, O_DB, O_WEB, O_CORS, O_BODY, O_CONN, O_WAIT, O_IDLE, O_THREADS, O_CHECK, O_HELP };
+enum {
+    O_LISTEN = 1,
+    O_DB,
+    O_WEB,
+    O_CORS,
+    O_BODY,
+    O_CONN,
+    O_WAIT,
+    O_IDLE,
+    O_THREADS,
+    O_CHECK,
+    O_HELP
+};
 
 static int apply(int opt, const char *v)
 {
@@ -132,11 +144,11 @@ int config_parse_serve(int argc, char **argv)
         const char *env;
         int opt;
     } envs[] = {
-        {"VEXIL_LISTEN", O_LISTEN},       {"VEXIL_DATABASE_URL", O_DB},
-        {"VEXIL_WEB_DIR", O_WEB},         {"VEXIL_CORS_ORIGINS", O_CORS},
-        {"VEXIL_MAX_BODY", O_BODY},       {"VEXIL_MAX_CONNECTIONS", O_CONN},
-        {"VEXIL_MAX_WAITERS", O_WAIT},    {"VEXIL_IDLE_TIMEOUT", O_IDLE},
-        {"VEXIL_THREADS", O_THREADS},     {"VEXIL_CHECK_INTERVAL", O_CHECK},
+        {"VEXIL_LISTEN", O_LISTEN},    {"VEXIL_DATABASE_URL", O_DB},
+        {"VEXIL_WEB_DIR", O_WEB},      {"VEXIL_CORS_ORIGINS", O_CORS},
+        {"VEXIL_MAX_BODY", O_BODY},    {"VEXIL_MAX_CONNECTIONS", O_CONN},
+        {"VEXIL_MAX_WAITERS", O_WAIT}, {"VEXIL_IDLE_TIMEOUT", O_IDLE},
+        {"VEXIL_THREADS", O_THREADS},  {"VEXIL_CHECK_INTERVAL", O_CHECK},
     };
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
