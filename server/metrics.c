@@ -17,8 +17,8 @@
 static const unsigned statuses[] = {200, 201, 204, 304, 400, 401, 403, 404, 405,
                                     409, 412, 413, 414, 499, 500, 503, 0};
 #define N_STATUS (sizeof(statuses) / sizeof(statuses[0])) /* last: other */
-static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10, 30, 60};
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                 0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 #define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
 static const struct router_route *m_routes;
@@ -51,8 +51,7 @@ void metrics_observe(int route, unsigned status, double seconds)
     while (b < N_BUCKETS && seconds > buckets[b])
         b++;
     atomic_fetch_add_explicit(&m_hist[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m_sum_us, (unsigned long long)(seconds * 1e6),
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&m_sum_us, (unsigned long long)(seconds * 1e6), memory_order_relaxed);
     atomic_fetch_add_explicit(&m_total, 1, memory_order_relaxed);
 }
 
@@ -106,8 +105,8 @@ char *metrics_render(size_t *len)
              "# TYPE vexil_version gauge\nvexil_version %lld\n"
              "# HELP vexil_database_up 1 while the database is reachable.\n"
              "# TYPE vexil_database_up gauge\nvexil_database_up %d\n",
-             longpoll_held(), s != NULL ? s->n_flags : 0,
-             (long long)(s != NULL ? s->version : -1), listen_db_up() ? 1 : 0);
+             longpoll_held(), s != NULL ? s->n_flags : 0, (long long)(s != NULL ? s->version : -1),
+             listen_db_up() ? 1 : 0);
     snapshot_release(s);
     return buf_take(&b, len);
 }
