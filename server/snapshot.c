@@ -205,8 +205,7 @@ const struct vx_token *snapshot_find_token(const struct vx_snapshot *s,
         size_t mid = lo + (hi - lo) / 2;
         int c = memcmp(s->tokens[mid].hash, hash, SHA256_LEN);
         if (c == 0)
-            return sha256_ct_equal(s->tokens[mid].hash, hash, SHA256_LEN) ? &s->tokens[mid]
-                                                                            : NULL;
+            return sha256_ct_equal(s->tokens[mid].hash, hash, SHA256_LEN) ? &s->tokens[mid] : NULL;
         if (c < 0)
             lo = mid + 1;
         else
