@@ -22,9 +22,9 @@ enum http_rc {
 
 /* Route flags (router_route.flags). */
 enum {
-    ROUTE_PUBLIC = 0,      /* no token */
-    ROUTE_CLIENT = 1,      /* client or admin token */
-    ROUTE_ADMIN = 2,       /* admin token */
+    ROUTE_PUBLIC = 0, /* no token */
+    ROUTE_CLIENT = 1, /* client or admin token */
+    ROUTE_ADMIN = 2,  /* admin token */
     ROUTE_ROLE_MASK = 3,
     ROUTE_BODY = 4,        /* reads a JSON body */
     ROUTE_CORS = 8,        /* answers CORS (OFREP, client API) */
@@ -97,8 +97,8 @@ enum http_rc http_reply_snapshot(struct vx_req *r, unsigned status, struct vx_sn
 /* JSON body; steals j. */
 enum http_rc http_reply_json(struct vx_req *r, unsigned status, json_t *j);
 /* SPEC §10 error body. */
-enum http_rc http_reply_error(struct vx_req *r, unsigned status, const char *code,
-                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+enum http_rc http_reply_error(struct vx_req *r, unsigned status, const char *code, const char *fmt,
+                              ...) __attribute__((format(printf, 4, 5)));
 /* An empty body (204, 304, 401/403 for OFREP). */
 enum http_rc http_reply_empty(struct vx_req *r, unsigned status);
 
