@@ -10,10 +10,10 @@
 
 /* Result of parsing If-None-Match / If-Match. */
 struct etag_list {
-    bool any;        /* "*" */
-    size_t n;        /* number of tags kept (at most ETAG_LIST_MAX) */
-    int64_t tag[8];  /* the numbers inside the quotes */
-    bool weak[8];    /* W/ prefix */
+    bool any;       /* "*" */
+    size_t n;       /* number of tags kept (at most ETAG_LIST_MAX) */
+    int64_t tag[8]; /* the numbers inside the quotes */
+    bool weak[8];   /* W/ prefix */
 };
 #define ETAG_LIST_MAX 8
 
