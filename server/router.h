@@ -14,11 +14,11 @@
 #define ROUTER_MAX_SEGS 8
 
 struct router_route {
-    const char *method;  /* "GET", "POST", ... */
-    const char *pattern; /* "/api/flags/x/history" with "*" for an argument */
+    const char *method;    /* "GET", "POST", ... */
+    const char *pattern;   /* "/api/flags/x/history" with "*" for an argument */
     void (*handler)(void); /* opaque to the router (cast back by the caller) */
-    const char *name;    /* for metrics: the pattern, or a short label */
-    int flags;           /* opaque to the router */
+    const char *name;      /* for metrics: the pattern, or a short label */
+    int flags;             /* opaque to the router */
 };
 
 struct router_match {
