@@ -31,14 +31,14 @@ struct vx_token {
 };
 
 struct vx_snapshot {
-    int64_t version; /* global flag-set version (SPEC §4) */
+    int64_t version;       /* global flag-set version (SPEC §4) */
     struct vx_flag *flags; /* sorted by name (strcmp) */
     size_t n_flags;
     struct vx_token *tokens; /* not revoked; sorted by hash (memcmp) */
     size_t n_tokens;
     char *flags_body; /* pre-serialised GET /flags answer */
     size_t flags_body_len;
-    char **keys;      /* per flag: its name as a JSON string plus ':' */
+    char **keys; /* per flag: its name as a JSON string plus ':' */
     size_t *keys_len;
     size_t keys_total; /* sum of keys_len */
     atomic_long refs;
