@@ -41,8 +41,16 @@ END_TEST
 
 START_TEST(test_etag_malformed)
 {
-    static const char *bad[] = {"",       "12",        "\"\"",     "\"1",   "\"a\"",  "\"1\",",
-                                "* \"1\"", "\"-1\"",    "\"1\" x",  "w/\"1\"",
+    static const char *bad[] = {"",
+                                "12",
+                                "\"\"",
+                                "\"1",
+                                "\"a\"",
+                                "\"1\",",
+                                "* \"1\"",
+                                "\"-1\"",
+                                "\"1\" x",
+                                "w/\"1\"",
                                 "\"99999999999999999999\"",
                                 "\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\""};
     struct etag_list l;
@@ -65,8 +73,8 @@ START_TEST(test_parse_int_range)
     ck_assert_int_eq(v, 1);
     ck_assert_int_eq(parse_int_range("60", 1, 60, &v), 0);
     ck_assert_int_eq(v, 60);
-    static const char *bad[] = {"0", "61", "", " 5", "5 ", "+5", "5s", "-1", "1e1", "0x10",
-                                "99999999999999999999999"};
+    static const char *bad[] = {
+        "0", "61", "", " 5", "5 ", "+5", "5s", "-1", "1e1", "0x10", "99999999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(parse_int_range(bad[i], 1, 60, &v) == -1, "accepted <%s>", bad[i]);
     ck_assert_int_eq(parse_int_range(NULL, 1, 60, &v), -1);
@@ -76,8 +84,8 @@ END_TEST
 /* Whatever bytes go in, the output parses as JSON and round-trips valid UTF-8. */
 START_TEST(test_json_string_roundtrip)
 {
-    static const char *in[] = {"plain", "q\"uote\\back", "ctl\x01\n\t", "<img src=x>&",
-                               "\xc3\xbc-user", "\xf0\x9f\x98\x80"};
+    static const char *in[] = {"plain",        "q\"uote\\back", "ctl\x01\n\t",
+                               "<img src=x>&", "\xc3\xbc-user", "\xf0\x9f\x98\x80"};
     for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
         struct buf b = {0};
         ck_assert_int_eq(buf_add_json_string(&b, in[i], strlen(in[i])), 0);
