@@ -62,8 +62,14 @@ END_TEST
 
 START_TEST(test_unknown_is_404)
 {
-    static const char *paths[] = {"/nope", "/flags/a/b", "/api/flags/x/revert/y", "", "flags",
-                                  "/api", "/api/flags//history", "/flags/",
+    static const char *paths[] = {"/nope",
+                                  "/flags/a/b",
+                                  "/api/flags/x/revert/y",
+                                  "",
+                                  "flags",
+                                  "/api",
+                                  "/api/flags//history",
+                                  "/flags/",
                                   "/a/b/c/d/e/f/g/h/i/j"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         struct router_match m;
