@@ -34,7 +34,10 @@
 #include "metrics.h"
 #include "timeutil.h"
 
-#define R(m, p, h, f) {m, p, (void (*)(void))(h), p, f}
+#define R(m, p, h, f)                                                                              \
+    {                                                                                              \
+        m, p, (void (*)(void))(h), p, f                                                            \
+    }
 
 static const struct router_route routes[] = {
     R("GET", "/flags", api_client_flags, ROUTE_CLIENT | ROUTE_CORS),
@@ -240,15 +243,14 @@ enum http_rc http_reply(struct vx_req *r, unsigned status, const char *content_t
                         const char *body, size_t len)
 {
     return http_queue(r, status,
-                 MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY),
-                 content_type);
+                      MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY),
+                      content_type);
 }
 
 enum http_rc http_reply_owned(struct vx_req *r, unsigned status, const char *content_type,
                               char *body, size_t len)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL)
         free(body);
     return http_queue(r, status, resp, content_type);
@@ -266,7 +268,7 @@ enum http_rc http_reply_snapshot(struct vx_req *r, unsigned status, struct vx_sn
 
     snapshot_retain(s);
     resp = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)body,
-                                                                 release_snapshot_cb, s);
+                                                                  release_snapshot_cb, s);
     if (resp == NULL)
         snapshot_release(s);
     return http_queue(r, status, resp, "application/json");
@@ -285,8 +287,8 @@ enum http_rc http_reply_json(struct vx_req *r, unsigned status, json_t *j)
     return http_reply_owned(r, status, "application/json", s, strlen(s));
 }
 
-enum http_rc http_reply_error(struct vx_req *r, unsigned status, const char *code,
-                              const char *fmt, ...)
+enum http_rc http_reply_error(struct vx_req *r, unsigned status, const char *code, const char *fmt,
+                              ...)
 {
     char msg[512];
     struct buf b = {0};
@@ -296,9 +298,8 @@ enum http_rc http_reply_error(struct vx_req *r, unsigned status, const char *cod
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (buf_adds(&b, "{\"error\":{\"code\":") != 0 ||
-        buf_add_json_string(&b, code, strlen(code)) != 0 ||
-        buf_adds(&b, ",\"message\":") != 0 || buf_add_json_string(&b, msg, strlen(msg)) != 0 ||
-        buf_adds(&b, "}}") != 0) {
+        buf_add_json_string(&b, code, strlen(code)) != 0 || buf_adds(&b, ",\"message\":") != 0 ||
+        buf_add_json_string(&b, msg, strlen(msg)) != 0 || buf_adds(&b, "}}") != 0) {
         buf_free(&b);
         return HTTP_CLOSE;
     }
@@ -310,7 +311,7 @@ enum http_rc http_reply_error(struct vx_req *r, unsigned status, const char *cod
 enum http_rc http_reply_empty(struct vx_req *r, unsigned status)
 {
     return http_queue(r, status, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT),
-                 NULL);
+                      NULL);
 }
 
 json_t *http_body_json(struct vx_req *r, bool allow_empty)
@@ -479,9 +480,8 @@ static enum MHD_Result to_mhd(enum http_rc rc)
 }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
     struct vx_req *r = *con_cls;
 
@@ -538,8 +538,8 @@ int http_start(void)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 
     memset(&ss, 0, sizeof(ss));
     if (strchr(vx_cfg.listen_host, ':') != NULL) {
@@ -556,8 +556,8 @@ int http_start(void)
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
         a->sin_family = AF_INET;
         a->sin_port = htons(vx_cfg.listen_port);
-        const char *h = strcmp(vx_cfg.listen_host, "localhost") == 0 ? "127.0.0.1"
-                                                                    : vx_cfg.listen_host;
+        const char *h =
+            strcmp(vx_cfg.listen_host, "localhost") == 0 ? "127.0.0.1" : vx_cfg.listen_host;
         if (inet_pton(AF_INET, h, &a->sin_addr) != 1) {
             log_error("--listen: '%s' is not an IPv4 address", vx_cfg.listen_host);
             return -1;
@@ -568,15 +568,15 @@ int http_start(void)
     if (metrics_init(routes, N_ROUTES) != 0)
         return -1;
     daemon_ = MHD_start_daemon(
-        flags, vx_cfg.listen_port, NULL, NULL, access_cb, NULL, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)vx_cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)vx_cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)vx_cfg.idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)vx_cfg.conn_memory, MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)1024,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)4096, MHD_OPTION_URI_LOG_CALLBACK,
-        uri_log_cb, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_END);
+        flags, vx_cfg.listen_port, NULL, NULL, access_cb, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)vx_cfg.threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)vx_cfg.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)vx_cfg.idle_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)vx_cfg.conn_memory,
+        MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)1024, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned int)4096, MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb,
+        NULL, MHD_OPTION_END);
     if (daemon_ == NULL) {
         log_error("cannot listen on %s:%u", vx_cfg.listen_host, (unsigned)vx_cfg.listen_port);
         return -1;
