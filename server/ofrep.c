@@ -35,12 +35,14 @@
  * opens the change stream and nothing else, is the same on every instance,
  * and dies with the token.  Clients that can send headers may use
  * `Authorization: Bearer` instead. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "api.h"
 #include "auth.h"
@@ -466,6 +468,23 @@ static void stream_put(struct ofrep_stream *st, const char *fmt, ...)
         st->out_len += (size_t)n < room ? (size_t)n : room - 1;
 }
 
+/* Has the client closed its side?  libmicrohttpd does not watch a
+ * suspended connection, so a stream checks at each wake-up: an EventSource
+ * never sends anything after its request, so a readable end of file (or an
+ * error) means it is gone, and its slot is freed now rather than after a
+ * failed write. */
+static bool peer_gone(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char c;
+
+    if (ci == NULL)
+        return false;
+    ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* libmicrohttpd's content reader.  Runs on the connection's worker thread,
  * never concurrently with itself, and never after the request completed. */
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -480,6 +499,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             stream_put(st, ": vexil change stream\nretry: %d\n\n", OFREP_RETRY_MS);
             break;
         }
+        if (peer_gone(st->r->conn))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
         struct vx_snapshot *s = snapshot_acquire();
         if (s == NULL)
             return MHD_CONTENT_READER_END_OF_STREAM;
