@@ -241,6 +241,15 @@ bench_etag() {
         "http://127.0.0.1:$1/flags" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: *//p'
 }
 
+# One line on how busy the machine is (load average, CPU pressure): figures
+# taken while other work competes for the CPUs are not comparable.
+bench_machine_note() {
+    local psi=
+    [ -r /proc/pressure/cpu ] && psi=$(awk '/^some/ { sub("avg60=", "", $3); print $3 }' /proc/pressure/cpu)
+    printf 'machine: %s CPUs, load average %s, CPU pressure (some, avg60) %s%%\n' "$(nproc)" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)" "${psi:-n/a}"
+}
+
 # awk helpers for figures
 bench_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 bench_le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }

@@ -41,6 +41,7 @@ if [ "$ROUNDS" -lt 1 ] || [ "$ROUNDS" -gt 10 ]; then bench_die "BENCH_ROUNDS mus
 if [ "$PAIR_TRIES" -lt 1 ] || [ "$PAIR_TRIES" -gt 1000 ]; then bench_die "BENCH_PAIR_TRIES must be 1..1000"; fi
 
 bench_init
+MACHINE_BEFORE=$(bench_machine_note)
 # Each side holds N sockets (the tool and the server are separate processes).
 bench_raise_nofile $((N + 1024))
 bench_build_tools
@@ -122,8 +123,10 @@ echo
 echo "propagation: $N held clients, $ROUNDS round(s) each; ms from the write's answer (t1) to each client's whole answer"
 printf '  %-22s %13s %8s %8s %8s %8s %9s %10s\n' "" received p50 p90 p99 max "RSS MB r0" "RSS MB max"
 line ceil "ceiling ref_server"
+[ "$CEILING_ONLY" = 1 ] || line vx "vexil"
+echo "  before: $MACHINE_BEFORE"
+echo "  after:  $(bench_machine_note)"
 if [ "$CEILING_ONLY" != 1 ]; then
-    line vx "vexil"
     echo
     ratio=$(bench_ratio "$(get vx p99_ms)" "$(get ceil p99_ms)")
     rss_mb=$(mb "$(get vx rss_kb)")
@@ -140,6 +143,8 @@ if [ "$CEILING_ONLY" != 1 ]; then
         "$(ms "$(get pair p99_ms)")" "target <= 50" \
         "$(bench_verdict awk -v m="$(get pair p99_ms)" 'BEGIN { exit !(m != "nan" && m <= 50) }')"
     printf '  %-44s %10s\n' "two instances p50 / max (ms)" "$(ms "$(get pair p50_ms)") / $(ms "$(get pair max_ms)")"
+    printf '  %-44s %10s\n' "two instances p99 from the write's send (t0)" "$(ms "$(get pair p99_t0_ms)")"
+    printf '  %-44s %10s\n' "vexil p99 / max from the write's send (t0)" "$(ms "$(get vx p99_t0_ms)") / $(ms "$(get vx max_t0_ms)")"
     printf '  %-44s %10s\n' "PATCH answered, median (ms)" "$(ms "$(get vx trigger_ms)")"
     echo "RESULT clients=$N rounds=$ROUNDS ceiling_p99_ms=$(get ceil p99_ms) ceiling_max_ms=$(get ceil max_ms) vexil_received=$(get vx received)/$(get vx clients) vexil_p50_ms=$(get vx p50_ms) vexil_p99_ms=$(get vx p99_ms) vexil_max_ms=$(get vx max_ms) ratio_p99=$ratio vexil_rss_kb=$(get vx rss_kb) vexil_rss_first_kb=$(get vx rss_first_kb) pair_received=$(get pair received)/$(get pair clients) pair_p50_ms=$(get pair p50_ms) pair_p99_ms=$(get pair p99_ms) pair_max_ms=$(get pair max_ms)"
 else

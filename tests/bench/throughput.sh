@@ -39,6 +39,7 @@ case $REPEAT in '' | *[!0-9]*) bench_die "BENCH_REPEAT must be a whole number" ;
 if [ "$REPEAT" -lt 1 ] || [ "$REPEAT" -gt 20 ]; then bench_die "BENCH_REPEAT must be 1..20"; fi
 
 bench_init
+MACHINE_BEFORE=$(bench_machine_note)
 bench_raise_nofile 4096
 bench_build_tools
 
@@ -140,6 +141,8 @@ fi
 row ruser "ceiling ref_server, $BODY_USER B body" "$BODY_USER"
 row rall "ceiling ref_server, $BODY_ALL B body" "$BODY_ALL"
 echo "  (req/cpu-s: requests per CPU-second spent by the server process itself)"
+echo "  before: $MACHINE_BEFORE"
+echo "  after:  $(bench_machine_note)"
 for key in vuser ruser vall rall; do
     n="R_all_rps_$key"
     [ -n "${!n:-}" ] && printf '  req/s of each run, %-6s %s\n' "$key:" "${!n}"
