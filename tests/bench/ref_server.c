@@ -16,9 +16,11 @@
  *                        (suspend and append happen under one mutex, so a
  *                        release can never resume a connection that is not
  *                        suspended yet).
- *   POST /release        (or GET) resumes every held connection from the
- *                        handler's own thread; each then answers 200 with a
- *                        small body.  The answer is {"released": count}.
+ *   POST /release[?size=N]  (or GET) resumes every held connection from
+ *                        the handler's own thread; each then answers 200 with
+ *                        a small body, or with N bytes when size is given (to
+ *                        match the size of vexil's answers).  The release
+ *                        itself answers {"released": count}.
  *   GET  /metrics        "vexil_longpoll_held N", the same gauge name vexil
  *                        exports, so the propagation tool waits on both the
  *                        same way.
@@ -64,6 +66,7 @@ static size_t held_cap;
 
 static char *body_buf; /* REF_MAX_BODY bytes of 'x'; the content does not matter */
 static size_t default_body_size;
+static size_t release_body_size; /* 0: the small resp_released; atomic access */
 
 /* Per-request markers stored in *con_cls; no allocation per request. */
 static int mark_seen;
@@ -93,18 +96,23 @@ static enum MHD_Result ref_queue_text(struct MHD_Connection *c, unsigned status,
     return ret;
 }
 
-static enum MHD_Result ref_body(struct MHD_Connection *c)
+/* The "size" query argument: 0 ok (*size set, or untouched when absent), -1 bad. */
+static int ref_size_arg(struct MHD_Connection *c, size_t *size)
 {
-    size_t size = default_body_size;
     const char *s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "size");
-    if (s != NULL) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno != 0 || end == s || *end != '\0' || v > REF_MAX_BODY)
-            return ref_queue_text(c, MHD_HTTP_BAD_REQUEST, "bad size\n", "text/plain");
-        size = (size_t)v;
-    }
+    if (s == NULL)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v > REF_MAX_BODY)
+        return -1;
+    *size = (size_t)v;
+    return 0;
+}
+
+static enum MHD_Result ref_send_body(struct MHD_Connection *c, size_t size)
+{
     /* Persistent buffer shared by all threads: MHD sends straight from it. */
     struct MHD_Response *r =
         MHD_create_response_from_buffer(size, body_buf, MHD_RESPMEM_PERSISTENT);
@@ -116,10 +124,20 @@ static enum MHD_Result ref_body(struct MHD_Connection *c)
     return ret;
 }
 
-/* Called with held_lock NOT held.  Returns how many were resumed. */
-static size_t ref_release_all(void)
+static enum MHD_Result ref_body(struct MHD_Connection *c)
+{
+    size_t size = default_body_size;
+    if (ref_size_arg(c, &size) != 0)
+        return ref_queue_text(c, MHD_HTTP_BAD_REQUEST, "bad size\n", "text/plain");
+    return ref_send_body(c, size);
+}
+
+/* Called with held_lock NOT held.  Returns how many were resumed.  body_size:
+ * what each resumed connection answers (0: the small default). */
+static size_t ref_release_all(size_t body_size)
 {
     pthread_mutex_lock(&held_lock);
+    __atomic_store_n(&release_body_size, body_size, __ATOMIC_RELEASE);
     size_t n = held_count;
     for (size_t i = 0; i < n; i++)
         MHD_resume_connection(held[i]);
@@ -136,8 +154,10 @@ static enum MHD_Result ref_handler(void *cls, struct MHD_Connection *c, const ch
     (void)version;
     (void)upload_data;
 
-    if (*con_cls == &mark_held) /* resumed after a release */
-        return ref_queue_static(c, MHD_HTTP_OK, resp_released);
+    if (*con_cls == &mark_held) { /* resumed after a release */
+        size_t size = __atomic_load_n(&release_body_size, __ATOMIC_ACQUIRE);
+        return size ? ref_send_body(c, size) : ref_queue_static(c, MHD_HTTP_OK, resp_released);
+    }
     if (*con_cls == NULL) { /* headers only; MHD calls again for the body */
         *con_cls = &mark_seen;
         return MHD_YES;
@@ -168,7 +188,10 @@ static enum MHD_Result ref_handler(void *cls, struct MHD_Connection *c, const ch
 
     if ((is_get || is_post) && strcmp(url, "/release") == 0) {
         char text[64];
-        snprintf(text, sizeof text, "{\"released\":%zu}\n", ref_release_all());
+        size_t size = 0;
+        if (ref_size_arg(c, &size) != 0)
+            return ref_queue_text(c, MHD_HTTP_BAD_REQUEST, "bad size\n", "text/plain");
+        snprintf(text, sizeof text, "{\"released\":%zu}\n", ref_release_all(size));
         return ref_queue_text(c, MHD_HTTP_OK, text, "application/json");
     }
 
@@ -320,7 +343,7 @@ int main(int argc, char **argv)
     sigwait(&sigs, &sig);
 
     /* Suspended connections must be resumed before MHD_stop_daemon. */
-    size_t n = ref_release_all();
+    size_t n = ref_release_all(0);
     if (n > 0)
         usleep(200 * 1000); /* give the workers a moment to answer them */
     MHD_stop_daemon(d);
