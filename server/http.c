@@ -499,12 +499,17 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->body_len + n > vx_cfg.max_body) {
-            /* Chunked and over the cap: nothing more is read; the connection
-             * is closed (MHD cannot queue a reply in mid-upload). */
+        if (r->body_too_large || r->body_len + n > vx_cfg.max_body) {
+            /* Over the cap (sent chunked, so not refused up front): keep
+             * reading and dropping, to answer 413 at the end, unless the
+             * client goes on far past it; then just close. */
             r->body_too_large = true;
-            r->status = 413;
-            return MHD_NO;
+            r->body_dropped += n;
+            if (r->body_dropped > 16 * vx_cfg.max_body) {
+                r->status = 413;
+                return MHD_NO;
+            }
+            return MHD_YES;
         }
         char *nb = realloc(r->body, r->body_len + n + 1);
         if (nb == NULL)
@@ -517,6 +522,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     }
     if (r->status != 0 && r->waiter.state == LP_IDLE && r->stream == NULL)
         return MHD_YES; /* already answered */
+    if (r->body_too_large)
+        return to_mhd(http_reply_error(r, 413, VX_E_PAYLOAD_TOO_LARGE,
+                                       "the body is larger than %zu bytes", vx_cfg.max_body));
     return to_mhd(dispatch(r));
 }
 

@@ -48,6 +48,7 @@ struct vx_req {
     char *body;
     size_t body_len;
     bool body_too_large;
+    size_t body_dropped; /* bytes read past the cap */
 
     /* extra response headers, applied when the response is queued */
     const char *hname[HTTP_MAX_HEADERS];
