@@ -29,6 +29,10 @@ export const VEXIL_BIN = process.env.VEXIL_BIN
   ? path.resolve(process.env.VEXIL_BIN)
   : path.join(REPO, 'build/plain/vexil');
 export const PG_URL = process.env.VEXIL_TEST_PG_URL || '';
+// The PostgreSQL 15 client itself: Debian's /usr/bin wrapper costs ~50 ms a call.
+const PG_BINDIR = '/usr/lib/postgresql/15/bin';
+export const PSQL = existsSync(`${PG_BINDIR}/psql`) ? `${PG_BINDIR}/psql` : 'psql';
+export const PG_DUMP = existsSync(`${PG_BINDIR}/pg_dump`) ? `${PG_BINDIR}/pg_dump` : 'pg_dump';
 /** True when the binary under test is the sanitizer build. */
 export const SANITIZED = /asan/.test(VEXIL_BIN) || !!process.env.ASAN_OPTIONS;
 /** SPEC §8: SIGTERM → exit 0 within 5 s (sanitizer builds get slack for the leak check). */
@@ -119,7 +123,7 @@ export function dbUrl(name, base = PG_URL) {
  */
 export function psql(url, sql) {
   return new Promise((resolve, reject) => {
-    execFile('psql', ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql],
+    execFile(PSQL, ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql],
       { timeout: 30000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
         if (err) reject(new Error(`psql failed: ${stderr || err.message}\nSQL: ${sql}`));
         else resolve(stdout.replace(/\n$/, ''));
