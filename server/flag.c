@@ -236,8 +236,14 @@ static const struct flag_field {
     const char *key;
     unsigned bit;
 } flag_fields[] = {
-    {"name", FLAG_SET_NAME},       {"description", FLAG_SET_DESCRIPTION}, {"owner", FLAG_SET_OWNER},
-    {"enabled", FLAG_SET_ENABLED}, {"percentage", FLAG_SET_PERCENTAGE},   {"users", FLAG_SET_USERS},
+    /* clang-format off */
+    {"name",        FLAG_SET_NAME},
+    {"description", FLAG_SET_DESCRIPTION},
+    {"owner",       FLAG_SET_OWNER},
+    {"enabled",     FLAG_SET_ENABLED},
+    {"percentage",  FLAG_SET_PERCENTAGE},
+    {"users",       FLAG_SET_USERS},
+    /* clang-format on */
 };
 #define FLAG_N_FIELDS (sizeof flag_fields / sizeof flag_fields[0])
 
