@@ -55,13 +55,20 @@ END_TEST
 START_TEST(test_bucket_range_and_determinism)
 {
     char user[32];
+    int seen[101] = {0}, bad = 0;
     for (int i = 0; i < 20000; i++) {
         int len = snprintf(user, sizeof user, "u%d", i);
         int b = eval_bucket("range", 5, user, (size_t)len);
-        ck_assert_int_ge(b, 1);
-        ck_assert_int_le(b, 100);
-        ck_assert_int_eq(eval_bucket("range", 5, user, (size_t)len), b);
+        if (b < 1 || b > 100 || eval_bucket("range", 5, user, (size_t)len) != b) {
+            bad++;
+            continue;
+        }
+        seen[b]++;
     }
+    ck_assert_int_eq(bad, 0);
+    /* 20 000 users reach every bucket. */
+    for (int b = 1; b <= 100; b++)
+        ck_assert_int_gt(seen[b], 0);
 }
 END_TEST
 
@@ -149,10 +156,12 @@ START_TEST(test_many_listed_users)
     }
     struct vx_flag f = make_flag("f", true, 0, users, n);
     char u[16];
+    size_t wrong = 0;
     for (size_t i = 0; i < 2 * n; i++) {
         snprintf(u, sizeof u, "user-%06zu", i);
-        ck_assert_int_eq(flag_has_user(&f, u, strlen(u)), i % 2 == 0);
+        wrong += flag_has_user(&f, u, strlen(u)) != (i % 2 == 0);
     }
+    ck_assert_uint_eq(wrong, 0);
     for (size_t i = 0; i < n; i++)
         free(users[i]);
     free(users);
@@ -201,8 +210,11 @@ END_TEST
 START_TEST(test_monotonic_rollout)
 {
     struct vx_flag f = make_flag("monotonic.rollout", true, 0, NULL, 0);
-    char user[32];
+    char user[32], first_bad[64] = "";
+    int turned_off = 0, wrong_switch = 0;
 
+    /* Failures are counted and asserted once: every passing Check
+     * assertion costs a write to the parent process. */
     for (int i = 0; i < 10000; i++) {
         int len = snprintf(user, sizeof user, "user-%d", i);
         bool was_on = false;
@@ -210,14 +222,16 @@ START_TEST(test_monotonic_rollout)
         for (int p = 0; p <= 100; p++) {
             f.percentage = p;
             bool on = eval_flag(&f, user, (size_t)len, NULL);
-            ck_assert_msg(!was_on || on, "user %s turned off at %d %%", user, p);
+            if (was_on && !on && turned_off++ == 0)
+                snprintf(first_bad, sizeof first_bad, "%s off at %d %%", user, p);
             if (on && !was_on)
                 switched_at = p;
             was_on = on;
         }
-        ck_assert(was_on);
-        ck_assert_int_eq(switched_at, eval_bucket(f.name, strlen(f.name), user, (size_t)len));
+        wrong_switch += switched_at != eval_bucket(f.name, strlen(f.name), user, (size_t)len);
     }
+    ck_assert_msg(turned_off == 0, "%d users turned off, first %s", turned_off, first_bad);
+    ck_assert_int_eq(wrong_switch, 0);
 }
 END_TEST
 

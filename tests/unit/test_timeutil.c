@@ -123,13 +123,14 @@ END_TEST
 START_TEST(test_round_trip)
 {
     char buf[32];
+    int wrong = 0;
     int64_t step = INT64_C(3987654321) * 1000;                      /* ~46 days plus odd ms */
     for (int64_t us = -1000 * step; us < 1000 * step; us += step) { /* 1844..2096 */
         int64_t back = 0;
         time_format_rfc3339(us, buf, sizeof buf);
-        ck_assert_int_eq(time_parse_rfc3339(buf, &back), 0);
-        ck_assert_int_eq(back, us);
+        wrong += time_parse_rfc3339(buf, &back) != 0 || back != us;
     }
+    ck_assert_int_eq(wrong, 0);
 }
 END_TEST
 
