@@ -452,8 +452,10 @@ async function openStream(url, headers = {}) {
     headers: res.headers,
     events: [],
     comments: [],
+    commentGaps: [], // ms of silence before each comment
     retry: null,
     ended: false,
+    lastDataAt: Date.now(),
     text: '',
     close: () => ctl.abort(),
   };
@@ -486,6 +488,8 @@ async function openStream(url, headers = {}) {
     let buf = '';
     try {
       for await (const chunk of res.body) {
+        const gap = Date.now() - s.lastDataAt; // silence before this chunk
+        s.lastDataAt = Date.now();
         buf += dec.decode(chunk, { stream: true });
         let i;
         while ((i = buf.indexOf('\n\n')) >= 0) {
@@ -493,7 +497,10 @@ async function openStream(url, headers = {}) {
           buf = buf.slice(i + 2);
           const ev = {};
           for (const line of block.split('\n')) {
-            if (line.startsWith(':')) s.comments.push(line.slice(1).trim());
+            if (line.startsWith(':')) {
+              s.comments.push(line.slice(1).trim());
+              s.commentGaps.push(gap);
+            }
             else if (line.startsWith('id: ')) ev.id = line.slice(4);
             else if (line.startsWith('data: ')) ev.data = (ev.data ? ev.data + '\n' : '') + line.slice(6);
             else if (line.startsWith('retry: ')) s.retry = Number(line.slice(7));
@@ -519,11 +526,9 @@ describe('GET /ofrep/v1/events (SSE change stream)', () => {
   const streams = [];
   const open = async (u, h) => { const s = await openStream(u, h); streams.push(s); return s; };
   let keepaliveStream;
-  let keepaliveOpened;
 
   before(async () => {
     url = (await bulk({})).json.eventStreams[0].url;
-    keepaliveOpened = Date.now();
     keepaliveStream = await open(url);
   });
   after(() => { for (const s of streams) s.close(); });
@@ -650,12 +655,19 @@ describe('GET /ofrep/v1/events (SSE change stream)', () => {
     for (const s of ss) s.close();
   });
 
-  test('a keep-alive comment comes about every 15 s', async () => {
-    const wait = 16500 - (Date.now() - keepaliveOpened);
-    if (wait > 0) await sleep(wait);
-    assert.ok(keepaliveStream.comments.includes('keep-alive'),
-      `comments after ${Date.now() - keepaliveOpened} ms: ${JSON.stringify(keepaliveStream.comments)}`);
-    assert.equal(keepaliveStream.ended, false);
+  test('a keep-alive comment comes after 15 s of silence', async () => {
+    // Every event resets the keep-alive, so count from the stream's last bytes.
+    const s = keepaliveStream;
+    const deadline = Date.now() + 20000;
+    while (!s.comments.includes('keep-alive') && !s.ended) {
+      assert.ok(Date.now() < deadline, `no keep-alive: ${JSON.stringify(s.comments)}`);
+      const quiet = Date.now() - s.lastDataAt;
+      assert.ok(quiet < 17000, `${quiet} ms of silence without a keep-alive`);
+      await sleep(100);
+    }
+    assert.equal(s.ended, false);
+    const gap = s.commentGaps[s.comments.indexOf('keep-alive')];
+    assert.ok(gap > 14000 && gap < 17000, `keep-alive after ${gap} ms of silence`);
   });
 });
 
