@@ -1,0 +1,301 @@
+// deploy/cron/vexil-stale.sh (SPEC §7, issue "Keep flag debt down"): the
+// daily cron job that tells every owner which of their flags are due for
+// removal.  It runs against a real vexil database with aged flags; mail goes
+// to a stand-in `sendmail` (a small script that stores each message it is
+// given on stdin, the way the real one would hand it on), and the webhook to
+// an HTTP server on 127.0.0.1 in this process.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { REPO, VEXIL_BIN, createFlag, psql, run, startEnv } from './lib/harness.mjs';
+
+const SCRIPT = path.join(REPO, 'deploy/cron/vexil-stale.sh');
+
+let env;
+let tmp;
+let mailDir;
+let binDir;
+let hook; // {server, url, posts: [{path, headers, body}]}
+
+// Flags: owner and how old (created / rolled out), and whether stale under
+// the defaults (30 / 14).
+const FLAGS = {
+  a_old: { owner: 'alice', created: '40 days', stale: true },
+  a_rolled: { owner: 'alice', enabled: true, percentage: 100, created: '20 days', rolled: '20 days', stale: true },
+  a_new: { owner: 'alice', stale: false },
+  b_old: { owner: 'bob', created: '35 days', stale: true },
+  b_half: { owner: 'bob', enabled: true, percentage: 50, created: '10 days', stale: false },
+  c_old: { owner: 'carol smith', created: '31 days', stale: true },
+  z_old: { owner: 'zoë', created: '32 days', stale: true },
+  d_old: { owner: 'dave', created: '33 days', stale: true },
+  n_old: { owner: '', created: '34 days', stale: true },
+};
+const staleOf = (owner) => Object.entries(FLAGS).filter(([, f]) => f.owner === owner && f.stale).map(([n]) => n).sort();
+
+const OWNERS = `# test owners file
+alice        alice@example.test
+
+bob          bob@example.test,bob-pm@example.test
+  carol smith    carol@example.test
+zoë          zoe@example.test
+# dave has no line
+`;
+
+before(async () => {
+  for (const tool of ['jq', 'curl', 'base64']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`]);
+    } catch {
+      throw new Error(`${tool} is needed by deploy/cron/vexil-stale.sh and its test: apt-get install ${tool}`);
+    }
+  }
+  env = await startEnv();
+  for (const [name, f] of Object.entries(FLAGS)) {
+    await createFlag(env.admin, { name, owner: f.owner, enabled: !!f.enabled, percentage: f.percentage ?? 0 });
+    const sets = [];
+    if (f.created) sets.push(`created_at = now() - interval '${f.created}'`);
+    if (f.rolled) sets.push(`rolled_out_at = now() - interval '${f.rolled}'`);
+    if (sets.length) await psql(env.db.url, `UPDATE flags SET ${sets.join(', ')} WHERE name = '${name}'`);
+  }
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'vexil-cron-'));
+  binDir = path.join(tmp, 'bin');
+  mailDir = path.join(tmp, 'mail');
+  mkdirSync(binDir);
+  mkdirSync(mailDir);
+  // The stand-in sendmail: one file per message (stdin) and its arguments.
+  writeFileSync(path.join(binDir, 'sendmail'), `#!/bin/sh
+f=$(mktemp "$FAKE_MAIL_DIR/msg.XXXXXX") || exit 75
+printf '%s\\n' "$*" > "$f.args"
+cat > "$f"
+`);
+  chmodSync(path.join(binDir, 'sendmail'), 0o755);
+  writeFileSync(path.join(tmp, 'owners'), OWNERS);
+
+  const posts = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      posts.push({ path: req.url, method: req.method, headers: req.headers, body });
+      res.statusCode = req.url.startsWith('/fail') ? 500 : 204;
+      res.end();
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  hook = { server, posts, url: `http://127.0.0.1:${server.address().port}` };
+});
+
+after(async () => {
+  hook?.server.close();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  await env?.close();
+});
+
+beforeEach(() => {
+  for (const f of readdirSync(mailDir)) rmSync(path.join(mailDir, f));
+  if (hook) hook.posts.length = 0;
+});
+
+/** Run the cron script with a clean environment of our choosing. */
+function cron(args = [], extraEnv = {}) {
+  const e = {
+    PATH: `${binDir}:${process.env.PATH}`,
+    VEXIL_BIN,
+    VEXIL_DATABASE_URL: env.db.url,
+    VEXIL_STALE_OWNERS: path.join(tmp, 'owners'),
+    VEXIL_STALE_FROM: 'vexil@test.example',
+    FAKE_MAIL_DIR: mailDir,
+    VEXIL_STALE_WEBHOOK: '',
+    VEXIL_STALE_SENDMAIL: '',
+    ...extraEnv,
+  };
+  return run(SCRIPT, args, { env: e, timeout: 60000 });
+}
+
+/** The messages sendmail was given: [{args, headers: {lowercase: value}, body, raw}]. */
+function mails() {
+  return readdirSync(mailDir).filter((f) => !f.endsWith('.args')).map((f) => {
+    const raw = readFileSync(path.join(mailDir, f), 'utf8');
+    const args = readFileSync(path.join(mailDir, f + '.args'), 'utf8').trim();
+    const cut = raw.indexOf('\n\n');
+    assert.ok(cut > 0, `a message without a header/body split:\n${raw}`);
+    const headers = {};
+    for (const l of raw.slice(0, cut).split('\n')) {
+      const i = l.indexOf(':');
+      assert.ok(i > 0, `a bad header line: ${JSON.stringify(l)}`);
+      headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+    }
+    return { args, headers, body: raw.slice(cut + 2), raw };
+  });
+}
+
+/** Flag names mentioned in text, among FLAGS. */
+const named = (text) => Object.keys(FLAGS).filter((n) => new RegExp(`(^|\\W)${n}(\\W|$)`).test(text)).sort();
+
+function decodeSubject(s) {
+  const m = s.match(/^=\?UTF-8\?B\?([A-Za-z0-9+/=]+)\?=$/i);
+  return m ? Buffer.from(m[1], 'base64').toString('utf8') : s;
+}
+
+describe('vexil-stale.sh', () => {
+  test('mails each owner with an address their own stale flags, through sendmail -t; exit 1', async () => {
+    const r = await cron();
+    assert.equal(r.code, 1, `exit status with stale flags; stderr: ${r.stderr}`);
+    const got = mails();
+    const byTo = Object.fromEntries(got.map((m) => [m.headers.to, m]));
+    assert.deepEqual(Object.keys(byTo).sort(),
+      ['alice@example.test', 'bob@example.test, bob-pm@example.test', 'carol@example.test', 'zoe@example.test'],
+      'one mail per owner with an address');
+    const expect = {
+      'alice@example.test': 'alice',
+      'bob@example.test, bob-pm@example.test': 'bob',
+      'carol@example.test': 'carol smith',
+      'zoe@example.test': 'zoë',
+    };
+    for (const [to, owner] of Object.entries(expect)) {
+      const m = byTo[to];
+      assert.match(m.args, /(^|\s)-t(\s|$)/, `sendmail called with -t: ${m.args}`);
+      assert.equal(m.headers.from, 'vexil@test.example');
+      assert.match(m.headers['content-type'] || '', /text\/plain; charset=UTF-8/i);
+      const subject = decodeSubject(m.headers.subject || '');
+      assert.ok(subject.includes(owner), `subject names the owner ${owner}: ${subject}`);
+      assert.ok(subject.includes(String(staleOf(owner).length)), `subject counts the flags: ${subject}`);
+      assert.deepEqual(named(m.body), staleOf(owner), `${owner}'s mail lists exactly their stale flags:\n${m.body}`);
+      for (const name of staleOf(owner)) {
+        const line = m.body.split('\n').find((l) => l.includes(name));
+        for (const reason of name === 'a_rolled' ? ['rolled_out_14_days'] : ['older_than_30_days']) {
+          assert.ok(line.includes(reason), `reason ${reason} for ${name}: ${line}`);
+        }
+      }
+    }
+    assert.match(byTo['alice@example.test'].body, /a_old\s+40 days/, 'the age is shown');
+    // Owners without an address reach cron's MAILTO through stdout.
+    assert.deepEqual(named(r.stdout), ['d_old', 'n_old'], `stdout:\n${r.stdout}`);
+    assert.ok(r.stdout.includes('dave'));
+  });
+
+  test('with VEXIL_STALE_WEBHOOK: one JSON POST per owner with their flags, mail as well', async () => {
+    const r = await cron([], { VEXIL_STALE_WEBHOOK: `${hook.url}/hook` });
+    assert.equal(r.code, 1, r.stderr);
+    const owners = ['', 'alice', 'bob', 'carol smith', 'dave', 'zoë'];
+    assert.equal(hook.posts.length, owners.length, `posts: ${hook.posts.map((p) => p.body).join('\n')}`);
+    const byOwner = {};
+    for (const p of hook.posts) {
+      assert.equal(p.method, 'POST');
+      assert.equal(p.path, '/hook');
+      assert.match(p.headers['content-type'] || '', /^application\/json/);
+      const j = JSON.parse(p.body);
+      assert.ok(!(j.owner in byOwner), `two posts for ${j.owner}`);
+      byOwner[j.owner] = j;
+    }
+    assert.deepEqual(Object.keys(byOwner).sort(), owners);
+    for (const o of owners) {
+      const j = byOwner[o];
+      assert.deepEqual(j.flags.map((f) => f.name).sort(), staleOf(o), `${o}'s flags`);
+      assert.equal(j.count, staleOf(o).length);
+      for (const f of j.flags) {
+        assert.equal(f.owner, o);
+        assert.ok(Array.isArray(f.stale) && f.stale.length > 0, `${f.name}.stale`);
+        assert.ok(Number.isInteger(f.age_days));
+      }
+      assert.equal(typeof j.text, 'string');
+      assert.deepEqual(named(j.text), staleOf(o), `text for ${o}: ${j.text}`);
+    }
+    assert.deepEqual(byOwner.bob.addresses, ['bob@example.test', 'bob-pm@example.test']);
+    assert.deepEqual(byOwner.dave.addresses, []);
+    assert.equal(mails().length, 4, 'mail goes out too');
+    assert.equal(r.stdout, '', 'everyone was reached: nothing for MAILTO');
+  });
+
+  test("'*' in the owners file catches owners without a line, and flags without an owner", async () => {
+    const file = path.join(tmp, 'owners-star');
+    writeFileSync(file, `${OWNERS}*   cleanup@example.test\n`);
+    const r = await cron([], { VEXIL_STALE_OWNERS: file });
+    assert.equal(r.code, 1, r.stderr);
+    const catchAll = mails().filter((m) => m.headers.to === 'cleanup@example.test');
+    assert.equal(catchAll.length, 2, 'dave and the owner-less flags, one mail each');
+    assert.deepEqual(catchAll.map((m) => named(m.body)).sort(), [['d_old'], ['n_old']]);
+    assert.equal(mails().length, 6);
+    assert.equal(r.stdout, '');
+  });
+
+  test('thresholds are passed on to vexil stale', async () => {
+    const r = await cron(['--days', '36', '--rolled-out-days', '100']);
+    assert.equal(r.code, 1, r.stderr);
+    const got = mails();
+    assert.equal(got.length, 1, 'only a_old (40 days) is older than 36 days');
+    assert.equal(got[0].headers.to, 'alice@example.test');
+    assert.deepEqual(named(got[0].body), ['a_old']);
+    assert.ok(got[0].body.includes('older_than_36_days'));
+    assert.equal(r.stdout, '');
+  });
+
+  test('nothing stale: exit 0, no mail, no post, no output', async () => {
+    const r = await cron(['--days', '100000', '--rolled-out-days', '100000'], { VEXIL_STALE_WEBHOOK: `${hook.url}/hook` });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(mails().length, 0);
+    assert.equal(hook.posts.length, 0);
+    assert.equal(r.stdout, '');
+  });
+
+  test('an unreachable database: exit 2, nothing sent', async () => {
+    const r = await cron([], {
+      VEXIL_DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/none?connect_timeout=2',
+      VEXIL_STALE_WEBHOOK: `${hook.url}/hook`,
+    });
+    assert.equal(r.code, 2, `stdout ${r.stdout} stderr ${r.stderr}`);
+    assert.ok(r.stderr.length > 0, 'says why');
+    assert.equal(mails().length, 0);
+    assert.equal(hook.posts.length, 0);
+  });
+
+  test('bad use of vexil stale (a bad option) is exit 2', async () => {
+    const r = await cron(['--days', 'soon']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(mails().length, 0);
+  });
+
+  test('a failing webhook: exit 2, the mails still go out', async () => {
+    const r = await cron([], { VEXIL_STALE_WEBHOOK: `${hook.url}/fail`, VEXIL_STALE_RETRIES: '0' });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(hook.posts.length, 6, 'every owner was tried, once (no retries asked for)');
+    assert.equal(mails().length, 4);
+    assert.match(r.stderr, /webhook/i);
+  });
+
+  test('no sendmail: the lists come out on stdout for cron to mail; exit 1', async () => {
+    const r = await cron([], { VEXIL_STALE_SENDMAIL: path.join(tmp, 'no-such-sendmail') });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(mails().length, 0);
+    assert.deepEqual(named(r.stdout), Object.keys(FLAGS).filter((n) => FLAGS[n].stale).sort(), r.stdout);
+    assert.match(r.stderr, /sendmail/);
+  });
+
+  test('a broken owners file: exit 2 naming the line, nothing sent', async () => {
+    const file = path.join(tmp, 'owners-bad');
+    writeFileSync(file, 'alice alice@example.test\nbob\n');
+    const r = await cron([], { VEXIL_STALE_OWNERS: file });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /owners-bad:2/);
+    assert.equal(mails().length, 0);
+    const missing = await cron([], { VEXIL_STALE_OWNERS: path.join(tmp, 'does-not-exist') });
+    assert.equal(missing.code, 2, 'a named owners file that is missing is an error');
+  });
+
+  test('retries a failing webhook VEXIL_STALE_RETRIES times', async () => {
+    const r = await cron(['--owner', 'bob'], { VEXIL_STALE_WEBHOOK: `${hook.url}/fail`, VEXIL_STALE_RETRIES: '1' });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(hook.posts.length, 2, 'bob\'s list: one attempt and one retry');
+  });
+
+  test('--help prints usage and exits 0', async () => {
+    const r = await cron(['--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /Usage: vexil-stale\.sh/);
+  });
+});
