@@ -405,7 +405,8 @@ static enum store_status store_transaction(PGconn *c, const char *begin,
         store_rollback(c);
         if (st != STORE_ERROR || !store_retryable())
             return st;
-        store_backoff(attempt);
+        if (attempt < STORE_MAX_RETRIES)
+            store_backoff(attempt);
     }
     return st;
 }
