@@ -247,8 +247,10 @@ enum http_rc api_flags_revert(struct vx_req *r)
     json_object_foreach(body, key, v)
     {
         if (strcmp(key, "event") != 0) {
-            json_decref(body);
-            return http_reply_error(r, 400, VX_E_UNKNOWN_FIELD, "unknown field '%.100s'", key);
+            enum http_rc rc =
+                http_reply_error(r, 400, VX_E_UNKNOWN_FIELD, "unknown field '%.100s'", key);
+            json_decref(body); /* key lives in body */
+            return rc;
         }
     }
     v = json_object_get(body, "event");
