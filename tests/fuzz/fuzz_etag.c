@@ -163,9 +163,13 @@ static void check_int(const uint8_t *data, size_t size)
         int64_t got = 12345;
         int rc = parse_int_range(s, ranges[i].min, ranges[i].max, &got);
         bool ok = ref == 0 && want >= ranges[i].min && want <= ranges[i].max;
-        if (!ok && rc == 0)
-            fprintf(stderr, "fuzz_etag: parse_int_range accepted \"%s\" as %lld in [%lld, %lld]\n",
-                    s, (long long)got, (long long)ranges[i].min, (long long)ranges[i].max);
+        if (!ok && rc == 0) {
+            fprintf(stderr, "fuzz_etag: parse_int_range accepted \"");
+            for (const char *c = s; *c != '\0'; c++)
+                fprintf(stderr, isprint((unsigned char)*c) ? "%c" : "\\x%02x", (unsigned char)*c);
+            fprintf(stderr, "\" as %lld in [%lld, %lld]\n", (long long)got,
+                    (long long)ranges[i].min, (long long)ranges[i].max);
+        }
         CHECK(rc == (ok ? 0 : -1));
         if (rc == 0)
             CHECK(got == want);

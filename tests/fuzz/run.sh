@@ -114,20 +114,39 @@ build_target() {
         $(pkg-config --libs jansson) -lm -o "$BUILD/$t"
 }
 
-# Replay every committed regression input once.
+# signature LOG: one line naming a failure by where it happened, so that a
+# fuzzer finding again a bug that a regression already shows is recognised.
+signature() {
+    grep -m1 -oE 'check failed at [^ ]+|SUMMARY: [A-Za-z]+Sanitizer: [a-z-]+ [^ ]+|[^ ]+:[0-9]+:[0-9]+: runtime error|libFuzzer: (timeout|out-of-memory|deadly signal)' \
+        "$1" | head -n 1
+}
+
+# Replay every committed regression input once, each on its own so that
+# every failing one is named.  The signatures of the failing ones are kept
+# in $BUILD/logs/<target>-known: a fuzzer crash with one of them is the same
+# bug and is not copied again.
 replay() {
-    local t=$1 dir="$FUZZ_DIR/regressions/$1" files=()
+    local t=$1 dir="$FUZZ_DIR/regressions/$1" files=() f bad=0 log
+    : >"$BUILD/logs/$t-known"
     mapfile -t files < <(find "$dir" -type f ! -name '.*' ! -name '*.md' 2>/dev/null | sort)
     if [ ${#files[@]} -eq 0 ]; then
         say "no regressions for $t"
         return 0
     fi
     say "replaying ${#files[@]} regression input(s) from $dir"
-    "$BUILD/$t" -runs=1 "${files[@]}" >"$BUILD/logs/$t-replay.log" 2>&1 || {
-        tail -n 60 "$BUILD/logs/$t-replay.log"
-        say "a regression input of $t fails: see $BUILD/logs/$t-replay.log" >&2
+    for f in "${files[@]}"; do
+        log="$BUILD/logs/$t-replay-$(basename "$f").log"
+        if ! "$BUILD/$t" -runs=1 "$f" >"$log" 2>&1; then
+            bad=$((bad + 1))
+            printf '%s\t%s\n' "$(signature "$log")" "$f" >>"$BUILD/logs/$t-known"
+            say "  FAILS: $f: $(signature "$log")"
+            grep -E -m3 '^fuzz_[a-z]+: |runtime error|^SUMMARY' "$log" | sed 's/^/    /'
+        fi
+    done
+    if [ "$bad" -gt 0 ]; then
+        say "$bad regression input(s) of $t fail: the bug each one shows is back (or not yet fixed)" >&2
         return 1
-    }
+    fi
 }
 
 fuzz() {
@@ -147,11 +166,17 @@ fuzz() {
     if [ "$rc" -ne 0 ] || [ ${#found[@]} -gt 0 ]; then
         grep -E -A 30 '^==[0-9]+==ERROR|runtime error|^fuzz_[a-z]+: |ALARM|out-of-memory' \
             "$BUILD/logs/$t.log" | head -n 60
-        local f
+        local f sig known
+        sig=$(signature "$BUILD/logs/$t.log")
+        known=$(awk -F '\t' -v s="$sig" '$1 == s && s != "" { print $2; exit }' "$BUILD/logs/$t-known" 2>/dev/null)
         mkdir -p "$FUZZ_DIR/regressions/$t"
         for f in "${found[@]}"; do
-            cp "$f" "$FUZZ_DIR/regressions/$t/"
-            say "kept $FUZZ_DIR/regressions/$t/$(basename "$f") (commit it with the fix)"
+            if [ -n "$known" ]; then
+                say "same failure ($sig) as the regression $known: not kept again"
+            else
+                cp "$f" "$FUZZ_DIR/regressions/$t/"
+                say "kept $FUZZ_DIR/regressions/$t/$(basename "$f") (commit it with the fix)"
+            fi
         done
         say "$t failed (libFuzzer status $rc); full log: $BUILD/logs/$t.log" >&2
         return 1
