@@ -74,12 +74,13 @@ static enum http_rc error_one(struct vx_req *r, unsigned status, const char *key
 {
     struct buf b = {0};
     size_t len;
+    int bad = buf_adds(&b, "{\"key\":");
 
-    buf_adds(&b, "{\"key\":");
-    buf_add_json_string(&b, key, strlen(key));
-    buf_addf(&b, ",\"errorCode\":\"%s\",\"errorDetails\":", code);
-    buf_add_json_string(&b, details, strlen(details));
-    if (buf_adds(&b, "}") != 0) {
+    bad |= buf_add_json_string(&b, key, strlen(key));
+    bad |= buf_addf(&b, ",\"errorCode\":\"%s\",\"errorDetails\":", code);
+    bad |= buf_add_json_string(&b, details, strlen(details));
+    bad |= buf_adds(&b, "}");
+    if (bad != 0) {
         buf_free(&b);
         return HTTP_CLOSE;
     }
@@ -93,10 +94,11 @@ static enum http_rc error_bulk(struct vx_req *r, unsigned status, const char *co
 {
     struct buf b = {0};
     size_t len;
+    int bad = buf_addf(&b, "{\"errorCode\":\"%s\",\"errorDetails\":", code);
 
-    buf_addf(&b, "{\"errorCode\":\"%s\",\"errorDetails\":", code);
-    buf_add_json_string(&b, details, strlen(details));
-    if (buf_adds(&b, "}") != 0) {
+    bad |= buf_add_json_string(&b, details, strlen(details));
+    bad |= buf_adds(&b, "}");
+    if (bad != 0) {
         buf_free(&b);
         return HTTP_CLOSE;
     }
@@ -169,20 +171,23 @@ static int parse_eval_req(struct vx_req *r, struct eval_req *q)
     return 0;
 }
 
-/* One evaluation object, without braces' neighbours:
+/* Append one evaluation object:
  * {"key":K,"value":B,"reason":R,"variant":V,"metadata":{"version":N}}.
- * key_json is the flag name already as a JSON string literal. */
-static void add_evaluation(struct buf *b, const char *key_json, size_t key_json_len,
-                           const struct vx_flag *f, const struct eval_req *q, int64_t version)
+ * key_json is the flag name already as a JSON string literal.  0 or -1 (OOM). */
+static int add_evaluation(struct buf *b, const char *key_json, size_t key_json_len,
+                          const struct vx_flag *f, const struct eval_req *q, int64_t version)
 {
     enum vx_reason why;
     bool on = eval_flag(f, q->user, q->user_len, &why);
 
-    buf_add(b, "{\"key\":", 7);
-    buf_add(b, key_json, key_json_len);
-    buf_addf(b,
-             ",\"value\":%s,\"reason\":\"%s\",\"variant\":\"%s\",\"metadata\":{\"version\":%lld}}",
-             on ? "true" : "false", eval_reason_name(why), on ? "on" : "off", (long long)version);
+    int bad = buf_add(b, "{\"key\":", 7);
+
+    bad |= buf_add(b, key_json, key_json_len);
+    return bad | buf_addf(b,
+                          ",\"value\":%s,\"reason\":\"%s\",\"variant\":\"%s\",\"metadata\":{"
+                          "\"version\":%lld}}",
+                          on ? "true" : "false", eval_reason_name(why), on ? "on" : "off",
+                          (long long)version);
 }
 
 static enum http_rc not_loaded(struct vx_req *r, const char *key)
@@ -220,10 +225,12 @@ enum http_rc ofrep_eval_one(struct vx_req *r)
     size_t i = (size_t)(f - s->flags);
     struct buf b = {0};
     /* s->keys[i] is the name as a JSON string followed by ':'. */
-    add_evaluation(&b, s->keys[i], s->keys_len[i] - 1, f, &q, s->version);
+    int bad = add_evaluation(&b, s->keys[i], s->keys_len[i] - 1, f, &q, s->version);
     json_decref(q.root);
-    if (b.p == NULL)
-        return HTTP_CLOSE;
+    if (bad != 0) {
+        buf_free(&b);
+        return error_one(r, 500, key, "GENERAL", "out of memory");
+    }
     size_t len;
     char *body = buf_take(&b, &len);
     no_cache(r);
@@ -338,7 +345,7 @@ static bool host_ok(const char *s)
  * where it was sent (Host, or X-Forwarded-Host/-Proto behind a proxy);
  * `endpoint.requestUri` lets providers resolve it against their own base
  * URL instead. */
-static void add_event_streams(struct buf *b, struct vx_req *r)
+static int add_event_streams(struct buf *b, struct vx_req *r)
 {
     char key[OFREP_STREAM_KEY_LEN + 1];
     char uri[sizeof(OFREP_EVENTS_PATH) + 8 + OFREP_STREAM_KEY_LEN];
@@ -351,11 +358,11 @@ static void add_event_streams(struct buf *b, struct vx_req *r)
         host = http_header(r, MHD_HTTP_HEADER_HOST);
     if (proto == NULL || (strcmp(proto, "https") != 0 && strcmp(proto, "http") != 0))
         proto = "http";
-    buf_adds(b, ",\"eventStreams\":[{\"type\":\"sse\",");
+    int bad = buf_adds(b, ",\"eventStreams\":[{\"type\":\"sse\",");
     if (host != NULL && host_ok(host))
-        buf_addf(b, "\"url\":\"%s://%s%s\",", proto, host, uri);
-    buf_addf(b, "\"endpoint\":{\"requestUri\":\"%s\"},\"inactivityDelaySec\":%d}]", uri,
-             OFREP_INACTIVITY_SEC);
+        bad |= buf_addf(b, "\"url\":\"%s://%s%s\",", proto, host, uri);
+    return bad | buf_addf(b, "\"endpoint\":{\"requestUri\":\"%s\"},\"inactivityDelaySec\":%d}]",
+                          uri, OFREP_INACTIVITY_SEC);
 }
 
 enum http_rc ofrep_eval_bulk(struct vx_req *r)
@@ -390,16 +397,17 @@ enum http_rc ofrep_eval_bulk(struct vx_req *r)
         json_decref(q.root);
         return error_bulk(r, 500, "GENERAL", "out of memory");
     }
-    buf_adds(&b, "{\"flags\":[");
+    int bad = buf_adds(&b, "{\"flags\":[");
     for (size_t i = 0; i < s->n_flags; i++) {
         if (i > 0)
-            buf_add(&b, ",", 1);
+            bad |= buf_add(&b, ",", 1);
         /* s->keys[i] is the name as a JSON string followed by ':'. */
-        add_evaluation(&b, s->keys[i], s->keys_len[i] - 1, &s->flags[i], &q, s->version);
+        bad |= add_evaluation(&b, s->keys[i], s->keys_len[i] - 1, &s->flags[i], &q, s->version);
     }
-    buf_addf(&b, "],\"metadata\":{\"version\":%lld}", (long long)s->version);
-    add_event_streams(&b, r);
-    if (buf_adds(&b, "}") != 0) {
+    bad |= buf_addf(&b, "],\"metadata\":{\"version\":%lld}", (long long)s->version);
+    bad |= add_event_streams(&b, r);
+    bad |= buf_adds(&b, "}");
+    if (bad != 0) {
         buf_free(&b);
         json_decref(q.root);
         return error_bulk(r, 500, "GENERAL", "out of memory");
