@@ -160,7 +160,7 @@ describe('PostgreSQL stops while vexil serves', () => {
 
   test('writes answer 503 unavailable with Retry-After, promptly', async () => {
     // Held across the outage; the write after the restart must reach it.
-    heldAcross = hold(client, '/flags/dbd_kill?user=bob&wait=60', { 'If-None-Match': '"3"' });
+    heldAcross = hold(client, '/flags/dbd_kill?user=bob&wait=30', { 'If-None-Match': '"3"' });
     heldAcross.catch(() => {});
     await waitHeld(server, 1);
     const writes = [
