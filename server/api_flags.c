@@ -76,6 +76,20 @@ static const struct vx_flag *find_or_404(struct vx_req *r)
     return f;
 }
 
+/* The route's flag name, or NULL with 404 queued when it cannot be a flag's
+ * name at all (it never reaches the database then: bytes that are not
+ * UTF-8 would make PostgreSQL fail instead of answering "no such row"). */
+static const char *name_or_404(struct vx_req *r)
+{
+    const char *name = http_arg(r, 0);
+
+    if (!flag_name_valid(name, strlen(name))) {
+        http_reply_error(r, 404, VX_E_NOT_FOUND, "no flag named '%.100s'", name);
+        return NULL;
+    }
+    return name;
+}
+
 /* If-Match: -1 absent, 0 "*", else the revision.  -2 malformed (400 queued). */
 static int64_t if_match(struct vx_req *r)
 {
@@ -178,7 +192,7 @@ enum http_rc api_flags_patch(struct vx_req *r)
     int64_t im = if_match(r);
     json_t *body;
 
-    if (im == -2)
+    if (im == -2 || name_or_404(r) == NULL)
         return HTTP_QUEUED;
     body = http_body_json(r, false);
     if (body == NULL)
@@ -208,7 +222,7 @@ enum http_rc api_flags_delete(struct vx_req *r)
     int64_t version = 0;
     int64_t im = if_match(r);
 
-    if (im == -2)
+    if (im == -2 || name_or_404(r) == NULL)
         return HTTP_QUEUED;
     PGconn *c = conn_or_503(r);
     if (c == NULL)
@@ -223,8 +237,10 @@ enum http_rc api_flags_delete(struct vx_req *r)
 enum http_rc api_flags_history(struct vx_req *r)
 {
     json_t *out = NULL;
-    PGconn *c = conn_or_503(r);
 
+    if (name_or_404(r) == NULL)
+        return HTTP_QUEUED;
+    PGconn *c = conn_or_503(r);
     if (c == NULL)
         return HTTP_QUEUED;
     enum store_status st = store_flag_history(c, http_arg(r, 0), &out);
@@ -235,6 +251,8 @@ enum http_rc api_flags_history(struct vx_req *r)
 
 enum http_rc api_flags_revert(struct vx_req *r)
 {
+    if (name_or_404(r) == NULL)
+        return HTTP_QUEUED;
     json_t *body = http_body_json(r, false);
     const char *key;
     json_t *v;

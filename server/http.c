@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdatomic.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
@@ -69,6 +70,7 @@ static const struct router_route routes[] = {
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
 static struct MHD_Daemon *daemon_;
+static atomic_uint open_connections;
 
 /* ---- request context ----------------------------------------------------- */
 
@@ -530,6 +532,30 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 
 /* ---- start and stop ---------------------------------------------------------- */
 
+/* The connection limit.  libmicrohttpd's own limit makes a full server stop
+ * calling accept(), so clients over it wait unanswered in the listen backlog
+ * until some idle connection times out.  We count connections ourselves and
+ * close the extra ones at once, so a client learns it must retry elsewhere. */
+static void conn_notify_cb(void *cls, struct MHD_Connection *c, void **socket_context,
+                           enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    (void)c;
+    (void)socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&open_connections, 1);
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&open_connections, 1);
+}
+
+static enum MHD_Result accept_cb(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    (void)cls;
+    (void)addr;
+    (void)len;
+    return atomic_load(&open_connections) < vx_cfg.max_connections ? MHD_YES : MHD_NO;
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
@@ -576,9 +602,11 @@ int http_start(void)
     if (metrics_init(routes, N_ROUTES) != 0)
         return -1;
     daemon_ = MHD_start_daemon(
-        flags, vx_cfg.listen_port, NULL, NULL, access_cb, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)vx_cfg.threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)vx_cfg.max_connections,
+        flags, vx_cfg.listen_port, accept_cb, NULL, access_cb, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_CONNECTION, conn_notify_cb,
+        NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)vx_cfg.threads,
+        /* room above our own limit (accept_cb), split across the workers */
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(vx_cfg.max_connections + 64 * vx_cfg.threads),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)vx_cfg.idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)vx_cfg.conn_memory,
         MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)1024, MHD_OPTION_LISTEN_BACKLOG_SIZE,
