@@ -14,6 +14,8 @@
 # Knobs (environment):
 #   BENCH_BUILD_DIR  meson build directory (default: <repo>/build/bench)
 #   BENCH_SKIP_BUILD 1 = use the existing build as is
+#   BENCH_MESON_ARGS extra `meson setup` arguments, split on spaces (e.g.
+#                    -Dwerror=false while a warning breaks the release build)
 #   BENCH_KEEP       1 = keep the work directory (logs) after the run
 #   BENCH_FLAGS      flags to create (default 100)
 
@@ -132,13 +134,15 @@ bench_wait_http() {
 }
 
 bench_build_vexil() {
+    local -a extra
+    read -r -a extra <<<"${BENCH_MESON_ARGS:-}"
     if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
         bench_log "building vexil (release) in $BENCH_BUILD_DIR"
         if [ -f "$BENCH_BUILD_DIR/build.ninja" ]; then
-            meson setup --reconfigure "$BENCH_BUILD_DIR" "$BENCH_ROOT" --buildtype=release \
+            meson setup --reconfigure "$BENCH_BUILD_DIR" "$BENCH_ROOT" --buildtype=release "${extra[@]}" \
                 >"$BENCH_WORK/log/meson.log" 2>&1
         else
-            meson setup "$BENCH_BUILD_DIR" "$BENCH_ROOT" --buildtype=release \
+            meson setup "$BENCH_BUILD_DIR" "$BENCH_ROOT" --buildtype=release "${extra[@]}" \
                 >"$BENCH_WORK/log/meson.log" 2>&1
         fi || {
             tail -n 30 "$BENCH_WORK/log/meson.log" >&2
