@@ -117,20 +117,23 @@ run_format() {
     fi
 }
 
-# filter_findings TOOL RAW: print the findings of TOOL (cppcheck or
+# filter_findings TOOL RAW [BASE]: print the findings of TOOL (cppcheck or
 # clang-tidy) in RAW that tests/lint-suppressions.txt does not cover, with
 # their source line; report stale suppressions; fail when any remain.
+# Relative paths in RAW are relative to BASE (clang-tidy prints them relative
+# to the build directory), else to the repository root.
 filter_findings() {
-    python3 - "$1" "$2" "$ROOT" "$SUPPRESSIONS" <<'PY'
+    python3 - "$1" "$2" "$ROOT" "$SUPPRESSIONS" "${3:-$ROOT}" <<'PY'
 import os, re, sys
 
-tool, raw, root, supp_path = sys.argv[1:5]
+tool, raw, root, supp_path, base = sys.argv[1:6]
+base = os.path.realpath(os.path.join(root, base))
 line_re = re.compile(r'^(?P<file>[^:\s][^:]*):(?P<line>\d+):(?:(?P<col>\d+):)? '
                      r'(?P<sev>warning|error|style|performance|portability|information|note)?:? ?'
                      r'(?P<msg>.*) \[(?P<check>[A-Za-z0-9_.,-]+)\]$')
 
 def rel(p):
-    p = os.path.realpath(p if os.path.isabs(p) else os.path.join(root, p))
+    p = os.path.realpath(p if os.path.isabs(p) else os.path.join(base, p))
     return os.path.relpath(p, root)
 
 def is_tidy_check(c):
@@ -156,7 +159,14 @@ with open(raw, encoding='utf-8', errors='replace') as f:
         if not m or m.group('sev') == 'note':
             continue
         path = rel(m.group('file'))
-        if path.startswith('..') or not path.startswith('server/'):
+        # Findings in system and library headers are not ours; anything
+        # else counts, also when its file cannot be found (never skip a
+        # finding because its path was misread).
+        if path.startswith('..') and (m.group('file').startswith('/usr/') or
+                                      os.path.isfile(os.path.join(root, path))):
+            continue
+        if not path.startswith('..') and not path.startswith('server/') and \
+                os.path.isfile(os.path.join(root, path)):
             continue
         key = (path, int(m.group('line')), m.group('check'))
         findings.setdefault(key, m.group('msg'))
@@ -256,7 +266,7 @@ run_tidy() {
         grep -B5 'Error while processing' "$out/all" | head -n 40
         rc=1
     fi
-    filter_findings clang-tidy "$out/all" || rc=$?
+    filter_findings clang-tidy "$out/all" "$dir" || rc=$?
     rm -rf "$out"
     return "$rc"
 }
