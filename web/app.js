@@ -850,7 +850,7 @@ function renderEvent(name, ev, newest) {
     { class: 'event-head' },
     el('span', { class: 'badge badge-action', 'data-action': ev.action }, ev.action),
     el('span', { class: 'event-actor' }, ev.actor || 'unknown'),
-    el('time', { datetime: ev.at, title: U.formatTime(ev.at) }, U.timeAgo(ev.at)),
+    el('time', { datetime: ev.at, title: ev.at }, `${U.timeAgo(ev.at)} · ${U.formatTime(ev.at)}`),
   );
   const revs = [ev.before && ev.before.revision, ev.after && ev.after.revision].filter((r) => r !== null && r !== undefined);
   if (revs.length) head.append(el('span', { class: 'muted small' }, revs.length === 2 ? `rev ${revs[0]} → ${revs[1]}` : `rev ${revs[0]}`));
@@ -870,7 +870,8 @@ function renderEvent(name, ev, newest) {
         ? el('tr', {}, el('th', { scope: 'row' }, U.FIELD_LABELS.users), el('td', { class: 'set' }, `${U.formatValue('users', d.after)}: ${U.listSome(d.after, 20)}`))
         : el('tr', {}, el('th', { scope: 'row' }, U.FIELD_LABELS[d.field]), el('td', { class: 'set' }, U.formatValue(d.field, d.after))),
     );
-    li.append(el('table', { class: 'diff' }, el('caption', { class: 'visually-hidden' }, 'Values it was created with'), el('tbody', {}, ...rows)));
+    if (ev.action !== 'create') li.append(el('p', { class: 'event-note' }, 'Brought back after it had been deleted, with:'));
+    li.append(el('table', { class: 'diff' }, el('caption', { class: 'visually-hidden' }, 'The values it got'), el('tbody', {}, ...rows)));
   } else if (changes.length) {
     const table = el(
       'table',
