@@ -262,7 +262,9 @@ describe('PostgreSQL comes back', () => {
     t.diagnostic(`first successful write after ${tries} tries, ${(performance.now() - upAt).toFixed(0)} ms after /readyz said up`);
     assert.equal(r.json.enabled, false);
     assert.equal(r.json.revision, 2);
+    const wrote = performance.now();
     const h = await heldAcross;
+    assert.ok(performance.now() - wrote < 1000, 'the held request was woken by the write, not by its deadline');
     assert.equal(h.status, 200, `the held request: ${h.status} ${h.text}`);
     assert.deepEqual(h.json, { name: 'dbd_kill', on: false, version: 4 });
     assert.equal(h.headers.get('etag'), '"4"');

@@ -108,8 +108,10 @@ describe('a held request wakes on a change on the same instance', () => {
     const b = hold(env.client, '/flags?user=x&wait=10', { 'If-None-Match': `"${v}"` });
     const c = hold(env.client, '/flags/lp_flag?wait=10', { 'If-None-Match': `"${v}"` });
     await waitHeld(env.server, 3);
-    await patchFlag(env.admin, 'lp_other', { description: 'touched' });
+    const sent = await patchFlag(env.admin, 'lp_other', { description: 'touched' });
     const rs = await Promise.all([a, b, c]);
+    const latency = performance.now() - sent;
+    assert.ok(latency < WAKE_LIMIT_MS, `all three answered ${latency.toFixed(0)} ms after the change`);
     for (const r of rs) {
       assert.equal(r.status, 200, r.text);
       assert.equal(r.headers.get('etag'), `"${v + 1}"`);
@@ -159,8 +161,9 @@ describe('wait values and conditions', () => {
   test('wait=60 is accepted: held (not 400) until a change', async () => {
     const v = await currentVersion(env.client);
     const { held } = await holdAndWait(env.server, env.client, '/flags?wait=60', v);
-    await patchFlag(env.admin, 'lp_other', { description: 'wait=60' });
+    const sent = await patchFlag(env.admin, 'lp_other', { description: 'wait=60' });
     const r = await held;
+    assert.ok(performance.now() - sent < WAKE_LIMIT_MS, 'woken by the change, not by a deadline');
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.version, v + 1);
   });
@@ -211,8 +214,10 @@ describe('wait values and conditions', () => {
       return;
     }
     await waitHeld(env.server, 1);
+    const sent = performance.now();
     await createFlag(env.admin, { name: 'lp_late', enabled: true, percentage: 100 });
     const r = await pr;
+    assert.ok(performance.now() - sent < WAKE_LIMIT_MS, 'woken by the change, not by a deadline');
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(r.json, { name: 'lp_late', on: true, version: v + 1 });
   });
@@ -306,11 +311,11 @@ describe('the cap on held requests (--max-waiters 3)', () => {
   test('the 4th held request gets 503 with Retry-After; the daemon keeps serving', async () => {
     const v = await currentVersion(sc);
     const inm = { 'If-None-Match': `"${v}"` };
-    const held = [hold(sc, '/flags?wait=30', inm), hold(sc, '/flags?user=a&wait=30', inm),
-      hold(sc, '/flags/lp_flag?wait=30', inm)];
+    const held = [hold(sc, '/flags?wait=10', inm), hold(sc, '/flags?user=a&wait=10', inm),
+      hold(sc, '/flags/lp_flag?wait=10', inm)];
     for (const h of held) h.catch(() => {});
     await waitHeld(s, 3);
-    const fourth = await hold(sc, '/flags?wait=30', inm);
+    const fourth = await hold(sc, '/flags?wait=10', inm);
     assertError(fourth, 503, 'unavailable');
     const ra = fourth.headers.get('retry-after');
     assert.match(ra || '', /^\d+$/, `Retry-After is a number of seconds: ${ra}`);
@@ -322,8 +327,9 @@ describe('the cap on held requests (--max-waiters 3)', () => {
     assert.equal((await s.client(env.adminToken).get('/api/flags')).status, 200);
     // The three held ones are still held, and a change wakes them all.
     for (const h of held) await assertPending(h, 10, 'a held request under the cap');
-    await patchFlag(env.admin, 'lp_other', { description: 'cap test' });
+    const sent = await patchFlag(env.admin, 'lp_other', { description: 'cap test' });
     const rs = await Promise.all(held);
+    assert.ok(performance.now() - sent < WAKE_LIMIT_MS + 300, 'woken by the change, not by a deadline');
     for (const r of rs) assert.equal(r.status, 200, r.text);
     // The slots are free again.
     await waitHeld(s, 0);
