@@ -84,7 +84,8 @@ int parse_int_range(const char *s, int64_t min, int64_t max, int64_t *out)
     char *end = NULL;
     long long v;
 
-    if (s == NULL || *s == '\0' || *s == ' ' || *s == '+' || *s == '\t')
+    /* strtoll alone would accept leading white space and '+'. */
+    if (s == NULL || !((s[0] >= '0' && s[0] <= '9') || (s[0] == '-' && s[1] >= '0' && s[1] <= '9')))
         return -1;
     errno = 0;
     v = strtoll(s, &end, 10);
@@ -143,7 +144,7 @@ int buf_addf(struct buf *b, const char *fmt, ...)
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
+size_t utf8_char_len(const unsigned char *s, size_t left)
 {
     unsigned c = s[0];
     size_t n;
@@ -172,6 +173,21 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
     return n;
 }
 
+void utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    size_t len = strlen(s);
+
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_char_len(p + i, len - i);
+        if (n == 0) {
+            p[i] = '?';
+            n = 1;
+        }
+        i += n;
+    }
+}
+
 bool utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -180,7 +196,7 @@ bool utf8_valid(const char *s, size_t len)
     while (i < len) {
         if (p[i] == 0)
             return false;
-        size_t n = utf8_seq(p + i, len - i);
+        size_t n = utf8_char_len(p + i, len - i);
         if (n == 0)
             return false;
         i += n;
@@ -201,7 +217,7 @@ int buf_add_json_string(struct buf *b, const char *s, size_t len)
     for (size_t i = 0; i < len;) {
         unsigned c = p[i];
         if (c >= 0x80) {
-            size_t n = utf8_seq(p + i, len - i);
+            size_t n = utf8_char_len(p + i, len - i);
             if (n == 0) {
                 memcpy(o, "\xEF\xBF\xBD", 3); /* U+FFFD */
                 o += 3;

@@ -46,6 +46,14 @@ int buf_add_json_string(struct buf *b, const char *s, size_t len);
 char *buf_take(struct buf *b, size_t *len);
 void buf_free(struct buf *b);
 
+/* Length (1..4) of the valid UTF-8 character at s, of at most left bytes;
+ * 0 if the bytes there are not valid UTF-8 (overlong, surrogate, cut). */
+size_t utf8_char_len(const unsigned char *s, size_t left);
+
+/* Replace every byte that is not part of valid UTF-8 in s (NUL-terminated)
+ * by '?', in place. */
+void utf8_sanitize(char *s);
+
 /* Is s (len bytes) valid UTF-8 without NUL bytes? */
 bool utf8_valid(const char *s, size_t len);
 

@@ -13,13 +13,29 @@
 #include "httputil.h"
 #include "timeutil.h"
 
-/* Escape s into out as JSON string contents (no quotes); truncates. */
+/* Escape s into out as JSON string contents (no quotes); truncates at a
+ * character boundary, and writes U+FFFD for bytes that are not UTF-8, so a
+ * log line is always valid JSON. */
 static size_t esc(char *out, size_t cap, const char *s)
 {
-    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s), o = 0;
 
-    for (; *s != '\0' && o + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
+    for (size_t i = 0; i < len && o + 7 < cap;) {
+        unsigned char c = p[i];
+        if (c >= 0x80) {
+            size_t n = utf8_char_len(p + i, len - i);
+            if (n == 0) {
+                memcpy(out + o, "\\ufffd", 6);
+                o += 6;
+                i++;
+            } else {
+                memcpy(out + o, p + i, n);
+                o += n;
+                i += n;
+            }
+            continue;
+        }
         if (c == '"' || c == '\\') {
             out[o++] = '\\';
             out[o++] = (char)c;
@@ -28,6 +44,7 @@ static size_t esc(char *out, size_t cap, const char *s)
         } else {
             out[o++] = (char)c;
         }
+        i++;
     }
     out[o] = '\0';
     return o;
@@ -70,7 +87,7 @@ void log_request(const char *method, const char *path, unsigned status, double d
     char p[512];
     int n;
 
-    /* Log at most 500 bytes of the path. */
+    /* Log at most 500 bytes of the path (esc() repairs a cut character). */
     snprintf(p, sizeof(p), "%.500s", path != NULL ? path : "");
     esc(epath, sizeof(epath), p);
     esc(eid, sizeof(eid), request_id != NULL ? request_id : "");

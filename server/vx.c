@@ -17,6 +17,8 @@
 
 #include "vx.h"
 
+#include "httputil.h"
+
 /* Length of the UTF-8 sequence that a lead byte announces; 0 for a
  * continuation byte. */
 static size_t vx_utf8_seq_len(unsigned char c)
@@ -62,5 +64,7 @@ int vx_fail(struct vx_error *err, const char *code, const char *fmt, ...)
     if (n < 0)
         err->message[0] = '\0';
     vx_utf8_trim_tail(err->message);
+    /* A "%.64s" may still have cut a character inside the message. */
+    utf8_sanitize(err->message);
     return VX_ERR;
 }

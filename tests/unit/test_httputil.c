@@ -125,6 +125,15 @@ START_TEST(test_utf8_valid)
 }
 END_TEST
 
+START_TEST(test_utf8_sanitize)
+{
+    char s[] = "ok \xc3\xbc cut\xe2\x82 end\xff";
+    utf8_sanitize(s);
+    ck_assert_str_eq(s, "ok \xc3\xbc cut?? end?");
+    ck_assert(utf8_valid(s, strlen(s)));
+}
+END_TEST
+
 START_TEST(test_buf_growth)
 {
     struct buf b = {0};
@@ -152,6 +161,7 @@ int main(void)
     tcase_add_test(tc, test_json_string_roundtrip);
     tcase_add_test(tc, test_json_string_invalid_utf8_replaced);
     tcase_add_test(tc, test_utf8_valid);
+    tcase_add_test(tc, test_utf8_sanitize);
     tcase_add_test(tc, test_buf_growth);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
