@@ -73,8 +73,8 @@ START_TEST(test_parse_int_range)
     ck_assert_int_eq(v, 1);
     ck_assert_int_eq(parse_int_range("60", 1, 60, &v), 0);
     ck_assert_int_eq(v, 60);
-    static const char *bad[] = {
-        "0", "61", "", " 5", "5 ", "+5", "5s", "-1", "1e1", "0x10", "99999999999999999999999"};
+    static const char *bad[] = {"0",  "61",  "",     " 5",  "5 ",  "+5", "5s",
+                                "-1", "1e1", "0x10", "\n5", "\r5", "-",  "99999999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(parse_int_range(bad[i], 1, 60, &v) == -1, "accepted <%s>", bad[i]);
     ck_assert_int_eq(parse_int_range(NULL, 1, 60, &v), -1);
