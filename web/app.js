@@ -49,16 +49,10 @@ const state = {
 // ---------------------------------------------------------------------------
 // messages
 
-/** The message area of the topmost open dialog, else the page's. */
+/** The message area of the open panel or form, else the page's. */
 function messageArea() {
-  for (const id of ['conflict-dialog', 'confirm-dialog', 'create-dialog', 'flag-dialog']) {
-    const d = $(id);
-    if (d.open) {
-      if (id === 'create-dialog') return $('cd-msg');
-      if (id === 'flag-dialog') return $('fd-msg');
-      return null;
-    }
-  }
+  if ($('create-dialog').open) return $('cd-msg');
+  if ($('flag-dialog').open) return $('fd-msg');
   return $('page-msg');
 }
 
@@ -80,7 +74,7 @@ function notify(text, { kind = 'ok', action, area } = {}) {
   const close = el('button', { type: 'button', class: 'btn btn-icon', 'aria-label': 'Dismiss message' }, '✕');
   close.addEventListener('click', () => box.remove());
   box.append(close);
-  if (!target || target === $('page-msg')) {
+  if (target === $('page-msg')) {
     // Success on the page goes to the toast stack, errors to the page's alert area.
     (kind === 'error' ? $('page-msg') : $('toasts')).append(box);
   } else {
@@ -839,12 +833,12 @@ async function loadHistory() {
   }
   if (detail.name !== name || detail.historyFor !== key) return;
   status.textContent = events.length ? '' : 'No history for this name.';
-  $('fd-history').replaceChildren(...events.map((ev, i) => renderEvent(name, ev, i === 0)));
+  $('fd-history').replaceChildren(...events.map((ev) => renderEvent(name, ev)));
 }
 
 const ACTION_WORDS = { create: 'created', update: 'changed', delete: 'deleted', revert: 'reverted' };
 
-function renderEvent(name, ev, newest) {
+function renderEvent(name, ev) {
   const head = el(
     'div',
     { class: 'event-head' },
@@ -895,7 +889,6 @@ function renderEvent(name, ev, newest) {
     foot.append(el('span', { class: 'muted small' }, 'The flag did not exist before this.'));
   }
   li.append(foot);
-  if (newest) li.classList.add('event-newest');
   return li;
 }
 
