@@ -5,6 +5,9 @@
 #   tests/quality.sh lint [BUILDDIR]       clang-format + cppcheck + clang-tidy
 #   tests/quality.sh format | cppcheck | tidy [BUILDDIR]   one lint tool alone
 #   tests/quality.sh all                   lint, then coverage
+#   tests/quality.sh coverage-report BUILDDIR   only the gcovr report and gate, for
+#                                          a coverage build whose tests already ran
+#                                          (tests/run.sh: build/plain)
 #
 # Each step prints its name and duration; the exit status is 0 when every
 # gate passes, 1 when one fails, 2 on bad use or a missing tool.
@@ -368,7 +371,7 @@ cmd_coverage() {
 # ---------------------------------------------------------------- main
 
 usage() {
-    say "usage: tests/quality.sh coverage [BUILDDIR] | lint [BUILDDIR] | format | cppcheck | tidy [BUILDDIR] | all"
+    say "usage: tests/quality.sh coverage [BUILDDIR] | coverage-report BUILDDIR | lint [BUILDDIR] | format | cppcheck | tidy [BUILDDIR] | all"
 }
 
 main() {
@@ -377,6 +380,10 @@ main() {
     t0=$(now)
     case $cmd in
     coverage) cmd_coverage "$@" || rc=$? ;;
+    coverage-report)
+        need gcovr || return 2
+        step "coverage:report (>= $COVERAGE_MIN % of lines)" cov_report "${1:?BUILDDIR}" || rc=$?
+        ;;
     lint) cmd_lint "$@" || rc=$? ;;
     format) step "lint:clang-format" run_format || rc=$? ;;
     cppcheck) step "lint:cppcheck" run_cppcheck || rc=$? ;;

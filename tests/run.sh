@@ -8,6 +8,11 @@
 #   unit:*        `meson test` in each build dir (Check unit tests)
 #   integration:* `node --test tests/integration/` against each build's vexil
 #   browser       `node --test tests/browser/` when it holds *.test.mjs
+#   quality:coverage  line coverage of server/ >= 80 % over everything build/plain ran
+#                     (build/plain is a coverage build), printed per file
+#   quality:lint  clang-format, cppcheck, clang-tidy (tests/quality.sh lint)
+#   security:fuzz libFuzzer targets from the committed corpus, regressions replayed
+#                 (tests/fuzz/run.sh, FUZZ_SECONDS each, default 20)
 # Each stage prints its name and duration; the last line is exactly
 # "N passed, N failed" (", N skipped" when any), summed over all suites, and the
 # exit status is non-zero when anything failed.
@@ -27,8 +32,9 @@ ART="$ROOT/tests/artifacts/run"
 JOBS=${VEXIL_TEST_JOBS:-4}
 
 REQUIRED_DEBS=(build-essential pkg-config meson ninja-build libmicrohttpd-dev libpq-dev
-    libjansson-dev uuid-dev check postgresql-15)
-OPTIONAL_DEBS=(chromium wrk gcovr clang libclang-rt-14-dev cppcheck clang-tidy clang-format)
+    libjansson-dev uuid-dev check postgresql-15 chromium gcovr clang libclang-rt-14-dev cppcheck
+    clang-tidy clang-format)
+OPTIONAL_DEBS=(wrk) # benchmarks only
 
 # ---------------------------------------------------------------- bookkeeping
 
@@ -144,10 +150,11 @@ stage_deps() {
     fi
 }
 
-# build/plain: the project's default buildtype; build/asan: with ASan + UBSan.
+# build/plain: the project's default buildtype, instrumented for coverage
+# (its runs feed quality:coverage); build/asan: with ASan + UBSan.
 build_opts() {
     case $1 in
-    plain) ;;
+    plain) echo "-Db_coverage=true" ;;
     asan) echo "-Db_sanitize=address,undefined -Db_lundef=false" ;;
     esac
 }
@@ -164,6 +171,8 @@ stage_build() {
         }
     fi
     meson compile -C "$dir" || return 1
+    # Coverage counts of an earlier run would add up with this one.
+    find "$dir" -name '*.gcda' -delete
     [ -x "$dir/vexil" ] || {
         say "$dir/vexil was not built" >&2
         return 1
@@ -259,6 +268,18 @@ stage_browser() {
     node_tests browser tests/browser/ plain
 }
 
+stage_coverage() {
+    bash tests/quality.sh coverage-report build/plain
+}
+
+stage_lint() {
+    bash tests/quality.sh lint build/plain
+}
+
+stage_fuzz() {
+    bash tests/fuzz/run.sh
+}
+
 # ---------------------------------------------------------------- main
 
 main() {
@@ -280,6 +301,9 @@ main() {
     if have_browser_tests; then
         run_stage browser "build:plain postgres" stage_browser
     fi
+    run_stage quality:coverage "unit:plain integration:plain" stage_coverage
+    run_stage quality:lint "build:plain" stage_lint
+    run_stage security:fuzz "deps" stage_fuzz
 
     say ""
     say "total time $(elapsed "$t0"); logs in ${ART#"$ROOT"/}"
