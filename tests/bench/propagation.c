@@ -72,14 +72,15 @@ struct pr_conn {
     int is_trigger;
     char *req; /* request bytes not yet fully written; freed once sent */
     size_t req_len, req_sent;
-    char *buf; /* response bytes read so far; freed when the round ends */
+    char *buf; /* response bytes read so far; kept for the next round, freed at exit */
     size_t len, cap;
     size_t header_len; /* 0 until the blank line after the headers is seen */
     int status;
     long long content_length; /* -1: absent */
     int chunked;
-    int early;       /* answered before the trigger was sent */
-    const char *why; /* failure reason, static string */
+    int early;        /* answered before the trigger was sent */
+    int server_close; /* the server said Connection: close, or closed */
+    const char *why;  /* failure reason, static string */
     double t_done;
     char etag[64];
 };
@@ -107,6 +108,7 @@ struct pr_opts {
     int connect_batch;
     int rounds;
     int follow_etag;
+    int new_connections;
     int expect_status;
     const char *expect_bodies[PR_MAX_BODIES];
     int n_expect_bodies;
@@ -210,6 +212,9 @@ static int pr_parse_head(struct pr_conn *c)
             } else if (nlen == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0) {
                 if (vlen >= 7 && strncasecmp(v + vlen - 7, "chunked", 7) == 0)
                     c->chunked = 1;
+            } else if (nlen == 10 && strncasecmp(line, "Connection", 10) == 0) {
+                if (memmem(v, vlen, "close", 5) != NULL)
+                    c->server_close = 1;
             } else if (nlen == 4 && strncasecmp(line, "ETag", 4) == 0) {
                 size_t n = vlen < sizeof c->etag - 1 ? vlen : sizeof c->etag - 1;
                 memcpy(c->etag, v, n);
@@ -355,7 +360,8 @@ struct pr_round {
     struct pr_conn trig;
     int epfd;
     double t0, t1;
-    int connected;
+    int connected; /* new connections made this round */
+    int reused;    /* requests sent on a connection kept from the last round */
     int in_flight; /* clients connecting or sending */
     int finished;  /* clients done or failed */
     long rss_kb;
@@ -444,6 +450,8 @@ static void pr_read_some(struct pr_round *r, struct pr_conn *c, double t_trigger
             return;
         }
         int at_eof = n <= 0;
+        if (at_eof)
+            c->server_close = 1;
         if (n > 0) {
             if (c->len + (size_t)n > PR_MAX_RESPONSE) {
                 pr_fail(r, c, "response too large");
@@ -573,8 +581,41 @@ struct pr_totals {
 };
 
 /* Returns 0 when the round ran (whatever its clients got), -1 on a set-up failure. */
+/* Make c ready for a new request: keep its socket (and buffer) when the last
+ * answer left a usable keep-alive connection and reuse is allowed, else close it. */
+static int pr_recycle(struct pr_round *r, struct pr_conn *c, int allow_reuse)
+{
+    int fd = c->fd;
+    char *buf = c->buf;
+    size_t cap = c->cap;
+    int reuse = allow_reuse && fd >= 0 && c->state == PR_DONE && !c->server_close;
+    if (!reuse && fd >= 0) {
+        epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL);
+        pr_close_hard(fd);
+    }
+    free(c->req);
+    memset(c, 0, sizeof *c);
+    c->fd = reuse ? fd : -1;
+    c->buf = buf;
+    c->cap = cap;
+    c->state = PR_IDLE;
+    return reuse;
+}
+
+/* Send the next request on a kept-alive socket (registered, one-shot disarmed). */
+static void pr_start_reuse(struct pr_round *r, struct pr_conn *c)
+{
+    pr_set_state(r, c, PR_SENDING);
+    struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+    if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0 &&
+        epoll_ctl(r->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+        pr_fail(r, c, "epoll_ctl failed");
+}
+
+/* conns (o->clients of them) and epfd live across rounds, so that clients can
+ * poll again on the same keep-alive connection, as real ones do. */
 static int pr_run_round(const struct pr_opts *o, int round, char *inm, size_t inm_size,
-                        struct pr_totals *tot)
+                        struct pr_conn *conns, int epfd, struct pr_totals *tot)
 {
     struct sockaddr_in sa, tsa;
     if (pr_resolve(o->host, o->port, &sa) != 0 ||
@@ -588,13 +629,8 @@ static int pr_run_round(const struct pr_opts *o, int round, char *inm, size_t in
     struct pr_round r;
     memset(&r, 0, sizeof r);
     r.n = o->clients;
-    r.conns = calloc((size_t)r.n, sizeof *r.conns);
-    r.epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (r.conns == NULL || r.epfd < 0) {
-        fprintf(stderr, "propagation: out of memory or epoll\n");
-        free(r.conns);
-        return -1;
-    }
+    r.conns = conns;
+    r.epfd = epfd;
     r.rss_kb = -1;
     r.trig.fd = -1;
 
@@ -610,14 +646,19 @@ static int pr_run_round(const struct pr_opts *o, int round, char *inm, size_t in
     for (;;) {
         while (next < r.n && r.in_flight < o->connect_batch) {
             struct pr_conn *c = &r.conns[next];
-            c->fd = -1;
+            int reuse = pr_recycle(&r, c, !o->new_connections);
             c->req = pr_build_request(&oo, next, &c->req_len);
             next++;
             if (c->req == NULL) {
                 pr_fail(&r, c, "out of memory");
                 continue;
             }
-            pr_start_connect(&r, c, &sa);
+            if (reuse) {
+                r.reused++;
+                pr_start_reuse(&r, c);
+            } else {
+                pr_start_connect(&r, c, &sa);
+            }
         }
         if (next == r.n && r.in_flight == 0)
             break;
@@ -774,10 +815,11 @@ static int pr_run_round(const struct pr_opts *o, int round, char *inm, size_t in
         if (v != NULL) {
             memcpy(v, tot->lat_t1 + first_lat, k * sizeof *v);
             qsort(v, k, sizeof *v, pr_cmp_double);
-            printf("  round %d: received %ld/%d  answer - t1 p50 %.2f p99 %.2f max %.2f ms  "
+            printf("  round %d: received %ld/%d (%d reused)  answer - t1 p50 %.2f p99 %.2f max "
+                   "%.2f ms  "
                    "trigger %.2f ms",
-                   round, tot->received - first_received, r.n, pr_pct(v, k, 50), pr_pct(v, k, 99),
-                   pr_pct(v, k, 100), (r.t1 - r.t0) * 1000.0);
+                   round, tot->received - first_received, r.n, r.reused, pr_pct(v, k, 50),
+                   pr_pct(v, k, 99), pr_pct(v, k, 100), (r.t1 - r.t0) * 1000.0);
             if (r.rss_kb >= 0)
                 printf("  VmRSS %.1f MB", r.rss_kb / 1024.0);
             printf("\n");
@@ -790,17 +832,11 @@ static int pr_run_round(const struct pr_opts *o, int round, char *inm, size_t in
     if (o->follow_etag && new_etag != NULL)
         snprintf(inm, inm_size, "%s", new_etag);
 
-    for (int i = 0; i < r.n; i++) {
-        if (r.conns[i].fd >= 0)
-            pr_close_hard(r.conns[i].fd);
-        free(r.conns[i].req);
-        free(r.conns[i].buf);
-    }
+    /* Client sockets stay open for the next round; only the trigger goes. */
+    epoll_ctl(r.epfd, EPOLL_CTL_DEL, t->fd, NULL);
     pr_close_hard(t->fd);
     free(t->req);
     free(t->buf);
-    free(r.conns);
-    close(r.epfd);
     return 0;
 }
 
@@ -824,6 +860,8 @@ static void pr_usage(FILE *f)
            "  --connect-batch K      connects in flight at once (256)\n"
            "  --rounds R             repeat the whole measurement (1)\n"
            "  --follow-etag          next round's If-None-Match = this round's new ETag\n"
+           "  --new-connections      new connections every round (default: poll again on the\n"
+           "                         kept-alive ones, as real clients do)\n"
            "  --expect-status S      status of a good answer (200)\n"
            "  --expect-body TEXT     a good answer's body contains TEXT; repeat to alternate\n"
            "                         per round like --trigger-body ('' = no check)\n"
@@ -848,31 +886,20 @@ int main(int argc, char **argv)
                         .rounds = 1,
                         .expect_status = 200,
                         .label = "propagation"};
-    static const struct option longopts[] = {{"host", 1, 0, 'h'},
-                                             {"port", 1, 0, 'p'},
-                                             {"clients", 1, 0, 'n'},
-                                             {"path", 1, 0, 'P'},
-                                             {"if-none-match", 1, 0, 'e'},
-                                             {"auth", 1, 0, 'a'},
-                                             {"trigger-host", 1, 0, 'H'},
-                                             {"trigger-port", 1, 0, 'T'},
-                                             {"trigger-method", 1, 0, 'M'},
-                                             {"trigger-path", 1, 0, 'U'},
-                                             {"trigger-body", 1, 0, 'B'},
-                                             {"metrics-path", 1, 0, 'm'},
-                                             {"held-metric", 1, 0, 'g'},
-                                             {"settle-ms", 1, 0, 's'},
-                                             {"hold-timeout", 1, 0, 'w'},
-                                             {"collect-timeout", 1, 0, 'c'},
-                                             {"connect-batch", 1, 0, 'k'},
-                                             {"rounds", 1, 0, 'r'},
-                                             {"follow-etag", 0, 0, 'f'},
-                                             {"expect-status", 1, 0, 'S'},
-                                             {"expect-body", 1, 0, 'b'},
-                                             {"server-pid", 1, 0, 'x'},
-                                             {"label", 1, 0, 'l'},
-                                             {"help", 0, 0, '?'},
-                                             {0, 0, 0, 0}};
+    static const struct option longopts[] = {
+        {"host", 1, 0, 'h'},           {"port", 1, 0, 'p'},
+        {"clients", 1, 0, 'n'},        {"path", 1, 0, 'P'},
+        {"if-none-match", 1, 0, 'e'},  {"auth", 1, 0, 'a'},
+        {"trigger-host", 1, 0, 'H'},   {"trigger-port", 1, 0, 'T'},
+        {"trigger-method", 1, 0, 'M'}, {"trigger-path", 1, 0, 'U'},
+        {"trigger-body", 1, 0, 'B'},   {"metrics-path", 1, 0, 'm'},
+        {"held-metric", 1, 0, 'g'},    {"settle-ms", 1, 0, 's'},
+        {"hold-timeout", 1, 0, 'w'},   {"collect-timeout", 1, 0, 'c'},
+        {"connect-batch", 1, 0, 'k'},  {"rounds", 1, 0, 'r'},
+        {"follow-etag", 0, 0, 'f'},    {"new-connections", 0, 0, 'N'},
+        {"expect-status", 1, 0, 'S'},  {"expect-body", 1, 0, 'b'},
+        {"server-pid", 1, 0, 'x'},     {"label", 1, 0, 'l'},
+        {"help", 0, 0, '?'},           {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
@@ -937,6 +964,9 @@ int main(int argc, char **argv)
         case 'f':
             o.follow_etag = 1;
             break;
+        case 'N':
+            o.new_connections = 1;
+            break;
         case 'S':
             o.expect_status = atoi(optarg);
             break;
@@ -1000,9 +1030,25 @@ int main(int argc, char **argv)
     if (o.if_none_match)
         snprintf(inm, sizeof inm, "%s", o.if_none_match);
 
+    struct pr_conn *conns = calloc((size_t)o.clients, sizeof *conns);
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (conns == NULL || epfd < 0) {
+        fprintf(stderr, "propagation: out of memory or epoll\n");
+        return 1;
+    }
+    for (int i = 0; i < o.clients; i++)
+        conns[i].fd = -1;
     for (int round = 0; round < o.rounds; round++)
-        if (pr_run_round(&o, round, inm, sizeof inm, &tot) != 0)
+        if (pr_run_round(&o, round, inm, sizeof inm, conns, epfd, &tot) != 0)
             return 1;
+    for (int i = 0; i < o.clients; i++) {
+        if (conns[i].fd >= 0)
+            pr_close_hard(conns[i].fd);
+        free(conns[i].req);
+        free(conns[i].buf);
+    }
+    free(conns);
+    close(epfd);
 
     qsort(tot.lat_t1, tot.nlat, sizeof(double), pr_cmp_double);
     qsort(tot.lat_t0, tot.nlat, sizeof(double), pr_cmp_double);
