@@ -122,7 +122,7 @@ static int flag_check_string(const json_t *v, const char *field, const char **s,
 /* name: the SPEC §2 pattern.  *out is a new string (caller frees). */
 static int flag_get_name(const json_t *v, const char *field, char **out, struct vx_error *err)
 {
-    const char *s = NULL;
+    const char *s = ""; /* set by flag_check_string on success */
     size_t len = 0;
     if (flag_check_string(v, field, &s, &len, err) != 0)
         return -1;
@@ -139,7 +139,7 @@ static int flag_get_name(const json_t *v, const char *field, char **out, struct 
 static int flag_get_text(const json_t *v, const char *field, size_t max, char **out,
                          struct vx_error *err)
 {
-    const char *s = NULL;
+    const char *s = ""; /* set by flag_check_string on success */
     size_t len = 0;
     if (flag_check_string(v, field, &s, &len, err) != 0)
         return -1;
