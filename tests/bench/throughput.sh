@@ -153,17 +153,29 @@ if [ "$CEILING_ONLY" != 1 ]; then
     ratio_user=$(bench_ratio "$(fig rps vuser)" "$(fig rps ruser)")
     ratio_all=$(bench_ratio "$(fig rps vall)" "$(fig rps rall)")
     ratio_eff=$(bench_ratio "$(fig eff vuser)" "$(fig eff ruser)")
+    # Each repeat ran vexil and the ceiling back to back: the median of those
+    # paired ratios resists a machine that is busier in one repeat than another.
+    ratio_paired=$(paste -d' ' \
+        <(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' "$BENCH_WORK/log/vuser.lines") \
+        <(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' "$BENCH_WORK/log/ruser.lines") |
+        awk '$2 > 0 { print $1 / $2 }' | sort -g |
+        awk '{ a[NR] = $1 } END { if (NR) printf "%.2f", (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }')
+    ratios_each=$(paste -d' ' \
+        <(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' "$BENCH_WORK/log/vuser.lines") \
+        <(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' "$BENCH_WORK/log/ruser.lines") |
+        awk '$2 > 0 { printf "%s%.2f", (NR > 1 ? " " : ""), $1 / $2 }')
     p99_user=$(awk -v p="$(fig p99_us vuser)" 'BEGIN { printf "%.2f", p / 1000 }')
     p99_ceil=$(awk -v p="$(fig p99_us ruser)" 'BEGIN { printf "%.2f", p / 1000 }')
     echo
     printf '  %-52s %6s   target >= 0.60  %s\n' "vexil per-user / ceiling (requests/s)" "$ratio_user" \
         "$(bench_verdict bench_le 0.6 "$ratio_user")"
+    printf '  %-52s %6s   (each repeat: %s)\n' "  same, median of the per-repeat ratios" "$ratio_paired" "$ratios_each"
     printf '  %-52s %6s   target <  5 ms  %s\n' "vexil per-user p99 (ms)" "$p99_user" \
         "$(bench_verdict awk -v p="$p99_user" 'BEGIN { exit !(p < 5) }')"
     printf '  %-52s %6s   (no target)\n' "ceiling p99 at the same load (ms)" "$p99_ceil"
     printf '  %-52s %6s   (no target)\n' "vexil per-user / ceiling (requests per server CPU-s)" "$ratio_eff"
     printf '  %-52s %6s   (no target)\n' "vexil all flags / ceiling of the same size (req/s)" "$ratio_all"
-    echo "RESULT vexil_user_rps=$(fig rps vuser) vexil_user_p50_us=$(fig p50_us vuser) vexil_user_p99_us=$(fig p99_us vuser) vexil_all_rps=$(fig rps vall) vexil_all_p99_us=$(fig p99_us vall) ceiling_user_rps=$(fig rps ruser) ceiling_user_p99_us=$(fig p99_us ruser) ceiling_all_rps=$(fig rps rall) ratio_user=$ratio_user ratio_eff=$ratio_eff ratio_all=$ratio_all body_user=$BODY_USER body_all=$BODY_ALL"
+    echo "RESULT vexil_user_rps=$(fig rps vuser) vexil_user_p50_us=$(fig p50_us vuser) vexil_user_p99_us=$(fig p99_us vuser) vexil_all_rps=$(fig rps vall) vexil_all_p99_us=$(fig p99_us vall) ceiling_user_rps=$(fig rps ruser) ceiling_user_p99_us=$(fig p99_us ruser) ceiling_all_rps=$(fig rps rall) ratio_user=$ratio_user ratio_user_paired=$ratio_paired ratio_eff=$ratio_eff ratio_all=$ratio_all body_user=$BODY_USER body_all=$BODY_ALL"
 else
     echo "RESULT ceiling_user_rps=$(fig rps ruser) ceiling_user_p99_us=$(fig p99_us ruser) ceiling_all_rps=$(fig rps rall) body_user=$BODY_USER body_all=$BODY_ALL"
 fi
