@@ -149,27 +149,38 @@ enum http_rc api_flags_get(struct vx_req *r)
     return f != NULL ? reply_flag(r, 200, f) : HTTP_QUEUED;
 }
 
-enum http_rc api_flags_create(struct vx_req *r)
+/* Read and validate a POST (create) or PATCH body into p, and get this
+ * thread's database connection.  NULL with the 400/503 queued (and p
+ * freed) when either fails; else the caller flag_patch_free()s p. */
+static PGconn *read_patch(struct vx_req *r, bool create, struct vx_flag_patch *p)
 {
-    struct vx_flag_patch p;
     struct vx_error err;
-    struct vx_flag out;
-    int64_t version = 0;
     json_t *body = http_body_json(r, false);
-    enum http_rc rc;
 
     if (body == NULL)
-        return HTTP_QUEUED;
-    if (flag_patch_from_json(body, true, &p, &err) != 0) {
+        return NULL;
+    if (flag_patch_from_json(body, create, p, &err) != 0) {
         json_decref(body);
-        return http_reply_error(r, 400, err.code, "%s", err.message);
+        http_reply_error(r, 400, err.code, "%s", err.message);
+        return NULL;
     }
     json_decref(body);
     PGconn *c = conn_or_503(r);
-    if (c == NULL) {
-        flag_patch_free(&p);
+    if (c == NULL)
+        flag_patch_free(p);
+    return c;
+}
+
+enum http_rc api_flags_create(struct vx_req *r)
+{
+    struct vx_flag_patch p;
+    struct vx_flag out;
+    int64_t version = 0;
+    enum http_rc rc;
+    PGconn *c = read_patch(r, true, &p);
+
+    if (c == NULL)
         return HTTP_QUEUED;
-    }
     enum store_status st = store_flag_create(c, &p, actor(r), time_now_us(), &out, &version);
     if (st == STORE_CONFLICT)
         rc = http_reply_error(r, 409, VX_E_CONFLICT, "a flag named '%s' already exists", p.name);
@@ -186,27 +197,15 @@ enum http_rc api_flags_create(struct vx_req *r)
 enum http_rc api_flags_patch(struct vx_req *r)
 {
     struct vx_flag_patch p;
-    struct vx_error err;
     struct vx_flag out;
     int64_t version = 0;
     int64_t im = if_match(r);
-    json_t *body;
 
     if (im == -2 || name_or_404(r) == NULL)
         return HTTP_QUEUED;
-    body = http_body_json(r, false);
-    if (body == NULL)
+    PGconn *c = read_patch(r, false, &p);
+    if (c == NULL)
         return HTTP_QUEUED;
-    if (flag_patch_from_json(body, false, &p, &err) != 0) {
-        json_decref(body);
-        return http_reply_error(r, 400, err.code, "%s", err.message);
-    }
-    json_decref(body);
-    PGconn *c = conn_or_503(r);
-    if (c == NULL) {
-        flag_patch_free(&p);
-        return HTTP_QUEUED;
-    }
     enum store_status st =
         store_flag_update(c, http_arg(r, 0), &p, im, actor(r), time_now_us(), &out, &version);
     flag_patch_free(&p);

@@ -95,36 +95,45 @@ int longpoll_init(unsigned max_waiters)
     return 0;
 }
 
+/* Link w at the tail unless the daemon is closing (-2) or the cap is
+ * reached (-1).  Caller holds lp_lock. */
+static int link_waiter(struct lp_waiter *w, struct MHD_Connection *conn)
+{
+    if (lp_closing)
+        return -2;
+    if (atomic_load(&lp_count) >= lp_max)
+        return -1;
+    w->conn = conn;
+    w->next = &head;
+    w->prev = head.prev;
+    head.prev->next = w;
+    head.prev = w;
+    atomic_fetch_add(&lp_count, 1);
+    return 0;
+}
+
 int longpoll_park(struct lp_waiter *w, struct MHD_Connection *conn, int64_t since_version,
                   int64_t deadline_us)
 {
     int rc;
 
     pthread_mutex_lock(&lp_lock);
-    if (lp_closing) {
-        rc = -2;
-    } else if (atomic_load(&lp_count) >= lp_max) {
-        rc = -1;
-    } else {
-        w->conn = conn;
-        w->since_version = since_version;
-        w->deadline_us = deadline_us;
-        w->state = LP_PARKED;
-        w->next = &head;
-        w->prev = head.prev;
-        head.prev->next = w;
-        head.prev = w;
-        atomic_fetch_add(&lp_count, 1);
+    w->since_version = since_version;
+    w->deadline_us = deadline_us;
+    w->state = LP_PARKED;
+    rc = link_waiter(w, conn);
+    if (rc == 0) {
         /* Registered first, compared second: a publish that lands after
          * this load will find w in the list. */
         if (snapshot_version() > since_version) {
             unlink_waiter(w);
             w->state = LP_CHANGED;
-            rc = 0;
         } else {
             MHD_suspend_connection(conn);
             rc = 1;
         }
+    } else {
+        w->state = LP_IDLE;
     }
     pthread_mutex_unlock(&lp_lock);
     return rc;
@@ -143,23 +152,12 @@ void longpoll_wake(int64_t version)
 
 int longpoll_stream_open(struct lp_waiter *w, struct MHD_Connection *conn)
 {
-    int rc = 0;
+    int rc;
 
     pthread_mutex_lock(&lp_lock);
-    if (lp_closing) {
-        rc = -2;
-    } else if (atomic_load(&lp_count) >= lp_max) {
-        rc = -1;
-    } else {
-        w->conn = conn;
-        w->repeat = true;
-        w->state = LP_IDLE;
-        w->next = &head;
-        w->prev = head.prev;
-        head.prev->next = w;
-        head.prev = w;
-        atomic_fetch_add(&lp_count, 1);
-    }
+    w->repeat = true;
+    w->state = LP_IDLE;
+    rc = link_waiter(w, conn);
     pthread_mutex_unlock(&lp_lock);
     return rc;
 }
