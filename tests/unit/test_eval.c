@@ -12,6 +12,7 @@
 
 #include "eval.h"
 #include "flag.h"
+#include "unit.h"
 
 static const struct {
     const char *name;
@@ -287,9 +288,5 @@ int main(void)
     tcase_add_test(tc, test_reason_names);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

@@ -13,6 +13,7 @@
 
 #include "flag.h"
 #include "timeutil.h"
+#include "unit.h"
 
 #define DAY VX_USEC_PER_DAY
 #define SEC VX_USEC_PER_SEC
@@ -1067,9 +1068,5 @@ int main(void)
     tcase_add_test(tc, test_admin_json);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

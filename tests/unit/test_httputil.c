@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "httputil.h"
+#include "unit.h"
 
 static int parse(const char *s, struct etag_list *l)
 {
@@ -164,9 +165,5 @@ int main(void)
     tcase_add_test(tc, test_utf8_sanitize);
     tcase_add_test(tc, test_buf_growth);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "murmur3.h"
+#include "unit.h"
 
 static const struct {
     const char *data;
@@ -111,9 +112,5 @@ int main(void)
     tcase_add_test(tc, test_unaligned_long);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

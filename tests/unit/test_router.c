@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "router.h"
+#include "unit.h"
 
 static void h(void)
 {
@@ -138,9 +139,5 @@ int main(void)
     tcase_add_test(tc, test_root);
     tcase_add_test(tc, test_prefix_is_not_a_match);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

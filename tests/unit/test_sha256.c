@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "sha256.h"
+#include "unit.h"
 
 static void hex(const uint8_t d[SHA256_LEN], char out[2 * SHA256_LEN + 1])
 {
@@ -141,9 +142,5 @@ int main(void)
     tcase_add_test(tc, test_ct_equal);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "timeutil.h"
+#include "unit.h"
 
 #define T_2026 INT64_C(1795673499123000) /* 2026-11-26T06:11:39.123Z */
 
@@ -163,9 +164,5 @@ int main(void)
     tcase_add_test(tc, test_clocks);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "vx.h"
+#include "unit.h"
 
 START_TEST(test_fills_error)
 {
@@ -52,9 +53,5 @@ int main(void)
     tcase_add_loop_test(tc, test_truncates_on_character_boundary, 0, 12);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }
