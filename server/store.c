@@ -202,6 +202,21 @@ static int64_t store_int64(const PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
+/* Run a statement that returns one row and read its first column as an
+ * integer (NULL reads as 0). */
+static enum store_status store_query_int64(PGconn *c, const char *sql, int n,
+                                           const char *const *params, int64_t *out)
+{
+    enum store_status st = STORE_OK;
+    PGresult *r = store_query_row(c, sql, n, params, &st);
+
+    if (r == NULL)
+        return st;
+    *out = store_int64(r, 0, 0);
+    PQclear(r);
+    return STORE_OK;
+}
+
 static bool store_bool(const PGresult *r, int row, int col)
 {
     return PQgetvalue(r, row, col)[0] == 't';
@@ -811,16 +826,10 @@ static const char SQL_MAX_REVISION[] =
 /* The highest revision flag name ever had, by its history. */
 static enum store_status store_max_revision(PGconn *c, const char *name, int64_t *rev)
 {
-    enum store_status st = STORE_OK;
     const char *params[] = {name};
-    PGresult *r = store_query_row(c, SQL_MAX_REVISION, 1, params, &st);
 
     *rev = 0;
-    if (r == NULL)
-        return st;
-    *rev = store_int64(r, 0, 0);
-    PQclear(r);
-    return STORE_OK;
+    return store_query_int64(c, SQL_MAX_REVISION, 1, params, rev);
 }
 
 static const char SQL_HISTORY[] =
@@ -924,29 +933,16 @@ static const char SQL_VERSION_BUMP[] =
 
 static enum store_status store_version_bump(PGconn *c, int64_t *version)
 {
-    enum store_status st = STORE_OK;
     const char *params[] = {STORE_CHANNEL};
-    PGresult *r = store_query_row(c, SQL_VERSION_BUMP, 1, params, &st);
 
-    if (r == NULL)
-        return st;
-    *version = store_int64(r, 0, 0);
-    PQclear(r);
-    return STORE_OK;
+    return store_query_int64(c, SQL_VERSION_BUMP, 1, params, version);
 }
 
 static const char SQL_VERSION[] = "SELECT version FROM vexil_state";
 
 static enum store_status store_version_select(PGconn *c, int64_t *version)
 {
-    enum store_status st = STORE_OK;
-    PGresult *r = store_query_row(c, SQL_VERSION, 0, NULL, &st);
-
-    if (r == NULL)
-        return st;
-    *version = store_int64(r, 0, 0);
-    PQclear(r);
-    return STORE_OK;
+    return store_query_int64(c, SQL_VERSION, 0, NULL, version);
 }
 
 static const char SQL_NOTIFY_TOKENS[] = "SELECT pg_notify($1, 'tokens')";
