@@ -63,7 +63,7 @@ static enum http_rc answer_flags(struct vx_req *r, struct vx_snapshot *s)
     buf_add_json_string(&b, user, ul);
     buf_add(&b, ",\"flags\":{", 10);
     for (size_t i = 0; i < s->n_flags; i++) {
-        bool on = eval_flag(&s->flags[i], user, ul, NULL);
+        bool on = snapshot_eval(s, i, user, ul, NULL);
         if (i > 0)
             buf_add(&b, ",", 1);
         buf_add(&b, s->keys[i], s->keys_len[i]);
@@ -90,7 +90,7 @@ static enum http_rc answer_flag(struct vx_req *r, struct vx_snapshot *s)
     f = snapshot_find(s, name, strlen(name));
     if (f == NULL)
         return http_reply_error(r, 404, VX_E_NOT_FOUND, "no flag named '%.100s'", name);
-    bool on = eval_flag(f, user, user != NULL ? strlen(user) : 0, NULL);
+    bool on = snapshot_eval(s, (size_t)(f - s->flags), user, user != NULL ? strlen(user) : 0, NULL);
     struct buf b = {0};
     buf_adds(&b, "{\"name\":");
     buf_add_json_string(&b, f->name, strlen(f->name));

@@ -17,20 +17,33 @@
 #include "flag.h"
 #include "murmur3.h"
 
-int eval_bucket(const char *name, size_t name_len, const char *user, size_t user_len)
+void eval_prefix(const char *name, size_t name_len, struct murmur3_ctx *out)
 {
-    struct murmur3_ctx c;
+    murmur3_init(out, 0);
+    murmur3_update(out, name, name_len);
+    murmur3_update(out, ":", 1);
+}
 
-    murmur3_init(&c, 0);
-    murmur3_update(&c, name, name_len);
-    murmur3_update(&c, ":", 1);
+/* The bucket from a flag's prefix state: only the user is hashed here. */
+static int eval_bucket_from(const struct murmur3_ctx *prefix, const char *user, size_t user_len)
+{
+    struct murmur3_ctx c = *prefix;
+
     murmur3_update(&c, user, user_len);
     return (int)(murmur3_final(&c) % 100) + 1;
 }
 
+int eval_bucket(const char *name, size_t name_len, const char *user, size_t user_len)
+{
+    struct murmur3_ctx c;
+
+    eval_prefix(name, name_len, &c);
+    return eval_bucket_from(&c, user, user_len);
+}
+
 /* The decision and its reason in one place, so eval_flag() has one exit. */
-static bool eval_decide(const struct vx_flag *f, const char *user, size_t user_len,
-                        enum vx_reason *reason)
+static bool eval_decide(const struct vx_flag *f, const struct murmur3_ctx *prefix, const char *user,
+                        size_t user_len, enum vx_reason *reason)
 {
     if (!f->enabled) {
         *reason = VX_REASON_DISABLED;
@@ -49,13 +62,16 @@ static bool eval_decide(const struct vx_flag *f, const char *user, size_t user_l
         return false;
     }
     *reason = VX_REASON_SPLIT;
-    return eval_bucket(f->name, strlen(f->name), user, user_len) <= f->percentage;
+    if (prefix == NULL)
+        return eval_bucket(f->name, strlen(f->name), user, user_len) <= f->percentage;
+    return eval_bucket_from(prefix, user, user_len) <= f->percentage;
 }
 
-bool eval_flag(const struct vx_flag *f, const char *user, size_t user_len, enum vx_reason *reason)
+bool eval_flag_prefixed(const struct vx_flag *f, const struct murmur3_ctx *prefix, const char *user,
+                        size_t user_len, enum vx_reason *reason)
 {
     enum vx_reason r;
-    bool on = eval_decide(f, user, user_len, &r);
+    bool on = eval_decide(f, prefix, user, user_len, &r);
     if (reason != NULL)
         *reason = r;
     return on;
@@ -76,4 +92,9 @@ const char *eval_reason_name(enum vx_reason r)
         return "DEFAULT";
     }
     return "UNKNOWN";
+}
+
+bool eval_flag(const struct vx_flag *f, const char *user, size_t user_len, enum vx_reason *reason)
+{
+    return eval_flag_prefixed(f, NULL, user, user_len, reason);
 }

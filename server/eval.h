@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "murmur3.h"
+
 struct vx_flag;
 
 /* Why a flag evaluated as it did; maps one-to-one onto OFREP reasons. */
@@ -21,6 +23,15 @@ int eval_bucket(const char *name, size_t name_len, const char *user, size_t user
 
 /* Evaluate; user may be NULL (absent). *reason (if not NULL) receives the reason. */
 bool eval_flag(const struct vx_flag *f, const char *user, size_t user_len, enum vx_reason *reason);
+
+/* The hash state after "name:", the part of every bucket of a flag that
+ * does not depend on the user: the snapshot computes it once per flag. */
+void eval_prefix(const char *name, size_t name_len, struct murmur3_ctx *out);
+
+/* eval_flag with the flag's prefix state from eval_prefix (NULL: computed
+ * here).  Same answer, less hashing per user. */
+bool eval_flag_prefixed(const struct vx_flag *f, const struct murmur3_ctx *prefix, const char *user,
+                        size_t user_len, enum vx_reason *reason);
 
 /* OFREP's name for a reason: "DISABLED", "TARGETING_MATCH", ... */
 const char *eval_reason_name(enum vx_reason r);

@@ -375,6 +375,32 @@ int http_park(struct vx_req *r, int64_t since_version, int64_t deadline_us)
 
 /* ---- the access handler ---------------------------------------------------- */
 
+/* A random (version 4) UUID for a request that brings no X-Request-Id.
+ * libuuid reads the kernel's random source on every call, a system call
+ * per request; an id needs to be unique, not secret, so each thread draws
+ * from its own xorshift generator, seeded once from the kernel. */
+static void request_id_new(char out[37])
+{
+    static _Thread_local uint64_t state;
+    uint8_t b[16];
+
+    if (state == 0) {
+        uuid_t seed;
+        uuid_generate_random(seed);
+        memcpy(&state, seed, sizeof(state));
+        state |= 1;
+    }
+    for (int i = 0; i < 16; i += 8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        memcpy(b + i, &state, 8);
+    }
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    uuid_unparse_lower(b, out);
+}
+
 static void set_request_id(struct vx_req *r)
 {
     const char *given = http_header(r, "X-Request-Id");
@@ -389,9 +415,7 @@ static void set_request_id(struct vx_req *r)
             return;
         }
     }
-    uuid_t u;
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, r->request_id);
+    request_id_new(r->request_id);
 }
 
 /* Copy the route's argument segments into NUL-terminated strings. */

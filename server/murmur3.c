@@ -41,18 +41,26 @@ void murmur3_init(struct murmur3_ctx *c, uint32_t seed)
 void murmur3_update(struct murmur3_ctx *c, const void *data, size_t len)
 {
     const unsigned char *p = data;
+    size_t i = 0;
 
     c->total += len;
-    /* Bytes accumulate little-endian into tail; every fourth byte completes
-     * a block.  Byte-wise is fast enough for the short keys we hash. */
-    for (size_t i = 0; i < len; i++) {
-        c->tail |= (uint32_t)p[i] << (8 * c->tail_len);
+    /* Complete a pending partial block byte by byte, then take whole
+     * 4-byte blocks straight from the input, then keep the rest pending. */
+    while (c->tail_len != 0 && i < len) {
+        c->tail |= (uint32_t)p[i++] << (8 * c->tail_len);
         if (++c->tail_len == 4) {
             c->h = murmur3_block(c->h, c->tail);
             c->tail = 0;
             c->tail_len = 0;
         }
     }
+    for (; i + 4 <= len; i += 4) {
+        uint32_t k = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 |
+                     (uint32_t)p[i + 3] << 24;
+        c->h = murmur3_block(c->h, k);
+    }
+    for (; i < len; i++)
+        c->tail |= (uint32_t)p[i] << (8 * c->tail_len++);
 }
 
 uint32_t murmur3_final(const struct murmur3_ctx *c)

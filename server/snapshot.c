@@ -51,6 +51,7 @@ static void snapshot_free(struct vx_snapshot *s)
     free(s->tokens);
     free(s->keys);
     free(s->keys_len);
+    free(s->prefix);
     free(s->flags_body);
     free(s);
 }
@@ -78,13 +79,19 @@ static int build_body(struct vx_snapshot *s)
     return 0;
 }
 
+/* Per flag: its JSON key and its hash prefix, so answering a user costs
+ * neither escaping nor hashing the names. */
 static int build_keys(struct vx_snapshot *s)
 {
-    s->keys = calloc(s->n_flags ? s->n_flags : 1, sizeof(*s->keys));
-    s->keys_len = calloc(s->n_flags ? s->n_flags : 1, sizeof(*s->keys_len));
-    if (s->keys == NULL || s->keys_len == NULL)
+    size_t n = s->n_flags ? s->n_flags : 1;
+
+    s->keys = calloc(n, sizeof(*s->keys));
+    s->keys_len = calloc(n, sizeof(*s->keys_len));
+    s->prefix = calloc(n, sizeof(*s->prefix));
+    if (s->keys == NULL || s->keys_len == NULL || s->prefix == NULL)
         return -1;
     for (size_t i = 0; i < s->n_flags; i++) {
+        eval_prefix(s->flags[i].name, strlen(s->flags[i].name), &s->prefix[i]);
         struct buf b = {0};
         const char *name = s->flags[i].name;
         if (buf_add_json_string(&b, name, strlen(name)) != 0 || buf_add(&b, ":", 1) != 0) {
@@ -171,6 +178,12 @@ void snapshot_publish(struct vx_snapshot *s)
 int64_t snapshot_version(void)
 {
     return atomic_load(&current_version);
+}
+
+bool snapshot_eval(const struct vx_snapshot *s, size_t i, const char *user, size_t user_len,
+                   enum vx_reason *reason)
+{
+    return eval_flag_prefixed(&s->flags[i], &s->prefix[i], user, user_len, reason);
 }
 
 const struct vx_flag *snapshot_find(const struct vx_snapshot *s, const char *name, size_t len)

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eval.h"
 #include "flag.h"
 #include "sha256.h"
 
@@ -40,7 +41,8 @@ struct vx_snapshot {
     size_t flags_body_len;
     char **keys; /* per flag: its name as a JSON string plus ':' */
     size_t *keys_len;
-    size_t keys_total; /* sum of keys_len */
+    size_t keys_total;          /* sum of keys_len */
+    struct murmur3_ctx *prefix; /* per flag: eval_prefix() of its name */
     atomic_long refs;
 };
 
@@ -63,6 +65,11 @@ void snapshot_publish(struct vx_snapshot *s);
 
 /* Version of the current snapshot, -1 before the first. Lock-free. */
 int64_t snapshot_version(void);
+
+/* Evaluate flag i of s for user (NULL: absent), with its precomputed
+ * hash prefix. */
+bool snapshot_eval(const struct vx_snapshot *s, size_t i, const char *user, size_t user_len,
+                   enum vx_reason *reason);
 
 /* Flag by name, or NULL. Binary search. */
 const struct vx_flag *snapshot_find(const struct vx_snapshot *s, const char *name, size_t len);

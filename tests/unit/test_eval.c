@@ -259,6 +259,34 @@ START_TEST(test_fair_share)
 }
 END_TEST
 
+/* The prefix form (what the snapshot uses) gives the same answer and
+ * reason as eval_flag, for names of every length mod 4 and many users,
+ * and matches the SPEC vectors. */
+START_TEST(test_prefixed_matches)
+{
+    static const char *names[] = {
+        "a", "ab", "abc", "abcd", "new_order_flow", "checkout.v2", "Feature.flexibleRollout.10"};
+    char user[32];
+    for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
+        struct vx_flag f = make_flag(names[n], true, 37, NULL, 0);
+        struct murmur3_ctx prefix;
+        eval_prefix(f.name, strlen(f.name), &prefix);
+        for (int u = 0; u < 2000; u++) {
+            snprintf(user, sizeof(user), "user-%d%s", u, u % 3 ? "x" : "");
+            enum vx_reason r1, r2;
+            bool a = eval_flag(&f, user, strlen(user), &r1);
+            bool b = eval_flag_prefixed(&f, &prefix, user, strlen(user), &r2);
+            ck_assert_msg(a == b && r1 == r2, "%s/%s differ", names[n], user);
+        }
+    }
+    struct murmur3_ctx p;
+    eval_prefix("Feature.flexibleRollout.10", 26, &p);
+    struct vx_flag f = make_flag("Feature.flexibleRollout.10", true, 10, NULL, 0);
+    ck_assert(eval_flag_prefixed(&f, &p, "174", 3, NULL));  /* bucket 10 */
+    ck_assert(!eval_flag_prefixed(&f, &p, "499", 3, NULL)); /* bucket 32 */
+}
+END_TEST
+
 START_TEST(test_reason_names)
 {
     ck_assert_str_eq(eval_reason_name(VX_REASON_DISABLED), "DISABLED");
@@ -285,6 +313,7 @@ int main(void)
     tcase_add_test(tc, test_anonymous);
     tcase_add_test(tc, test_monotonic_rollout);
     tcase_add_test(tc, test_fair_share);
+    tcase_add_test(tc, test_prefixed_matches);
     tcase_add_test(tc, test_reason_names);
     suite_add_tcase(s, tc);
 
