@@ -57,21 +57,28 @@ static enum http_rc answer_flags(struct vx_req *r, struct vx_snapshot *s)
     size_t ul = strlen(user);
     struct buf b = {0};
     /* keys + "true," per flag + envelope + escaped user (6x worst case) */
-    if (buf_reserve(&b, s->keys_total + s->n_flags * 6 + ul * 6 + 64) != 0)
+    if (buf_reserve(&b, s->keys_total + s->n_flags * 6 + ul * 6 + 128) != 0)
         return http_reply_error(r, 503, VX_E_UNAVAILABLE, "out of memory");
     buf_addf(&b, "{\"version\":%lld,\"user\":", (long long)s->version);
     buf_add_json_string(&b, user, ul);
     buf_add(&b, ",\"flags\":{", 10);
+    /* Room for every key, "false," and the closing "}}": then write
+     * without a check per flag. */
+    if (buf_reserve(&b, s->keys_total + s->n_flags * 6 + 2) != 0) {
+        buf_free(&b);
+        return http_reply_error(r, 503, VX_E_UNAVAILABLE, "out of memory");
+    }
+    char *o = b.p + b.len;
     for (size_t i = 0; i < s->n_flags; i++) {
         bool on = snapshot_eval(s, i, user, ul, NULL);
         if (i > 0)
-            buf_add(&b, ",", 1);
-        buf_add(&b, s->keys[i], s->keys_len[i]);
-        if (on)
-            buf_add(&b, "true", 4);
-        else
-            buf_add(&b, "false", 5);
+            *o++ = ',';
+        memcpy(o, s->keys[i], s->keys_len[i]);
+        o += s->keys_len[i];
+        memcpy(o, on ? "true" : "false", on ? 4 : 5);
+        o += on ? 4 : 5;
     }
+    b.len = (size_t)(o - b.p);
     buf_add(&b, "}}", 2);
     size_t len;
     char *body = buf_take(&b, &len);

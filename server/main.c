@@ -77,11 +77,13 @@ static int serve(int argc, char **argv)
     PQfinish(c);
     if (applied > 0)
         log_info("applied %d migration(s)", applied);
-    if (longpoll_init(vx_cfg.max_waiters) != 0 || listen_start(vx_cfg.check_interval) != 0)
+    if (log_start() != 0 || longpoll_init(vx_cfg.max_waiters) != 0 ||
+        listen_start(vx_cfg.check_interval) != 0)
         return 1;
     if (http_start() != 0) {
         listen_stop();
         longpoll_stop();
+        log_stop();
         return 1;
     }
     log_info("vexil %s serving on %s:%u", VEXIL_VERSION, vx_cfg.listen_host,
@@ -93,6 +95,7 @@ static int serve(int argc, char **argv)
     longpoll_stop();
     listen_stop();
     snapshot_shutdown();
+    log_stop();
     log_info("stopped");
     return 0;
 }
