@@ -26,7 +26,10 @@ static const char usage[] =
     "  --max-waiters N          held long-polls and streams (VEXIL_MAX_WAITERS, default 10000)\n"
     "  --idle-timeout SECONDS   close idle connections (VEXIL_IDLE_TIMEOUT, default 60)\n"
     "  --threads N              HTTP worker threads (VEXIL_THREADS, default: CPUs)\n"
-    "  --check-interval SECONDS version check period (VEXIL_CHECK_INTERVAL, default 10)\n";
+    "  --check-interval SECONDS version check period (VEXIL_CHECK_INTERVAL, default 10)\n"
+    "  --connection-memory BYTES memory pool of each connection (VEXIL_CONNECTION_MEMORY,\n"
+    "                           default 16384; requests whose line and headers exceed it\n"
+    "                           get 414/431, so keep it above the URL limit)\n";
 
 static int set_listen(const char *v)
 {
@@ -71,6 +74,7 @@ enum {
     O_IDLE,
     O_THREADS,
     O_CHECK,
+    O_CONNMEM,
     O_HELP
 };
 
@@ -120,6 +124,11 @@ static int apply(int opt, const char *v)
             return -1;
         vx_cfg.check_interval = (unsigned)n;
         return 0;
+    case O_CONNMEM:
+        if (set_num("--connection-memory", v, 4096, 1024 * 1024, &n))
+            return -1;
+        vx_cfg.conn_memory = (size_t)n;
+        return 0;
     }
     return -1;
 }
@@ -137,6 +146,7 @@ int config_parse_serve(int argc, char **argv)
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"threads", required_argument, NULL, O_THREADS},
         {"check-interval", required_argument, NULL, O_CHECK},
+        {"connection-memory", required_argument, NULL, O_CONNMEM},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -144,11 +154,17 @@ int config_parse_serve(int argc, char **argv)
         const char *env;
         int opt;
     } envs[] = {
-        {"VEXIL_LISTEN", O_LISTEN},    {"VEXIL_DATABASE_URL", O_DB},
-        {"VEXIL_WEB_DIR", O_WEB},      {"VEXIL_CORS_ORIGINS", O_CORS},
-        {"VEXIL_MAX_BODY", O_BODY},    {"VEXIL_MAX_CONNECTIONS", O_CONN},
-        {"VEXIL_MAX_WAITERS", O_WAIT}, {"VEXIL_IDLE_TIMEOUT", O_IDLE},
-        {"VEXIL_THREADS", O_THREADS},  {"VEXIL_CHECK_INTERVAL", O_CHECK},
+        {"VEXIL_LISTEN", O_LISTEN},
+        {"VEXIL_DATABASE_URL", O_DB},
+        {"VEXIL_WEB_DIR", O_WEB},
+        {"VEXIL_CORS_ORIGINS", O_CORS},
+        {"VEXIL_MAX_BODY", O_BODY},
+        {"VEXIL_MAX_CONNECTIONS", O_CONN},
+        {"VEXIL_MAX_WAITERS", O_WAIT},
+        {"VEXIL_IDLE_TIMEOUT", O_IDLE},
+        {"VEXIL_THREADS", O_THREADS},
+        {"VEXIL_CHECK_INTERVAL", O_CHECK},
+        {"VEXIL_CONNECTION_MEMORY", O_CONNMEM},
     };
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
