@@ -168,5 +168,11 @@ enum http_rc api_client_flags(struct vx_req *r)
 
 enum http_rc api_client_flag(struct vx_req *r)
 {
+    /* An unknown flag is 404 at once, whatever If-None-Match says. */
+    if (r->waiter.state == LP_IDLE && r->snap != NULL) {
+        const char *name = http_arg(r, 0);
+        if (snapshot_find(r->snap, name, strlen(name)) == NULL)
+            return http_reply_error(r, 404, VX_E_NOT_FOUND, "no flag named '%.100s'", name);
+    }
     return serve(r, answer_flag);
 }

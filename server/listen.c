@@ -125,6 +125,7 @@ static int connect_and_listen(void)
     PQclear(res);
     if (reload() != 0)
         return -1;
+    store_database_back();
     log_info("listening for changes; snapshot version %lld", (long long)snapshot_version());
     return 0;
 }

@@ -57,6 +57,7 @@ static int serve(int argc, char **argv)
         return 2;
     raise_nofile(vx_cfg.max_connections);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN); /* nothing to reload: configuration is read at start */
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);

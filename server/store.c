@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,15 +287,27 @@ static void store_key_create(void)
     pthread_key_create(&store_key, store_key_destroy);
 }
 
+/* Bumped by store_database_back(): a thread's back-off ends early when the
+ * database has been seen again since its last failure. */
+static atomic_uint store_back_epoch;
+static __thread unsigned store_failed_epoch;
+
+void store_database_back(void)
+{
+    atomic_fetch_add(&store_back_epoch, 1);
+}
+
 /* May this thread try to connect again now? */
 static bool store_may_reconnect(void)
 {
-    return time_monotonic_us() >= store_reconnect_after;
+    return time_monotonic_us() >= store_reconnect_after ||
+           atomic_load(&store_back_epoch) != store_failed_epoch;
 }
 
 static void store_reconnect_failed(void)
 {
     store_reconnect_after = time_monotonic_us() + STORE_RECONNECT_BACKOFF_US;
+    store_failed_epoch = atomic_load(&store_back_epoch);
 }
 
 PGconn *store_thread_conn(void)

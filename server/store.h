@@ -50,6 +50,11 @@ PGconn *store_connect(struct vx_error *err);
 PGconn *store_thread_conn(void);
 void store_thread_close(void);
 
+/* Tell the store that the database answers again (the listener calls it
+ * after reconnecting): threads that failed to connect retry at once
+ * instead of waiting out their back-off. */
+void store_database_back(void);
+
 /* Run cb(conn, cls) inside BEGIN/COMMIT; roll back when cb returns anything
  * but STORE_OK; retry up to 5 times on SQLSTATE 40001/40P01. */
 enum store_status store_run_transaction(PGconn *c, enum store_status (*cb)(PGconn *c, void *cls),
