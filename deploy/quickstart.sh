@@ -35,6 +35,7 @@ die() {
 source "$ROOT/tests/lib/pg.sh"
 export PG_PORT=${VEXIL_PG_PORT:-5433}
 export PG_FSYNC=on
+export PG_FIX_PARENTS=1 # a checkout under /root: let postgres through to .vexil/pg
 
 if [ "${1:-}" = --stop-db ]; then
     pg_stop "$PGDIR"

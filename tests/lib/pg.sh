@@ -12,6 +12,8 @@
 #   PG_PORT    fixed TCP port; default: a free port found at run time
 #   PG_FSYNC   "off" (default, fast and throwaway) or "on" (data that must survive)
 #   PG_BIN     PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
+#   PG_FIX_PARENTS=1  when a parent of DIR cannot be entered by the postgres
+#              user (a checkout under /root, say), chmod o+x it and say so
 #
 # pg_start exports PGPORT and VEXIL_TEST_PG_URL, a libpq URI for the superuser
 # `postgres` on database `postgres`, e.g. postgresql://postgres@127.0.0.1:15432/postgres.
@@ -75,6 +77,11 @@ _pg_prepare_dir() {
         while [ "$p" != / ] && [ -n "$p" ]; do
             p=$(dirname "$p")
             if ! runuser -u postgres -- test -x "$p"; then
+                if [ "${PG_FIX_PARENTS:-}" = 1 ] && chmod o+x "$p" &&
+                    runuser -u postgres -- test -x "$p"; then
+                    _pg_note "made $p enterable by others (chmod o+x; no listing, no reading) so that the postgres user can reach $dir"
+                    continue
+                fi
                 _pg_err "user postgres cannot enter $p (a parent of $dir);" \
                     "fix with: chmod o+x '$p', or use a directory elsewhere"
                 return 1
