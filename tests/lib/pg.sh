@@ -72,20 +72,25 @@ _pg_prepare_dir() {
         fi
         chown -R postgres:postgres "$dir" || return 1
         # Every parent must be traversable by postgres, or initdb/pg_ctl fail
-        # with a confusing "permission denied" deep inside.
+        # with a confusing "permission denied" deep inside.  Walk from / down,
+        # so that the first parent that stops postgres is the one named.
+        local parents=() i
         p=$dir
         while [ "$p" != / ] && [ -n "$p" ]; do
             p=$(dirname "$p")
-            if ! runuser -u postgres -- test -x "$p"; then
-                if [ "${PG_FIX_PARENTS:-}" = 1 ] && chmod o+x "$p" &&
-                    runuser -u postgres -- test -x "$p"; then
-                    _pg_note "made $p enterable by others (chmod o+x; no listing, no reading) so that the postgres user can reach $dir"
-                    continue
-                fi
-                _pg_err "user postgres cannot enter $p (a parent of $dir);" \
-                    "fix with: chmod o+x '$p', or use a directory elsewhere"
-                return 1
+            parents=("$p" "${parents[@]}")
+        done
+        for ((i = 0; i < ${#parents[@]}; i++)); do
+            p=${parents[$i]}
+            runuser -u postgres -- test -x "$p" && continue
+            if [ "${PG_FIX_PARENTS:-}" = 1 ] && chmod o+x "$p" &&
+                runuser -u postgres -- test -x "$p"; then
+                _pg_note "made $p enterable by others (chmod o+x: no listing, no reading) so that the postgres user can reach $dir"
+                continue
             fi
+            _pg_err "user postgres cannot enter $p (a parent of $dir);" \
+                "fix with: chmod o+x '$p', or use a directory elsewhere"
+            return 1
         done
     fi
     chmod 700 "$dir" "$dir/data" || return 1
