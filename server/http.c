@@ -90,10 +90,8 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 static void req_free(struct vx_req *r)
 {
     longpoll_forget(&r->waiter);
-    if (r->stream != NULL) {
-        extern void ofrep_stream_free(struct vx_req * r);
+    if (r->stream != NULL)
         ofrep_stream_free(r);
-    }
     for (int i = 0; i < r->nheaders; i++)
         free(r->hvalue[i]);
     for (size_t i = 0; i < r->match.argc; i++)

@@ -59,7 +59,6 @@
 #define OFREP_CTX_HASH_HEX   16 /* hex digits of the context hash in the ETag */
 #define OFREP_ETAG_MAX       64
 
-void ofrep_stream_free(struct vx_req *r);
 
 /* ---- replies ------------------------------------------------------------- */
 
