@@ -59,7 +59,6 @@
 #define OFREP_CTX_HASH_HEX   16 /* hex digits of the context hash in the ETag */
 #define OFREP_ETAG_MAX       64
 
-
 /* ---- replies ------------------------------------------------------------- */
 
 static void no_cache(struct vx_req *r)
