@@ -297,14 +297,23 @@ enum http_rc http_reply_error(struct vx_req *r, unsigned status, const char *cod
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (buf_adds(&b, "{\"error\":{\"code\":") != 0 ||
-        buf_add_json_string(&b, code, strlen(code)) != 0 || buf_adds(&b, ",\"message\":") != 0 ||
-        buf_add_json_string(&b, msg, strlen(msg)) != 0 || buf_adds(&b, "}}") != 0) {
-        buf_free(&b);
+    int bad = buf_adds(&b, "{\"error\":{\"code\":");
+    bad |= buf_add_json_string(&b, code, strlen(code));
+    bad |= buf_adds(&b, ",\"message\":");
+    bad |= buf_add_json_string(&b, msg, strlen(msg));
+    bad |= buf_adds(&b, "}}");
+    return http_reply_buf(r, status, &b, bad);
+}
+
+enum http_rc http_reply_buf(struct vx_req *r, unsigned status, struct buf *b, int bad)
+{
+    size_t len;
+
+    if (bad != 0) {
+        buf_free(b);
         return HTTP_CLOSE;
     }
-    size_t len;
-    char *body = buf_take(&b, &len);
+    char *body = buf_take(b, &len);
     return http_reply_owned(r, status, "application/json", body, len);
 }
 

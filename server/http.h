@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "httputil.h"
 #include "longpoll.h"
 #include "router.h"
 #include "snapshot.h"
@@ -95,6 +96,9 @@ enum http_rc http_reply_owned(struct vx_req *r, unsigned status, const char *con
  * once MHD is done with them). */
 enum http_rc http_reply_snapshot(struct vx_req *r, unsigned status, struct vx_snapshot *s,
                                  const char *body, size_t len);
+/* A JSON body built in b (emptied either way).  bad != 0 (an append
+ * failed for lack of memory) closes the connection instead. */
+enum http_rc http_reply_buf(struct vx_req *r, unsigned status, struct buf *b, int bad);
 /* JSON body; steals j. */
 enum http_rc http_reply_json(struct vx_req *r, unsigned status, json_t *j);
 /* SPEC §10 error body. */

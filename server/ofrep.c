@@ -71,19 +71,13 @@ static enum http_rc error_one(struct vx_req *r, unsigned status, const char *key
                               const char *details)
 {
     struct buf b = {0};
-    size_t len;
     int bad = buf_adds(&b, "{\"key\":");
 
     bad |= buf_add_json_string(&b, key, strlen(key));
     bad |= buf_addf(&b, ",\"errorCode\":\"%s\",\"errorDetails\":", code);
     bad |= buf_add_json_string(&b, details, strlen(details));
     bad |= buf_adds(&b, "}");
-    if (bad != 0) {
-        buf_free(&b);
-        return HTTP_CLOSE;
-    }
-    char *body = buf_take(&b, &len);
-    return http_reply_owned(r, status, "application/json", body, len);
+    return http_reply_buf(r, status, &b, bad);
 }
 
 /* Bulk error: {"errorCode", "errorDetails"}. */
@@ -91,17 +85,11 @@ static enum http_rc error_bulk(struct vx_req *r, unsigned status, const char *co
                                const char *details)
 {
     struct buf b = {0};
-    size_t len;
     int bad = buf_addf(&b, "{\"errorCode\":\"%s\",\"errorDetails\":", code);
 
     bad |= buf_add_json_string(&b, details, strlen(details));
     bad |= buf_adds(&b, "}");
-    if (bad != 0) {
-        buf_free(&b);
-        return HTTP_CLOSE;
-    }
-    char *body = buf_take(&b, &len);
-    return http_reply_owned(r, status, "application/json", body, len);
+    return http_reply_buf(r, status, &b, bad);
 }
 
 /* ---- the evaluation request ---------------------------------------------- */
@@ -411,9 +399,7 @@ enum http_rc ofrep_eval_bulk(struct vx_req *r)
         return error_bulk(r, 500, "GENERAL", "out of memory");
     }
     json_decref(q.root);
-    size_t len;
-    char *body = buf_take(&b, &len);
-    return http_reply_owned(r, 200, "application/json", body, len);
+    return http_reply_buf(r, 200, &b, 0);
 }
 
 /* ---- GET /ofrep/v1/events ------------------------------------------------ */
