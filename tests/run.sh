@@ -100,7 +100,8 @@ stage_deps() {
     fi
     local p missing=() optional=()
     for p in "${REQUIRED_DEBS[@]}"; do
-        if [ "$p" = postgresql-15 ] && [ -x /usr/lib/postgresql/15/bin/pg_ctl ]; then continue; fi
+        if [ "$p" = postgresql-15 ] && [ -x /usr/lib/postgresql/15/bin/pg_ctl ] &&
+            id postgres >/dev/null 2>&1; then continue; fi
         deb_installed "$p" || missing+=("$p")
     done
     for p in "${OPTIONAL_DEBS[@]}"; do
