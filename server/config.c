@@ -22,6 +22,7 @@ static const char usage[] =
     "  --web DIR                admin page files (VEXIL_WEB_DIR)\n"
     "  --cors-origins LIST      comma-separated allowed origins or * (VEXIL_CORS_ORIGINS)\n"
     "  --max-body BYTES         request body limit (VEXIL_MAX_BODY, default 1048576)\n"
+    "  --max-url BYTES          URL limit, 414 beyond (VEXIL_MAX_URL, default 8192)\n"
     "  --max-connections N      connection limit (VEXIL_MAX_CONNECTIONS, default 10000)\n"
     "  --max-waiters N          held long-polls and streams (VEXIL_MAX_WAITERS, default 10000)\n"
     "  --idle-timeout SECONDS   close idle connections (VEXIL_IDLE_TIMEOUT, default 60)\n"
@@ -75,6 +76,7 @@ enum {
     O_THREADS,
     O_CHECK,
     O_CONNMEM,
+    O_URL,
     O_HELP
 };
 
@@ -124,6 +126,11 @@ static int apply(int opt, const char *v)
             return -1;
         vx_cfg.check_interval = (unsigned)n;
         return 0;
+    case O_URL:
+        if (set_num("--max-url", v, 256, 1024 * 1024, &n))
+            return -1;
+        vx_cfg.max_url = (size_t)n;
+        return 0;
     case O_CONNMEM:
         if (set_num("--connection-memory", v, 4096, 1024 * 1024, &n))
             return -1;
@@ -147,6 +154,7 @@ int config_parse_serve(int argc, char **argv)
         {"threads", required_argument, NULL, O_THREADS},
         {"check-interval", required_argument, NULL, O_CHECK},
         {"connection-memory", required_argument, NULL, O_CONNMEM},
+        {"max-url", required_argument, NULL, O_URL},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -165,6 +173,7 @@ int config_parse_serve(int argc, char **argv)
         {"VEXIL_THREADS", O_THREADS},
         {"VEXIL_CHECK_INTERVAL", O_CHECK},
         {"VEXIL_CONNECTION_MEMORY", O_CONNMEM},
+        {"VEXIL_MAX_URL", O_URL},
     };
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 

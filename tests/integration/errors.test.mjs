@@ -256,3 +256,25 @@ describe('the error body', () => {
     assert.match(u.json.error.message, /colour/, 'the message names the unknown field');
   });
 });
+
+describe('the limits are configurable', () => {
+  let small;
+  before(async () => {
+    small = await startEnv({ args: ['--max-url', '1024', '--max-body', '2048'] });
+  });
+  after(async () => {
+    await small?.close();
+  });
+
+  test('--max-url 1024: a 1.5 KiB URL is 414, a shorter one is served', async () => {
+    assertError(await small.client.get(`/flags?pad=${'p'.repeat(1500)}`), 414, ['bad_request', 'invalid_value']);
+    const r = await small.client.get(`/flags?pad=${'p'.repeat(900)}`);
+    assert.equal(r.status, 200, r.text);
+  });
+
+  test('--max-body 2048: a 3 KiB body is 413 and creates nothing', async () => {
+    const r = await small.admin.post('/api/flags', { name: 'big_body', description: 'd'.repeat(3000) });
+    assertError(r, 413, 'payload_too_large');
+    assertError(await small.admin.get('/api/flags/big_body'), 404, 'not_found');
+  });
+});
