@@ -48,25 +48,8 @@ COVERAGE_MIN=${COVERAGE_MIN:-80}
 JOBS=${VEXIL_TEST_JOBS:-4}
 NPROC=$(nproc 2>/dev/null || echo 2)
 
-say() { printf '%s\n' "$*"; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
-
-# step NAME FUNCTION [ARGS...]: run it between a header and a footer with
-# its outcome and duration.
-step() {
-    local name=$1 t0 rc=0
-    shift
-    say "--> [$name]"
-    t0=$(now)
-    "$@" || rc=$?
-    if [ "$rc" -eq 0 ]; then
-        say "<-- [$name] ok in $(elapsed "$t0")"
-    else
-        say "<-- [$name] FAILED (status $rc) in $(elapsed "$t0")"
-    fi
-    return "$rc"
-}
+# shellcheck source=tests/lib/steps.sh
+source "$ROOT/tests/lib/steps.sh"
 
 need() {
     local t

@@ -62,24 +62,8 @@ sources_of() {
     esac
 }
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
-say() { printf '%s\n' "$*"; }
-
-# Print a step's name, run it, print its outcome and duration.
-step() {
-    local name=$1 t0 rc=0
-    shift
-    say "--> [$name]"
-    t0=$(now)
-    "$@" || rc=$?
-    if [ "$rc" -eq 0 ]; then
-        say "<-- [$name] ok in $(elapsed "$t0")"
-    else
-        say "<-- [$name] FAILED (status $rc) in $(elapsed "$t0")"
-    fi
-    return "$rc"
-}
+# shellcheck source=tests/lib/steps.sh
+source "$ROOT/tests/lib/steps.sh"
 
 # routes.inc and unescape.inc: the routing table's method/pattern pairs and
 # unescape_cb, taken from server/http.c so that fuzz_router tests what the
