@@ -44,7 +44,8 @@ TOTAL_SKIP=0
 declare -A STAGE_RC=() # name -> exit status, or "skipped" (absent: not run)
 FAILED_STAGES=()       # in the order they ran
 
-say() { printf '%s\n' "$*"; }
+# shellcheck source=tests/lib/steps.sh
+source "$ROOT/tests/lib/steps.sh" # say, now, elapsed
 
 count() {
     TOTAL_PASS=$((TOTAL_PASS + ${1:-0}))
@@ -52,8 +53,6 @@ count() {
     TOTAL_SKIP=$((TOTAL_SKIP + ${3:-0}))
 }
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 
 # run_stage NAME "NEEDED STAGES" FUNCTION [ARGS...]
 # Runs FUNCTION unless a stage it needs failed or did not run.  A failed stage
