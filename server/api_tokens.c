@@ -8,10 +8,10 @@
 #include <string.h>
 
 #include "api.h"
+#include "httputil.h"
 #include "listen.h"
 #include "store.h"
 
-#define TOKEN_NAME_MAX  100
 #define AWAIT_RELOAD_MS 2000
 
 static enum http_rc unavailable(struct vx_req *r)
@@ -55,11 +55,11 @@ enum http_rc api_tokens_create(struct vx_req *r)
     }
     v = json_object_get(body, "name");
     name = json_string_value(v);
-    if (name == NULL || json_string_length(v) == 0 || json_string_length(v) > TOKEN_NAME_MAX ||
-        strlen(name) != json_string_length(v)) {
+    if (name == NULL || strlen(name) != json_string_length(v) || !token_name_valid(name)) {
         json_decref(body);
         return http_reply_error(r, 400, VX_E_INVALID_VALUE,
-                                "name must be a string of 1 to %d bytes", TOKEN_NAME_MAX);
+                                "name must be 1 to %d characters of printable text",
+                                TOKEN_NAME_MAX);
     }
     role = json_string_value(json_object_get(body, "role"));
     if (role != NULL && strcmp(role, "admin") == 0)

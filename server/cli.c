@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "flag.h"
+#include "httputil.h"
 #include "migrate.h"
 #include "store.h"
 #include "timeutil.h"
@@ -35,7 +36,6 @@
 #define CLI_EXIT_ERROR 2
 
 #define CLI_DAYS_MAX       100000
-#define CLI_TOKEN_NAME_MAX 100 /* characters */
 #define CLI_MAX_POSITIONAL 4
 
 /* ------------------------------------------------------------------ */
@@ -186,48 +186,6 @@ static int cli_days(const char *cmd, const char *opt, const char *s, int *out)
     return 0;
 }
 
-/* Characters in a UTF-8 string, or -1 if it is not valid UTF-8 or holds a
- * control character. */
-static long cli_text_chars(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    long n = 0;
-
-    while (*p != '\0') {
-        size_t len;
-        uint32_t cp;
-        if (*p < 0x80) {
-            len = 1;
-            cp = *p;
-        } else if ((*p & 0xE0) == 0xC0) {
-            len = 2;
-            cp = *p & 0x1F;
-        } else if ((*p & 0xF0) == 0xE0) {
-            len = 3;
-            cp = *p & 0x0F;
-        } else if ((*p & 0xF8) == 0xF0) {
-            len = 4;
-            cp = *p & 0x07;
-        } else {
-            return -1;
-        }
-        for (size_t i = 1; i < len; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return -1;
-            cp = cp << 6 | (p[i] & 0x3F);
-        }
-        /* overlong forms, surrogates, beyond U+10FFFF */
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-            return -1;
-        if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0))
-            return -1;
-        p += len;
-        n++;
-    }
-    return n;
-}
-
 /* Characters of a string known to be UTF-8 (for column widths). */
 static size_t cli_width(const char *s)
 {
@@ -320,7 +278,6 @@ static int cli_token_create(int argc, char **argv)
     char id[TOKEN_ID_LEN + 1], secret[64];
     enum vx_role r;
     enum store_status st;
-    long chars;
     int n_pos, rc;
     PGconn *c;
 
@@ -331,10 +288,9 @@ static int cli_token_create(int argc, char **argv)
         return cli_fail(cmd, "--name is required (see --help)");
     if (role == NULL)
         return cli_fail(cmd, "--role is required: admin or client");
-    chars = cli_text_chars(name);
-    if (chars < 1 || chars > CLI_TOKEN_NAME_MAX)
+    if (!token_name_valid(name))
         return cli_fail(cmd, "--name must be 1 to %d characters of printable UTF-8 text",
-                        CLI_TOKEN_NAME_MAX);
+                        TOKEN_NAME_MAX);
     if (strcmp(role, "admin") == 0)
         r = VX_ROLE_ADMIN;
     else if (strcmp(role, "client") == 0)

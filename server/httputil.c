@@ -188,6 +188,34 @@ void utf8_sanitize(char *s)
     }
 }
 
+long utf8_text_chars(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t left = strlen(s);
+    long n = 0;
+
+    while (left > 0) {
+        size_t len = utf8_char_len(p, left);
+        if (len == 0)
+            return -1;
+        unsigned cp = len == 1   ? p[0]
+                      : len == 2 ? (unsigned)(p[0] & 0x1F) << 6 | (p[1] & 0x3F)
+                                 : 0xA0;
+        if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0))
+            return -1;
+        p += len;
+        left -= len;
+        n++;
+    }
+    return n;
+}
+
+bool token_name_valid(const char *s)
+{
+    long n = utf8_text_chars(s);
+    return n >= 1 && n <= TOKEN_NAME_MAX;
+}
+
 bool utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -54,6 +54,14 @@ size_t utf8_char_len(const unsigned char *s, size_t left);
  * by '?', in place. */
 void utf8_sanitize(char *s);
 
+/* Characters in s (NUL-terminated), or -1 if it is not valid UTF-8 or
+ * holds a control character (C0, DEL, C1): for names shown to people. */
+long utf8_text_chars(const char *s);
+
+/* A token's name: 1 to TOKEN_NAME_MAX characters of such text. */
+#define TOKEN_NAME_MAX 100
+bool token_name_valid(const char *s);
+
 /* Is s (len bytes) valid UTF-8 without NUL bytes? */
 bool utf8_valid(const char *s, size_t len);
 

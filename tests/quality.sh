@@ -280,7 +280,7 @@ cov_build() {
     local dir=$1
     if [ ! -f "$dir/build.ninja" ]; then
         rm -rf "$dir"
-        meson setup "$dir" -Db_coverage=true --buildtype=debug >"$dir.setup.log" 2>&1 || {
+        meson setup "$dir" -Db_coverage=true -Dc_args=-fprofile-update=atomic --buildtype=debug >"$dir.setup.log" 2>&1 || {
             tail -n 40 "$dir.setup.log"
             return 1
         }

@@ -154,7 +154,9 @@ stage_deps() {
 # (its runs feed quality:coverage); build/asan: with ASan + UBSan.
 build_opts() {
     case $1 in
-    plain) echo "-Db_coverage=true" ;;
+    # The daemon is multi-threaded: count with atomic updates, or racing
+    # increments corrupt the counters (gcov then reports negative hits).
+    plain) echo "-Db_coverage=true -Dc_args=-fprofile-update=atomic" ;;
     asan) echo "-Db_sanitize=address,undefined -Db_lundef=false" ;;
     esac
 }

@@ -135,6 +135,30 @@ START_TEST(test_utf8_sanitize)
 }
 END_TEST
 
+START_TEST(test_token_names)
+{
+    char hundred[101], hundred_one[102];
+    memset(hundred, 'a', 100);
+    hundred[100] = '\0';
+    memset(hundred_one, 'a', 101);
+    hundred_one[101] = '\0';
+    ck_assert_int_eq(utf8_text_chars("d\xc3\xa9ploy \xe2\x82\xac"), 8);
+    ck_assert(token_name_valid("ci"));
+    ck_assert(token_name_valid(hundred));
+    ck_assert(!token_name_valid(hundred_one));
+    ck_assert(!token_name_valid(""));
+    ck_assert(!token_name_valid("tab\there"));
+    ck_assert(!token_name_valid("c1\xc2\x85")); /* NEL, a C1 control */
+    ck_assert(!token_name_valid("bad\xff"));
+    /* 100 two-byte characters are 100 characters, not 200 bytes */
+    char wide[201];
+    for (int i = 0; i < 100; i++)
+        memcpy(wide + 2 * i, "\xc3\xa9", 2);
+    wide[200] = '\0';
+    ck_assert(token_name_valid(wide));
+}
+END_TEST
+
 START_TEST(test_buf_growth)
 {
     struct buf b = {0};
@@ -163,6 +187,7 @@ int main(void)
     tcase_add_test(tc, test_json_string_invalid_utf8_replaced);
     tcase_add_test(tc, test_utf8_valid);
     tcase_add_test(tc, test_utf8_sanitize);
+    tcase_add_test(tc, test_token_names);
     tcase_add_test(tc, test_buf_growth);
     suite_add_tcase(s, tc);
     return unit_run(s);
