@@ -57,7 +57,6 @@ struct vx_req {
     int nheaders;
 
     int status; /* the status queued, for the log and metrics */
-    bool handled;
 
     /* long-poll / stream state */
     struct lp_waiter waiter;

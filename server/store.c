@@ -335,13 +335,6 @@ PGconn *store_thread_conn(void)
     return c;
 }
 
-void store_thread_close(void)
-{
-    pthread_once(&store_key_once, store_key_create);
-    PQfinish(pthread_getspecific(store_key));
-    pthread_setspecific(store_key, NULL);
-}
-
 /* Reconnect c in place (one attempt, subject to the backoff) -- only if it
  * is this thread's own connection from store_thread_conn(): any other (the
  * listener's) may carry session state such as LISTEN, which a reset would

@@ -46,9 +46,8 @@ PGconn *store_connect(struct vx_error *err);
 /* The calling thread's own connection, (re)connected on demand; NULL when
  * the database is unreachable (after a failed attempt the thread does not
  * try again for a second, so a dead database answers fast).  Owned by the
- * thread; closed at thread exit or by store_thread_close(). */
+ * thread; closed when the thread exits. */
 PGconn *store_thread_conn(void);
-void store_thread_close(void);
 
 /* Tell the store that the database answers again (the listener calls it
  * after reconnecting): threads that failed to connect retry at once
