@@ -13,8 +13,8 @@
 # gate passes, 1 when one fails, 2 on bad use or a missing tool.
 #
 # coverage
-#   Builds BUILDDIR (default build/cov; set up with -Db_coverage=true
-#   --buildtype=debug when it does not exist yet), deletes old .gcda files,
+#   Builds BUILDDIR (default build/cov) with -Db_coverage=true (set up, or
+#   configured if it exists; tests/lib/build.sh), deletes old .gcda files,
 #   runs `meson test` (the Check unit tests) and `node --test
 #   tests/integration/` with VEXIL_BIN=BUILDDIR/vexil, then
 #   `gcovr --root . --filter server/ --txt --fail-under-line 80`, which
@@ -50,6 +50,10 @@ NPROC=$(nproc 2>/dev/null || echo 2)
 
 # shellcheck source=tests/lib/steps.sh
 source "$ROOT/tests/lib/steps.sh"
+# shellcheck source=tests/lib/build.sh
+source "$ROOT/tests/lib/build.sh"
+# shellcheck source=tests/lib/pg.sh
+source "$ROOT/tests/lib/pg.sh"
 
 need() {
     local t
@@ -267,39 +271,10 @@ cmd_lint() {
 
 # ---------------------------------------------------------------- coverage
 
-PG_TMP=
-cov_cleanup() {
-    if [ -n "$PG_TMP" ]; then
-        pg_stop "$PG_TMP/pg" || true
-        rm -rf "$PG_TMP"
-        PG_TMP=
-    fi
-}
-
+# The daemon is multi-threaded: count with atomic updates, or racing
+# increments corrupt the counters (gcov then reports negative hits).
 cov_build() {
-    local dir=$1
-    if [ ! -f "$dir/build.ninja" ]; then
-        rm -rf "$dir"
-        meson setup "$dir" -Db_coverage=true -Dc_args=-fprofile-update=atomic --buildtype=debug >"$dir.setup.log" 2>&1 || {
-            tail -n 40 "$dir.setup.log"
-            return 1
-        }
-        rm -f "$dir.setup.log"
-    fi
-    local cov
-    cov=$(meson introspect "$dir" --buildoptions |
-        python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"] == "b_coverage"][0])')
-    if [ "$cov" != True ]; then
-        say "$dir is not a coverage build (b_coverage=$cov): meson configure $dir -Db_coverage=true" >&2
-        return 1
-    fi
-    meson compile -C "$dir" || return 1
-    [ -x "$dir/vexil" ] || {
-        say "$dir/vexil was not built" >&2
-        return 1
-    }
-    # Counts from an earlier run would add up with this one.
-    find "$dir" -name '*.gcda' -delete
+    meson_build "$1" "${TMPDIR:-/tmp}/vexil-cov-setup.log" -Db_coverage=true -Dc_args=-fprofile-update=atomic
 }
 
 cov_postgres() {
@@ -307,11 +282,7 @@ cov_postgres() {
         say "PostgreSQL: $VEXIL_TEST_PG_URL (from the environment)"
         return 0
     fi
-    # shellcheck source=tests/lib/pg.sh disable=SC1091
-    source "$ROOT/tests/lib/pg.sh" || return 1
-    PG_TMP=$(mktemp -d /tmp/vexil-cov.XXXXXX) || return 1
-    chmod 755 "$PG_TMP"
-    PG_FSYNC=off pg_start "$PG_TMP/pg" || return 1
+    pg_start_throwaway vexil-cov || return 1
     say "PostgreSQL: $VEXIL_TEST_PG_URL (private, stopped on exit)"
 }
 
@@ -340,7 +311,7 @@ cmd_coverage() {
     local dir=${1:-build/cov} rc=0
     need meson ninja node gcovr python3 || return 2
     case $dir in /*) dir=$(realpath --relative-to="$ROOT" "$dir") ;; esac
-    trap cov_cleanup EXIT
+    trap pg_stop_throwaway EXIT
     trap 'exit 130' INT TERM
     step "coverage:build $dir" cov_build "$dir" || return 1
     step "coverage:postgres" cov_postgres || return 1

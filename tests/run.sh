@@ -46,6 +46,10 @@ FAILED_STAGES=()       # in the order they ran
 
 # shellcheck source=tests/lib/steps.sh
 source "$ROOT/tests/lib/steps.sh" # say, now, elapsed
+# shellcheck source=tests/lib/build.sh
+source "$ROOT/tests/lib/build.sh" # meson_build
+# shellcheck source=tests/lib/pg.sh
+source "$ROOT/tests/lib/pg.sh" # pg_start_throwaway, pg_stop_throwaway
 
 count() {
     TOTAL_PASS=$((TOTAL_PASS + ${1:-0}))
@@ -162,43 +166,12 @@ build_opts() {
 }
 
 stage_build() {
-    local v=$1 dir="build/$1"
-    # A directory without build.ninja is the wreck of a failed setup.
-    if [ ! -f "$dir/build.ninja" ]; then
-        rm -rf "$dir"
-        # shellcheck disable=SC2046
-        meson setup "$dir" $(build_opts "$v") >"$ART/setup-$v.log" 2>&1 || {
-            tail -n 40 "$ART/setup-$v.log"
-            return 1
-        }
-    fi
-    # A build dir from before (a developer's tree) gets this stage's options too.
     # shellcheck disable=SC2046
-    [ -z "$(build_opts "$v")" ] || meson configure "$dir" $(build_opts "$v") >/dev/null || return 1
-    meson compile -C "$dir" || return 1
-    # Coverage counts of an earlier run would add up with this one.
-    find "$dir" -name '*.gcda' -delete
-    [ -x "$dir/vexil" ] || {
-        say "$dir/vexil was not built" >&2
-        return 1
-    }
-}
-
-PG_TMP=
-cleanup() {
-    if [ -n "$PG_TMP" ]; then
-        pg_stop "$PG_TMP/pg" || true
-        rm -rf "$PG_TMP"
-        PG_TMP=
-    fi
+    meson_build "build/$1" "$ART/setup-$1.log" $(build_opts "$1")
 }
 
 stage_postgres() {
-    # shellcheck source=tests/lib/pg.sh
-    source "$ROOT/tests/lib/pg.sh" || return 1
-    PG_TMP=$(mktemp -d /tmp/vexil-test.XXXXXX) || return 1
-    chmod 755 "$PG_TMP" # the postgres user must be able to enter it
-    PG_FSYNC=off pg_start "$PG_TMP/pg" || return 1
+    pg_start_throwaway vexil-test || return 1
     say "PostgreSQL on $VEXIL_TEST_PG_URL"
 }
 
@@ -304,7 +277,7 @@ stage_fuzz() {
 main() {
     rm -rf "$ART"
     mkdir -p "$ART"
-    trap cleanup EXIT
+    trap pg_stop_throwaway EXIT
     trap 'exit 130' INT TERM
     local t0
     t0=$(now)

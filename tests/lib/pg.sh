@@ -270,3 +270,22 @@ pg_stop() {
         return 1
     }
 }
+
+# A throwaway cluster for one run: pg_start_throwaway NAME makes a fresh
+# directory /tmp/NAME.XXXXXX (enterable by postgres), starts a cluster there
+# with fsync off and remembers it in PG_TMP; pg_stop_throwaway stops it and
+# removes the directory (a no-op when none runs, so it suits an EXIT trap).
+PG_TMP=
+pg_start_throwaway() {
+    PG_TMP=$(mktemp -d "/tmp/${1:-vexil-pg}.XXXXXX") || return 1
+    chmod 755 "$PG_TMP" # the postgres user must be able to enter it
+    PG_FSYNC=off pg_start "$PG_TMP/pg"
+}
+
+pg_stop_throwaway() {
+    if [ -n "$PG_TMP" ]; then
+        pg_stop "$PG_TMP/pg" || true
+        rm -rf "$PG_TMP"
+        PG_TMP=
+    fi
+}
