@@ -9,8 +9,9 @@
  *
  * The message usually ends up inside a JSON error body.  jansson refuses to
  * build a string from invalid UTF-8, so a message cut short by the fixed
- * buffer (or by a "%.*s" precision) must not end in half a character: the
- * tail is trimmed back to the last complete UTF-8 sequence. */
+ * buffer must not end in half a character: the tail is trimmed back to the
+ * last complete UTF-8 sequence; a character cut inside the message (by a
+ * "%.64s" precision) becomes '?' (utf8_sanitize). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
