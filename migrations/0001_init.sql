@@ -7,7 +7,7 @@
 -- Timestamps are timestamptz (microsecond resolution); the server reads and
 -- writes them as integer microseconds since the Unix epoch.
 
--- The global version of the flag set (SPEC section 4).  Exactly one row: every
+-- The global version of the flag set (docs/propagation.md).  Exactly one row: every
 -- write that changes flags increments it in the same transaction and sends
 -- NOTIFY vexil, '<version>'.  The row lock also orders concurrent writers.
 CREATE TABLE vexil_state (
@@ -16,7 +16,7 @@ CREATE TABLE vexil_state (
 );
 INSERT INTO vexil_state (singleton, version) VALUES (true, 0);
 
--- The flags (SPEC section 2).  Field rules are enforced by the server; the
+-- The flags (docs/api.md §1).  Field rules are enforced by the server; the
 -- checks here are a last line of defence.  users is kept sorted and distinct.
 CREATE TABLE flags (
     name text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$'),

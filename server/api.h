@@ -5,11 +5,11 @@
 
 #include "http.h"
 
-/* api_client.c: SPEC §5 */
+/* api_client.c: docs/api.md §2 */
 enum http_rc api_client_flags(struct vx_req *r);
 enum http_rc api_client_flag(struct vx_req *r);
 
-/* api_flags.c: SPEC §6 flags, history, revert, stale */
+/* api_flags.c: docs/api.md §3 flags, history, revert, stale */
 enum http_rc api_flags_list(struct vx_req *r);
 enum http_rc api_flags_create(struct vx_req *r);
 enum http_rc api_flags_get(struct vx_req *r);
@@ -19,19 +19,19 @@ enum http_rc api_flags_history(struct vx_req *r);
 enum http_rc api_flags_revert(struct vx_req *r);
 enum http_rc api_stale(struct vx_req *r);
 
-/* api_tokens.c: SPEC §6 tokens */
+/* api_tokens.c: docs/api.md §3 tokens */
 enum http_rc api_tokens_list(struct vx_req *r);
 enum http_rc api_tokens_create(struct vx_req *r);
 enum http_rc api_tokens_delete(struct vx_req *r);
 
-/* api_ops.c: SPEC §11 and the admin page's files */
+/* api_ops.c: docs/operations.md §2 and the admin page's files */
 enum http_rc api_healthz(struct vx_req *r);
 enum http_rc api_readyz(struct vx_req *r);
 enum http_rc api_metrics(struct vx_req *r);
 enum http_rc api_static(struct vx_req *r);
 enum http_rc api_root(struct vx_req *r);
 
-/* ofrep.c: SPEC §12 */
+/* ofrep.c: docs/ofrep.md */
 enum http_rc ofrep_eval_one(struct vx_req *r);
 enum http_rc ofrep_eval_bulk(struct vx_req *r);
 enum http_rc ofrep_stream(struct vx_req *r);

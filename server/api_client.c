@@ -1,4 +1,4 @@
-/* api_client.c -- SPEC §5: what services ask, answered from the snapshot.
+/* api_client.c -- docs/api.md §2: what services ask, answered from the snapshot.
  *
  * GET /flags serves the snapshot's pre-serialised body without copying it.
  * GET /flags?user=U writes its answer straight into one buffer sized from

@@ -1,4 +1,4 @@
-/* api_flags.c -- SPEC §6 flags: CRUD with If-Match, history, revert, stale.
+/* api_flags.c -- docs/api.md §3 flags: CRUD with If-Match, history, revert, stale.
  *
  * Reads come from the snapshot like every other read.  Writes go to the
  * database through store.c in one transaction each, then wait (briefly) for

@@ -1,4 +1,4 @@
-/* api_ops.c -- SPEC §11 health, readiness, metrics; and the admin page's
+/* api_ops.c -- docs/operations.md §2 health, readiness, metrics; and the admin page's
  * static files from --web, served with a strict Content-Security-Policy so
  * nothing the page shows can run as script. */
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* api_tokens.c -- SPEC §6 tokens: list, create (secret shown once), revoke.
+/* api_tokens.c -- docs/api.md §3 tokens: list, create (secret shown once), revoke.
  *
  * Token writes do not move the flag-set version (clients would see a false
  * change); they notify 'tokens' instead, and every instance reloads.  Here

@@ -1,4 +1,4 @@
-/* auth.c -- SPEC §9 bearer tokens.
+/* auth.c -- docs/api.md §4 bearer tokens.
  *
  * The secret is hashed (SHA-256) and looked up among the live tokens of the
  * request's snapshot, so authentication never touches the database and a

@@ -1,4 +1,4 @@
-/* auth.h -- bearer tokens (SPEC §9), checked against the snapshot only. */
+/* auth.h -- bearer tokens (docs/api.md §4), checked against the snapshot only. */
 #ifndef VX_AUTH_H
 #define VX_AUTH_H
 

@@ -6,7 +6,7 @@
  * directly (not to a running server), so they work before the first
  * `vexil serve` and from a cron job on any host that reaches PostgreSQL.
  *
- * Conventions shared by every command (docs/DECISIONS.md):
+ * Conventions shared by every command (docs/decisions.md):
  *   --database URL, else $VEXIL_DATABASE_URL, else libpq's own defaults;
  *   --help prints the usage on stdout and exits 0;
  *   bad use prints ONE line on stderr and exits 2, as does any error;

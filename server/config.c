@@ -2,7 +2,7 @@
  *
  * Precedence: command line over environment over defaults, so a systemd
  * unit can set VEXIL_* and an operator can still override one flag by hand.
- * Every value is validated; bad use prints one line and exits 2 (SPEC §8). */
+ * Every value is validated; bad use prints one line and exits 2 (docs/operations.md §1). */
 #include "config.h"
 
 #include <getopt.h>

@@ -1,4 +1,4 @@
-/* eval.c -- SPEC §3: is a flag on for a user?
+/* eval.c -- docs/evaluation.md: is a flag on for a user?
  *
  * This is the read path's inner loop: every GET /flags?user=U evaluates every
  * flag, so it must be pure, lock-free and must not allocate.  The bucket

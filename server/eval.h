@@ -1,4 +1,4 @@
-/* eval.h -- SPEC §3: is a flag on for a user?  Pure, lock-free, allocation-free. */
+/* eval.h -- docs/evaluation.md: is a flag on for a user?  Pure, lock-free, allocation-free. */
 #ifndef VX_EVAL_H
 #define VX_EVAL_H
 

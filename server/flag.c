@@ -1,5 +1,5 @@
-/* flag.c -- the flag (SPEC §2): request validation, JSON form, the
- * rolled_out_at rule and staleness (SPEC §7).
+/* flag.c -- the flag (docs/api.md §1): request validation, JSON form, the
+ * rolled_out_at rule and staleness (docs/operations.md §3).
  *
  * Validation is declarative in the Taler manner: the table flag_fields lists
  * every field a request may carry, and one small validator per kind (name,
@@ -119,7 +119,7 @@ static int flag_check_string(const json_t *v, const char *field, const char **s,
     return 0;
 }
 
-/* name: the SPEC §2 pattern.  *out is a new string (caller frees). */
+/* name: the docs/api.md §1 pattern.  *out is a new string (caller frees). */
 static int flag_get_name(const json_t *v, const char *field, char **out, struct vx_error *err)
 {
     const char *s = ""; /* set by flag_check_string on success */
@@ -600,7 +600,7 @@ fail:
 }
 
 /* ------------------------------------------------------------------ */
-/* Age and staleness (SPEC §7)                                          */
+/* Age and staleness (docs/operations.md §3)                                          */
 /* ------------------------------------------------------------------ */
 
 int64_t flag_age_days(const struct vx_flag *f, int64_t now)

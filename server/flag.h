@@ -1,5 +1,5 @@
-/* flag.h -- the flag (SPEC §2): its in-memory form, JSON form, validation
- * of request bodies, the rolled_out_at rule and staleness (SPEC §7).
+/* flag.h -- the flag (docs/api.md §1): its in-memory form, JSON form, validation
+ * of request bodies, the rolled_out_at rule and staleness (docs/operations.md §3).
  *
  * Everything here is pure: no I/O, no globals, so it is unit-tested alone and
  * fuzzed.  A struct vx_flag owns all of its strings; flag_free() releases
@@ -57,7 +57,7 @@ struct vx_flag_patch {
     size_t n_users;
 };
 
-/* SPEC §2 name rule: ^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$ */
+/* docs/api.md §1 name rule: ^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$ */
 bool flag_name_valid(const char *s, size_t len);
 
 /* Validate a request body.  create=true: POST (name required, all fields
@@ -84,7 +84,7 @@ int flag_apply_patch(struct vx_flag *f, const struct vx_flag_patch *p, int64_t n
  * just become rolled out, 0 otherwise. */
 void flag_update_rolled_out(const struct vx_flag *before, struct vx_flag *after, int64_t now);
 
-/* JSON object of a flag (SPEC §2 fields). New reference; NULL on OOM. */
+/* JSON object of a flag (docs/api.md §1 fields). New reference; NULL on OOM. */
 json_t *flag_to_json(const struct vx_flag *f);
 
 /* Parse a flag object as produced by flag_to_json (used to restore history).
@@ -101,11 +101,11 @@ bool flag_has_user(const struct vx_flag *f, const char *user, size_t user_len);
 /* Whole days since created_at (never negative). */
 int64_t flag_age_days(const struct vx_flag *f, int64_t now);
 
-/* SPEC §7 default thresholds, used when a negative value is passed below. */
+/* docs/operations.md §3 default thresholds, used when a negative value is passed below. */
 #define FLAG_STALE_DAYS_DEFAULT      30
 #define FLAG_ROLLED_OUT_DAYS_DEFAULT 14
 
-/* SPEC §7. A flag is stale when now - created_at > days, or when it is
+/* docs/operations.md §3. A flag is stale when now - created_at > days, or when it is
  * rolled out and now - rolled_out_at > rolled_out_days.  Returns a new JSON
  * array of reason strings ("older_than_<days>_days",
  * "rolled_out_<rolled_out_days>_days"), empty when none; NULL on OOM. */

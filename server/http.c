@@ -12,7 +12,7 @@
  *      connection (long-poll) and runs again after the resume;
  *   5. completed_cb logs one line, counts metrics and frees the context.
  *
- * Replies always carry X-Request-Id; errors carry SPEC §10's body. */
+ * Replies always carry X-Request-Id; errors carry docs/api.md §5's body. */
 #include "http.h"
 
 #include <arpa/inet.h>

@@ -100,7 +100,7 @@ enum http_rc http_reply_snapshot(struct vx_req *r, unsigned status, struct vx_sn
 enum http_rc http_reply_buf(struct vx_req *r, unsigned status, struct buf *b, int bad);
 /* JSON body; steals j. */
 enum http_rc http_reply_json(struct vx_req *r, unsigned status, json_t *j);
-/* SPEC §10 error body. */
+/* docs/api.md §5 error body. */
 enum http_rc http_reply_error(struct vx_req *r, unsigned status, const char *code, const char *fmt,
                               ...) __attribute__((format(printf, 4, 5)));
 /* An empty body (204, 304, 401/403 for OFREP). */

@@ -1,4 +1,4 @@
-/* log.h -- JSON lines on stderr: one per request (SPEC §11) and the
+/* log.h -- JSON lines on stderr: one per request (docs/operations.md §2) and the
  * daemon's own events.  Lines are written whole, so lines from several
  * threads never interleave. */
 #ifndef VX_LOG_H

@@ -1,4 +1,4 @@
-/* metrics.c -- Prometheus text for /metrics (SPEC §11).
+/* metrics.c -- Prometheus text for /metrics (docs/operations.md §2).
  *
  * Counters are plain atomics in fixed arrays indexed by route and by a small
  * set of status codes, so observing a request costs two relaxed increments

@@ -1,6 +1,6 @@
 /* murmur3.c -- MurmurHash3 x86_32 (Austin Appleby, public domain).
  *
- * vexil buckets users exactly as Unleash does (SPEC §3), so this must be the
+ * vexil buckets users exactly as Unleash does (docs/evaluation.md), so this must be the
  * reference algorithm bit for bit: little-endian 4-byte blocks, the same
  * tail handling and the same finaliser.  Blocks are read byte by byte, which
  * makes the result independent of host endianness and alignment.

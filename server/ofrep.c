@@ -1,4 +1,4 @@
-/* ofrep.c -- SPEC §12, the OpenFeature Remote Evaluation Protocol (OFREP).
+/* ofrep.c -- docs/ofrep.md, the OpenFeature Remote Evaluation Protocol (OFREP).
  *
  * Three endpoints, all answered from the request's snapshot:
  *
@@ -16,7 +16,7 @@
  * body, a missing context or a context without targetingKey evaluates as an
  * anonymous user; only malformed JSON (PARSE_ERROR) or a context or
  * targetingKey of the wrong type (INVALID_CONTEXT) is refused.  Errors use
- * OFREP's bodies, never SPEC §10's.
+ * OFREP's bodies, never docs/api.md §5's.
  *
  * The change stream holds no thread.  Its response is a content-reader
  * callback of unknown length (chunked).  When the reader has nothing to

@@ -1,6 +1,6 @@
 /* sha256.c -- SHA-256 as specified in FIPS 180-4, and a constant-time compare.
  *
- * vexil stores API tokens only as SHA-256 hashes (SPEC §9), so it needs the
+ * vexil stores API tokens only as SHA-256 hashes (docs/api.md §4), so it needs the
  * hash and nothing else from a crypto library; a hundred lines of our own
  * avoid a dependency.  The code follows the standard's text (§4.1.2
  * functions, §4.2.2 constants, §5.1.1 padding, §6.2.2 computation) and reads

@@ -32,7 +32,7 @@ struct vx_token {
 };
 
 struct vx_snapshot {
-    int64_t version;       /* global flag-set version (SPEC §4) */
+    int64_t version;       /* global flag-set version (docs/propagation.md) */
     struct vx_flag *flags; /* sorted by name (strcmp) */
     size_t n_flags;
     struct vx_token *tokens; /* not revoked; sorted by hash (memcmp) */

@@ -1139,7 +1139,7 @@ enum store_status store_flag_delete(PGconn *c, const char *name, int64_t if_matc
 }
 
 /* The flag restored from event w->event_id, against the current row cur
- * (NULL if the flag does not exist now): see store.h and DECISIONS.md. */
+ * (NULL if the flag does not exist now): see store.h and docs/decisions.md. */
 static enum store_status flag_revert_state(PGconn *c, struct flag_write *w,
                                            const struct vx_flag *cur, struct vx_flag *restored)
 {

@@ -3,7 +3,7 @@
  * Times are int64 microseconds since the Unix epoch, UTC: the resolution of
  * PostgreSQL's timestamptz, so a value read from the database survives the
  * round trip through memory unchanged.  JSON shows them with milliseconds,
- * "2026-11-26T06:11:39.123Z" (docs/DECISIONS.md).
+ * "2026-11-26T06:11:39.123Z" (docs/decisions.md).
  *
  * Formatting and parsing are done by hand with gmtime_r()/timegm() and
  * integer printf: strftime() and strptime() depend on the locale, and

@@ -1,7 +1,7 @@
 /* vx.h -- small types shared by every module.
  *
  * Errors travel as a struct vx_error filled by the callee: a stable machine
- * code (one of SPEC §10's codes, a static string compared by pointer or
+ * code (one of docs/api.md §5's codes, a static string compared by pointer or
  * strcmp) and a human sentence.  Functions return 0 on success, -1 on error. */
 #ifndef VX_H
 #define VX_H
@@ -13,7 +13,7 @@
 #define VX_OK  0
 #define VX_ERR (-1)
 
-/* SPEC §10 error codes. */
+/* docs/api.md §5 error codes. */
 #define VX_E_BAD_REQUEST         "bad_request"
 #define VX_E_INVALID_JSON        "invalid_json"
 #define VX_E_UNKNOWN_FIELD       "unknown_field"

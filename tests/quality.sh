@@ -23,7 +23,7 @@
 #   tests/lib/pg.sh (tests/run.sh does that); when it is unset, a private
 #   cluster is started here and stopped on exit.  The daemon writes its .gcda
 #   files only when it exits normally: the harness stops it with SIGTERM
-#   (SPEC §8), so a daemon that dies otherwise shows up as missing coverage.
+#   (docs/operations.md §1), so a daemon that dies otherwise shows up as missing coverage.
 #   A failing test fails the gate too (coverage of a broken run means little).
 #   Knobs: COVERAGE_MIN (default 80), VEXIL_TEST_JOBS (node test files run at
 #   once, default 4).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # vexil-stale.sh -- tell every flag owner, once a day, which of their flags are
-# due for removal from the code (SPEC §7: older than --days, or rolled out to
+# due for removal from the code (docs/operations.md §3: older than --days, or rolled out to
 # 100 % for more than --rolled-out-days).  Meant for cron: see crontab.example.
 #
 # It runs `vexil stale --json`, groups the stale flags by owner and, for each

@@ -326,7 +326,7 @@ describe('admin page', { skip: browserMissing() || false }, () => {
 
       await page.click(`#fd-history button[data-event="${target.id}"]`);
       await page.waitForSelector('#confirm-dialog[open]');
-      // A revert restores the whole state before that change (SPEC §6), users
+      // A revert restores the whole state before that change (docs/api.md §3), users
       // included; the question says so before anything happens.
       const question = await page.textContent('#cf-body');
       assert.match(question, /Rollout\s*37 %\s*25 %/);

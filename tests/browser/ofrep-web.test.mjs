@@ -1,5 +1,5 @@
 // The OpenFeature web SDK with its OFREP web provider, in Debian's Chromium,
-// against a real `vexil serve` (SPEC §12): a flag switched through the admin
+// against a real `vexil serve` (docs/ofrep.md): a flag switched through the admin
 // API reaches the page's client within a second, without a reload, through
 // the SSE change stream the bulk answer advertises.
 //

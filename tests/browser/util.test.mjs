@@ -14,7 +14,7 @@ test('parseUsers splits on new lines, commas and whitespace, drops empties and r
   assert.deepEqual(U.parseUsers('ü-user;x'), ['ü-user;x'], 'only the documented separators split');
 });
 
-test('checkName follows SPEC §2', () => {
+test('checkName follows docs/api.md §1', () => {
   for (const ok of ['a', 'new_ui', 'checkout.v2', 'Feature.flexibleRollout.10', '9-lives', 'x'.repeat(100)]) assert.equal(U.checkName(ok), '', ok);
   for (const bad of ['', '_x', '.x', '-x', 'a b', 'a/b', 'ü', 'x'.repeat(101)]) assert.notEqual(U.checkName(bad), '', bad);
 });
@@ -25,7 +25,7 @@ test('checkUsers catches ids over 256 bytes and lists over 10 000', () => {
   assert.equal(U.checkUsers(Array.from({ length: 10001 }, (_, i) => 'u' + i)).length, 1);
 });
 
-test('staleText words the SPEC §7 reasons', () => {
+test('staleText words the docs/operations.md §3 reasons', () => {
   assert.equal(U.staleText('older_than_30_days'), 'older than 30 days');
   assert.equal(U.staleText('rolled_out_14_days'), 'fully rolled out for over 14 days');
   assert.equal(U.staleText('something_new'), 'something new');

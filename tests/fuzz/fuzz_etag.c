@@ -8,7 +8,7 @@
  * parse_int_range() gets the value up to its first NUL, as MHD hands it over.
  *
  * Checked besides ASan/UBSan, against reference parsers written here from
- * the contracts in httputil.h and docs/DECISIONS.md:
+ * the contracts in httputil.h and docs/decisions.md:
  *   - etag_parse accepts exactly  OWS ( "*" / tag *( OWS "," OWS tag ) ) OWS
  *     with tag = [ "W/" ] DQUOTE 1*DIGIT DQUOTE, at most ETAG_LIST_MAX tags,
  *     each <= INT64_MAX, and returns those tags; etag_matches agrees;

@@ -11,9 +11,9 @@
  *
  * Besides ASan/UBSan findings, every property the rest of the daemon relies
  * on is checked and a violation aborts (a crash for libFuzzer):
- *   - a refusal carries a SPEC §10 code and a non-empty, valid UTF-8
+ *   - a refusal carries a docs/api.md §5 code and a non-empty, valid UTF-8
  *     message, and leaves the patch empty;
- *   - an accepted body obeys SPEC §2 (name pattern, lengths, percentage
+ *   - an accepted body obeys docs/api.md §1 (name pattern, lengths, percentage
  *     0..100, users sorted, distinct, 1..256 bytes without NUL, <= 10 000);
  *   - a flag survives flag_to_json -> flag_from_json -> flag_to_json
  *     unchanged, and every listed user evaluates on while it is enabled.
@@ -97,7 +97,7 @@ static void check_flag(const struct vx_flag *f)
     check_users(f->users, f->n_users);
 }
 
-/* Evaluation must agree with SPEC §3 for the listed users and a few others. */
+/* Evaluation must agree with docs/evaluation.md for the listed users and a few others. */
 static void check_eval(const struct vx_flag *f)
 {
     static const char *const others[] = {"alice", "bob", "", "\xc3\xbc-user"};

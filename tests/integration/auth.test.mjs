@@ -1,4 +1,4 @@
-// SPEC §9: bearer tokens, 401 with WWW-Authenticate, 403 for the wrong role,
+// docs/api.md §4: bearer tokens, 401 with WWW-Authenticate, 403 for the wrong role,
 // public endpoints, secrets hashed in the database.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';

@@ -1,4 +1,4 @@
-// SPEC §8 and DECISIONS "Command line": version, help, bad use, migrate,
+// docs/operations.md §1 and docs/decisions.md "Command line": version, help, bad use, migrate,
 // tokens from the command line, stale; `serve` migrates by itself.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

@@ -1,4 +1,4 @@
-// SPEC §5 (client API, without long-poll holds) and §3 (evaluation through HTTP).
+// docs/api.md §2 (client API, without long-poll holds) and §3 (evaluation through HTTP).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -16,7 +16,7 @@ after(async () => {
 const FLAG_KEYS = ['created_at', 'description', 'enabled', 'name', 'owner', 'percentage', 'revision',
   'rolled_out_at', 'updated_at', 'users'].sort();
 
-// Flags for the evaluation tests: SPEC §3's vectors sit right at the edge.
+// Flags for the evaluation tests: docs/evaluation.md's vectors sit right at the edge.
 const FLAGS = [
   { name: 'new_order_flow', enabled: true, percentage: 55 }, // alice 58 off, bob 53 on
   { name: 'new_ui', enabled: true, percentage: 48 }, // user-1 48 on (<=), user-2 2 on
@@ -65,7 +65,7 @@ describe('GET /flags', () => {
     assert.deepEqual(Object.keys(r.json).sort(), ['flags', 'version']);
   });
 
-  test('each flag is the whole flag object of SPEC §2, without admin-only fields', async () => {
+  test('each flag is the whole flag object of docs/api.md §1, without admin-only fields', async () => {
     const r = await env.client.get('/flags');
     for (const f of r.json.flags) {
       assert.deepEqual(Object.keys(f).sort(), FLAG_KEYS, `keys of ${f.name}`);
@@ -142,14 +142,14 @@ describe('conditional GET', () => {
   });
 });
 
-describe('GET /flags?user= evaluates SPEC §3', () => {
+describe('GET /flags?user= evaluates docs/evaluation.md', () => {
   const flagsFor = async (user) => {
     const r = await env.client.get(`/flags?user=${encodeURIComponent(user)}`);
     assert.equal(r.status, 200, r.text);
     return r;
   };
 
-  test('SPEC §3 vectors at the percentage edge', async () => {
+  test('docs/evaluation.md vectors at the percentage edge', async () => {
     assert.equal((await flagsFor('alice')).json.flags.new_order_flow, false, 'alice is bucket 58 > 55');
     assert.equal((await flagsFor('bob')).json.flags.new_order_flow, true, 'bob is bucket 53 <= 55');
     assert.equal((await flagsFor('user-1')).json.flags.new_ui, true, 'user-1 is bucket 48 <= 48');

@@ -1,4 +1,4 @@
-// deploy/cron/vexil-stale.sh (SPEC §7, issue "Keep flag debt down"): the
+// deploy/cron/vexil-stale.sh (docs/operations.md §3, issue "Keep flag debt down"): the
 // daily cron job that tells every owner which of their flags are due for
 // removal.  It runs against a real vexil database with aged flags; mail goes
 // to a stand-in `sendmail` (a small script that stores each message it is

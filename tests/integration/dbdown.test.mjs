@@ -1,4 +1,4 @@
-// SPEC §10 and §4: PostgreSQL goes away while vexil serves.  Reads and
+// docs/api.md §5 and §4: PostgreSQL goes away while vexil serves.  Reads and
 // long-polls keep being answered from the snapshot, writes answer 503
 // `unavailable` with Retry-After and write nothing, /readyz and /metrics say
 // the database is down; when PostgreSQL is back, vexil notices by itself

@@ -1,4 +1,4 @@
-// SPEC §10: error bodies, 400 validation (with the database unchanged), 404,
+// docs/api.md §5: error bodies, 400 validation (with the database unchanged), 404,
 // 405 with Allow, 413, 414.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

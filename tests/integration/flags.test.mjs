@@ -1,4 +1,4 @@
-// SPEC §6 flags (create, read, update, delete, If-Match), §2 field rules,
+// docs/api.md §3 flags (create, read, update, delete, If-Match), §2 field rules,
 // §4 one version step per change, §7 GET /api/stale.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -34,7 +34,7 @@ async function historyCount(name) {
 }
 
 describe('POST /api/flags', () => {
-  test('a name alone gets the defaults of SPEC §2', async () => {
+  test('a name alone gets the defaults of docs/api.md §1', async () => {
     const before = Date.now();
     const r = await env.admin.post('/api/flags', { name: 'minimal' });
     assert.equal(r.status, 201, r.text);

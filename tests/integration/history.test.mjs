@@ -1,4 +1,4 @@
-// SPEC §6 history and revert.
+// docs/api.md §3 history and revert.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {

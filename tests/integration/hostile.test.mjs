@@ -1,4 +1,4 @@
-// hostile.test.mjs -- hostile input and abusive clients (SPEC §9, §10).
+// hostile.test.mjs -- hostile input and abusive clients (docs/api.md §4, §10).
 //
 // Every hostile request must get a clear 4xx (or have its connection
 // closed), must leave the database as it was (GET /api/flags, the row count
@@ -96,7 +96,7 @@ function assert4xxOrClosed(res, what) {
   assert.ok(res.status >= 400 && res.status < 500, `${what}: expected 4xx, got ${res.status}: ${res.body.slice(0, 300)}`);
 }
 
-/** The SPEC §10 error body of a raw answer (status and one of codes). */
+/** The docs/api.md §5 error body of a raw answer (status and one of codes). */
 function assertRawError(res, status, codes, what) {
   const statuses = Array.isArray(status) ? status : [status];
   assert.ok(statuses.includes(res.status), `${what}: expected ${statuses.join('/')}, got ${res.status}: ${res.body.slice(0, 300)}`);
@@ -431,7 +431,7 @@ describe('hostile requests', () => {
   test('SQL meta-characters: refused where invalid, stored and returned exactly where valid', async () => {
     const nasty = ["'; DROP TABLE flags; --", '\\', '$1', '$$; DROP TABLE flag_events; $$', "' OR '1'='1",
       '%s%n', '\\x00', 'E\'\\\\\'', '); DELETE FROM tokens; --', '"quoted"', "O'Brien", '::text', '/* */', '{"a":1}', '{x,y}'];
-    // Names cannot hold them (SPEC §2 pattern): 400, nothing written.
+    // Names cannot hold them (docs/api.md §1 pattern): 400, nothing written.
     await unchanged(env, 'SQL in names', async () => {
       for (const n of nasty) {
         assertError(await env.admin.post('/api/flags', { name: n }), 400, 'invalid_value');

@@ -1,4 +1,4 @@
-// SPEC §5 long-poll (wait=S with If-None-Match), §4 change propagation
+// docs/api.md §2 long-poll (wait=S with If-None-Match), §4 change propagation
 // between instances, §6 token revocation across instances, §10 the cap on
 // held requests, §8 SIGTERM with held requests.  Issue "Rollback in under a
 // second": a held request learns of a change well under a second after it.
@@ -202,7 +202,7 @@ describe('wait values and conditions', () => {
   });
 
   test('an unknown flag with the current version and wait: 404 at once, or held until the flag set changes', async () => {
-    // SPEC is silent on the mix: answering 404 (RFC 9110 §13.1.2: no
+    // The contract is silent on the mix: answering 404 (RFC 9110 §13.1.2: no
     // representation, so the condition holds) and holding on the global
     // version (the flag may be created) are both reasonable; a hold must
     // then end with the flag once it exists.

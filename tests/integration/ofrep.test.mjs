@@ -1,4 +1,4 @@
-// SPEC §12: OpenFeature Remote Evaluation Protocol (OFREP).
+// docs/ofrep.md: OpenFeature Remote Evaluation Protocol (OFREP).
 //
 // The real OpenFeature server SDK with its OFREP provider against a running
 // vexil, then the wire: single and bulk bodies, errors, auth, CORS, the bulk
@@ -24,7 +24,7 @@ after(async () => {
   await env?.close();
 });
 
-// Users on either side of a 50 % split, found with the model (SPEC §3).
+// Users on either side of a 50 % split, found with the model (docs/evaluation.md).
 const usersIn = (name, pct, on) => {
   const out = [];
   for (let i = 0; out.length < 3; i++) {
@@ -104,7 +104,7 @@ describe('OpenFeature server SDK with the OFREP provider', () => {
     assert.deepEqual(d.flagMetadata, { version: await currentVersion(env.client) });
   });
 
-  test('bucketed users: SPLIT, on and off as SPEC §3 says', async () => {
+  test('bucketed users: SPLIT, on and off as docs/evaluation.md says', async () => {
     for (const u of SPLIT_ON) {
       const d = await client.getBooleanDetails('split', false, { targetingKey: u });
       assert.deepEqual([d.value, d.reason, d.variant], [true, 'SPLIT', 'on'], u);
@@ -227,7 +227,7 @@ describe('POST /ofrep/v1/evaluate/flags/<key>', () => {
     }
   });
 
-  test('401 without a body: no token, unknown token, revoked token; never SPEC §10 JSON', async () => {
+  test('401 without a body: no token, unknown token, revoked token; never docs/api.md §5 JSON', async () => {
     const made = await env.admin.post('/api/tokens', { name: 'ofrep-revoked', role: 'client' });
     assert.equal(made.status, 201, made.text);
     const revoked = env.server.client(made.json.token);

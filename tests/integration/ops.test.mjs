@@ -1,4 +1,4 @@
-// SPEC §11: /healthz, /readyz, /metrics, the request log, X-Request-Id.
+// docs/operations.md §2: /healthz, /readyz, /metrics, the request log, X-Request-Id.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -63,7 +63,7 @@ const one = (series, name) => {
 };
 
 describe('/metrics', () => {
-  test('is Prometheus text with every series of DECISIONS.md', async () => {
+  test('is Prometheus text with every series of docs/decisions.md', async () => {
     const { r, series } = await metrics();
     assert.match(r.headers.get('content-type') || '', /^text\/plain/);
     assert.match(r.text, /^# TYPE vexil_http_requests_total counter$/m);

@@ -1,4 +1,4 @@
-// SPEC §10: while the database is unreachable, reads keep being served from
+// docs/api.md §5: while the database is unreachable, reads keep being served from
 // the snapshot, writes answer 503 unavailable with Retry-After, and nothing
 // is half-written.  The outage is made for this file's database only: it stops
 // accepting connections and its sessions are terminated.

@@ -1,7 +1,7 @@
-// SPEC §7 flag age and cleanup (issue "Keep flag debt down"): GET /api/stale
+// docs/operations.md §3 flag age and cleanup (issue "Keep flag debt down"): GET /api/stale
 // with its reasons, thresholds and parameters; age_days and stale on every
 // admin flag; `vexil stale` on the command line; and the rolled_out_at rule
-// of DECISIONS.md on every write path (create, update, revert, restore).
+// of docs/decisions.md on every write path (create, update, revert, restore).
 //
 // Flags are aged by moving their timestamps back in the database; the daemon
 // serves from its snapshot, so each edit is followed by NOTIFY vexil, 'tokens'
@@ -392,7 +392,7 @@ describe('vexil stale (command line)', () => {
   });
 });
 
-describe('rolled_out_at follows one rule (DECISIONS.md)', () => {
+describe('rolled_out_at follows one rule (docs/decisions.md)', () => {
   test('create: set when created enabled at 100 %, else null', async () => {
     const t0 = Date.now();
     const a = await createFlag(env.admin, { name: 'ro_born', enabled: true, percentage: 100 });

@@ -1,4 +1,4 @@
-// SPEC §6 tokens API and DECISIONS "Tokens API".
+// docs/api.md §3 tokens API and docs/decisions.md "Tokens API".
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {

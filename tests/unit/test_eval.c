@@ -1,6 +1,6 @@
-/* test_eval.c -- SPEC §3 evaluation.
+/* test_eval.c -- docs/evaluation.md evaluation.
  *
- * The bucket vectors are SPEC §3's table (the same buckets Unleash SDKs
+ * The bucket vectors are docs/evaluation.md's table (the same buckets Unleash SDKs
  * compute); the rest checks the order of the rules and the properties the
  * spec names: determinism, monotonic rollout, and a fair share at p %.
  * Flags are built by hand here so that these tests depend on eval.c alone,
@@ -261,7 +261,7 @@ END_TEST
 
 /* The prefix form (what the snapshot uses) gives the same answer and
  * reason as eval_flag, for names of every length mod 4 and many users,
- * and matches the SPEC vectors. */
+ * and matches the vectors of docs/evaluation.md. */
 START_TEST(test_prefixed_matches)
 {
     static const char *names[] = {

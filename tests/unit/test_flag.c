@@ -1,5 +1,5 @@
-/* test_flag.c -- the flag: validation of request bodies (SPEC §2), the
- * rolled_out_at rule, JSON form, copying, and staleness (SPEC §7).
+/* test_flag.c -- the flag: validation of request bodies (docs/api.md §1), the
+ * rolled_out_at rule, JSON form, copying, and staleness (docs/operations.md §3).
  *
  * Request bodies are written as JSON text where possible, so each test
  * reads like the request a client would send; bodies that JSON text cannot

@@ -35,7 +35,7 @@ export const PSQL = existsSync(`${PG_BINDIR}/psql`) ? `${PG_BINDIR}/psql` : 'psq
 export const PG_DUMP = existsSync(`${PG_BINDIR}/pg_dump`) ? `${PG_BINDIR}/pg_dump` : 'pg_dump';
 /** True when the binary under test is the sanitizer build. */
 export const SANITIZED = /asan/.test(VEXIL_BIN) || !!process.env.ASAN_OPTIONS;
-/** SPEC §8: SIGTERM → exit 0 within 5 s (sanitizer builds get slack for the leak check). */
+/** docs/operations.md §1: SIGTERM → exit 0 within 5 s (sanitizer builds get slack for the leak check). */
 export const STOP_TIMEOUT_MS = SANITIZED ? 15000 : 5000;
 const START_TIMEOUT_MS = SANITIZED ? 30000 : 15000;
 
@@ -481,9 +481,9 @@ function dechunk(buf) {
 // ------------------------------------------------------------------ assertions
 
 /**
- * Assert a SPEC §10 error answer: status, JSON body exactly
+ * Assert a docs/api.md §5 error answer: status, JSON body exactly
  * {"error": {"code", "message"}}, and the code (a string, or an array of
- * acceptable codes where SPEC leaves the choice open).
+ * acceptable codes where docs/api.md leaves the choice open).
  */
 export function assertError(res, status, code) {
   assert.equal(res.status, status, `expected ${status}, got ${res.status}: ${res.text}`);
@@ -495,7 +495,7 @@ export function assertError(res, status, code) {
   assert.ok(e.message.length > 0, 'error message is empty');
   if (Array.isArray(code)) assert.ok(code.includes(e.code), `error code ${e.code} not in ${code.join(', ')}`);
   else assert.equal(e.code, code, `error code (message: ${e.message})`);
-  assert.ok(ERROR_CODES.includes(e.code), `${e.code} is not a SPEC §10 code`);
+  assert.ok(ERROR_CODES.includes(e.code), `${e.code} is not a docs/api.md §5 code`);
   const ct = res.headers.get ? res.headers.get('content-type') : res.headers['content-type'];
   assert.match(ct || '', /^application\/json/, 'error Content-Type');
 }
@@ -599,12 +599,12 @@ export function murmur3(str, seed = 0) {
   return h >>> 0;
 }
 
-/** SPEC §3 bucket: 1..100. */
+/** docs/evaluation.md bucket: 1..100. */
 export function bucket(name, user) {
   return (murmur3(`${name}:${user}`) % 100) + 1;
 }
 
-/** SPEC §3 on(flag, user); user null/undefined/'' is anonymous. */
+/** docs/evaluation.md on(flag, user); user null/undefined/'' is anonymous. */
 export function evaluate(flag, user) {
   if (!flag.enabled) return false;
   if (user && (flag.users || []).includes(user)) return true;
