@@ -16,7 +16,7 @@ CREATE TABLE vexil_state (
 );
 INSERT INTO vexil_state (singleton, version) VALUES (true, 0);
 
--- The flags (docs/api.md §1).  Field rules are enforced by the server; the
+-- The flags (docs/api.md, section 1).  Field rules are enforced by the server; the
 -- checks here are a last line of defence.  users is kept sorted and distinct.
 CREATE TABLE flags (
     name text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$'),

@@ -39,6 +39,30 @@ int64_t time_monotonic_us(void)
     return time_clock_us(CLOCK_MONOTONIC);
 }
 
+int time_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    int rc = pthread_condattr_init(&a);
+
+    if (rc == 0)
+        rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+    return rc == 0 ? 0 : -1;
+}
+
+void time_deadline_at(int64_t monotonic_us, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(monotonic_us / VX_USEC_PER_SEC);
+    ts->tv_nsec = (long)(monotonic_us % VX_USEC_PER_SEC) * 1000L;
+}
+
+void time_deadline_ts(int64_t ms, struct timespec *ts)
+{
+    time_deadline_at(time_monotonic_us() + ms * 1000, ts);
+}
+
 char *time_format_rfc3339(int64_t us, char *buf, size_t len)
 {
     /* Floor division, so that times before 1970 keep a positive fraction:
