@@ -35,7 +35,5 @@ enum http_rc api_root(struct vx_req *r);
 enum http_rc ofrep_eval_one(struct vx_req *r);
 enum http_rc ofrep_eval_bulk(struct vx_req *r);
 enum http_rc ofrep_stream(struct vx_req *r);
-/* Release r->stream (called when the request ends). */
-void ofrep_stream_free(struct vx_req *r);
 
 #endif

@@ -18,10 +18,7 @@ typedef enum http_rc (*answer_fn)(struct vx_req *r, struct vx_snapshot *s);
 
 static void set_etag(struct vx_req *r, int64_t version)
 {
-    char etag[32];
-
-    snprintf(etag, sizeof(etag), "\"%lld\"", (long long)version);
-    http_add_header(r, "ETag", etag);
+    http_set_etag(r, version);
     http_add_header(r, "Cache-Control", "no-cache");
 }
 
@@ -58,7 +55,7 @@ static enum http_rc answer_flags(struct vx_req *r, struct vx_snapshot *s)
     struct buf b = {0};
     /* keys + "true," per flag + envelope + escaped user (6x worst case) */
     if (buf_reserve(&b, s->keys_total + s->n_flags * 6 + ul * 6 + 128) != 0)
-        return http_reply_error(r, 503, VX_E_UNAVAILABLE, "out of memory");
+        return http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
     buf_addf(&b, "{\"version\":%lld,\"user\":", (long long)s->version);
     buf_add_json_string(&b, user, ul);
     buf_add(&b, ",\"flags\":{", 10);
@@ -66,7 +63,7 @@ static enum http_rc answer_flags(struct vx_req *r, struct vx_snapshot *s)
      * without a check per flag. */
     if (buf_reserve(&b, s->keys_total + s->n_flags * 6 + 2) != 0) {
         buf_free(&b);
-        return http_reply_error(r, 503, VX_E_UNAVAILABLE, "out of memory");
+        return http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
     }
     char *o = b.p + b.len;
     for (size_t i = 0; i < s->n_flags; i++) {
@@ -131,34 +128,37 @@ static enum http_rc serve(struct vx_req *r, answer_fn answer)
         return rc;
     }
 
-    s = r->snap;
-    if (s == NULL) {
-        http_add_header(r, "Retry-After", "1");
-        return http_reply_error(r, 503, VX_E_UNAVAILABLE, "no flags loaded yet");
-    }
+    s = r->snap; /* the route needs it: never NULL here */
     const char *w = http_query(r, "wait");
     int64_t wait = 0;
     if (w != NULL && parse_int_range(w, 1, 60, &wait) != 0)
         return http_reply_error(r, 400, VX_E_INVALID_VALUE,
                                 "wait must be an integer number of seconds from 1 to 60");
-    int inm = http_if_none_match(r, s->version);
-    if (inm < 0)
+    switch (http_if_none_match(r, s->version)) {
+    case HTTP_INM_BAD:
         return HTTP_QUEUED;
-    if (inm == 1) {
-        if (wait == 0)
-            return not_modified(r, s->version);
-        r->since_version = s->version;
-        int rc = http_park(r, s->version, time_monotonic_us() + wait * VX_USEC_PER_SEC);
-        if (rc != -1)
-            return (enum http_rc)rc;
-        /* The version moved while we looked: answer from the new one. */
-        r->waiter.state = LP_IDLE;
-        struct vx_snapshot *now = snapshot_acquire();
-        enum http_rc arc = answer(r, now);
-        snapshot_release(now);
-        return arc;
+    case HTTP_INM_NONE:
+        return answer(r, s);
+    case HTTP_INM_MATCH:
+        break;
     }
-    return answer(r, s);
+    if (wait == 0)
+        return not_modified(r, s->version);
+    r->since_version = s->version;
+    switch (http_park(r, s->version, time_monotonic_us() + wait * VX_USEC_PER_SEC)) {
+    case HTTP_PARKED:
+        return HTTP_SUSPENDED;
+    case HTTP_PARK_REFUSED:
+        return HTTP_QUEUED;
+    case HTTP_PARK_MOVED:
+        break;
+    }
+    /* The version moved while we looked: answer from the new one. */
+    r->waiter.state = LP_IDLE;
+    struct vx_snapshot *now = snapshot_acquire();
+    enum http_rc rc = answer(r, now);
+    snapshot_release(now);
+    return rc;
 }
 
 enum http_rc api_client_flags(struct vx_req *r)

@@ -4,7 +4,6 @@
  * database through store.c in one transaction each, then wait (briefly) for
  * this instance's listener to publish the snapshot of the new version, so
  * a client that writes and then reads here sees its own write. */
-#include <stdio.h>
 #include <string.h>
 
 #include "api.h"
@@ -13,28 +12,18 @@
 #include "store.h"
 #include "timeutil.h"
 
-#define DEFAULT_DAYS        30
-#define DEFAULT_ROLLED_DAYS 14
-#define MAX_DAYS            100000
-#define AWAIT_PUBLISH_MS    2000
-
-static void set_revision_etag(struct vx_req *r, int64_t revision)
-{
-    char etag[32];
-
-    snprintf(etag, sizeof(etag), "\"%lld\"", (long long)revision);
-    http_add_header(r, "ETag", etag);
-}
+#define AWAIT_PUBLISH_MS 2000
 
 static enum http_rc reply_flag(struct vx_req *r, unsigned status, const struct vx_flag *f)
 {
-    set_revision_etag(r, f->revision);
+    http_set_etag(r, f->revision);
     return http_reply_json(r, status,
-                           flag_to_admin_json(f, time_now_us(), DEFAULT_DAYS, DEFAULT_ROLLED_DAYS));
+                           flag_to_admin_json(f, time_now_us(), FLAG_STALE_DAYS_DEFAULT,
+                                              FLAG_ROLLED_OUT_DAYS_DEFAULT));
 }
 
 /* Map a failed store call to its answer. */
-static enum http_rc store_fail(struct vx_req *r, enum store_status st, const char *what)
+static enum http_rc reply_store_failure(struct vx_req *r, enum store_status st, const char *what)
 {
     switch (st) {
     case STORE_NOT_FOUND:
@@ -46,13 +35,10 @@ static enum http_rc store_fail(struct vx_req *r, enum store_status st, const cha
                                 "%s has changed since the revision in If-Match", what);
     case STORE_UNAVAILABLE:
         listen_db_suspect();
-        http_add_header(r, "Retry-After", "2");
-        return http_reply_error(r, 503, VX_E_UNAVAILABLE,
-                                "the database is unreachable; nothing was changed");
+        return http_reply_unavailable(r, 2, "the database is unreachable; nothing was changed");
     default:
-        http_add_header(r, "Retry-After", "2");
-        return http_reply_error(r, 503, VX_E_UNAVAILABLE,
-                                "the database failed to apply the change; nothing was changed");
+        return http_reply_unavailable(
+            r, 2, "the database failed to apply the change; nothing was changed");
     }
 }
 
@@ -61,7 +47,7 @@ static PGconn *conn_or_503(struct vx_req *r)
     PGconn *c = store_thread_conn();
 
     if (c == NULL)
-        store_fail(r, STORE_UNAVAILABLE, "");
+        reply_store_failure(r, STORE_UNAVAILABLE, "");
     return c;
 }
 
@@ -69,7 +55,7 @@ static PGconn *conn_or_503(struct vx_req *r)
 static const struct vx_flag *find_or_404(struct vx_req *r)
 {
     const char *name = http_arg(r, 0);
-    const struct vx_flag *f = r->snap != NULL ? snapshot_find(r->snap, name, strlen(name)) : NULL;
+    const struct vx_flag *f = snapshot_find(r->snap, name, strlen(name));
 
     if (f == NULL)
         http_reply_error(r, 404, VX_E_NOT_FOUND, "no flag named '%.100s'", name);
@@ -121,25 +107,38 @@ static enum http_rc after_write(struct vx_req *r, unsigned status, const struct 
     return f != NULL ? reply_flag(r, status, f) : http_reply_empty(r, status);
 }
 
-enum http_rc api_flags_list(struct vx_req *r)
+/* What a list keeps of a flag: 1 keep, 0 skip, -1 out of memory. */
+typedef int (*keep_fn)(const struct vx_flag *f, int64_t now, int days, int rdays);
+
+/* The admin objects of the snapshot's flags that keep() accepts (all when
+ * NULL), or NULL when out of memory: never a list that silently misses a
+ * flag. */
+static json_t *admin_flags(const struct vx_snapshot *s, int days, int rdays, keep_fn keep)
 {
-    struct vx_snapshot *s = r->snap;
     int64_t now = time_now_us();
     json_t *arr = json_array();
 
-    if (s == NULL) {
-        json_decref(arr);
-        http_add_header(r, "Retry-After", "1");
-        return http_reply_error(r, 503, VX_E_UNAVAILABLE, "no flags loaded yet");
+    for (size_t i = 0; arr != NULL && i < s->n_flags; i++) {
+        const struct vx_flag *f = &s->flags[i];
+        int k = keep != NULL ? keep(f, now, days, rdays) : 1;
+        if (k < 0 || (k > 0 && json_array_append_new(arr, flag_to_admin_json(f, now, days,
+                                                                            rdays)) != 0)) {
+            json_decref(arr);
+            arr = NULL;
+        }
     }
-    for (size_t i = 0; i < s->n_flags; i++)
-        json_array_append_new(
-            arr, flag_to_admin_json(&s->flags[i], now, DEFAULT_DAYS, DEFAULT_ROLLED_DAYS));
-    char etag[32];
-    snprintf(etag, sizeof(etag), "\"%lld\"", (long long)s->version);
-    http_add_header(r, "ETag", etag);
-    return http_reply_json(
-        r, 200, json_pack("{s:I, s:o}", "version", (json_int_t)s->version, "flags", arr));
+    return arr;
+}
+
+enum http_rc api_flags_list(struct vx_req *r)
+{
+    json_t *arr = admin_flags(r->snap, FLAG_STALE_DAYS_DEFAULT, FLAG_ROLLED_OUT_DAYS_DEFAULT, NULL);
+
+    http_set_etag(r, r->snap->version);
+    return http_reply_json(r, 200,
+                           arr != NULL ? json_pack("{s:I, s:o}", "version",
+                                                   (json_int_t)r->snap->version, "flags", arr)
+                                       : NULL);
 }
 
 enum http_rc api_flags_get(struct vx_req *r)
@@ -185,7 +184,7 @@ enum http_rc api_flags_create(struct vx_req *r)
     if (st == STORE_CONFLICT)
         rc = http_reply_error(r, 409, VX_E_CONFLICT, "a flag named '%s' already exists", p.name);
     else if (st != STORE_OK)
-        rc = store_fail(r, st, "flag");
+        rc = reply_store_failure(r, st, "flag");
     else {
         rc = after_write(r, 201, &out, version);
         flag_free(&out);
@@ -210,7 +209,7 @@ enum http_rc api_flags_patch(struct vx_req *r)
         store_flag_update(c, http_arg(r, 0), &p, im, actor(r), time_now_us(), &out, &version);
     flag_patch_free(&p);
     if (st != STORE_OK)
-        return store_fail(r, st, "the flag");
+        return reply_store_failure(r, st, "the flag");
     enum http_rc rc = after_write(r, 200, &out, version);
     flag_free(&out);
     return rc;
@@ -229,7 +228,7 @@ enum http_rc api_flags_delete(struct vx_req *r)
     enum store_status st =
         store_flag_delete(c, http_arg(r, 0), im, actor(r), time_now_us(), &version);
     if (st != STORE_OK)
-        return store_fail(r, st, "the flag");
+        return reply_store_failure(r, st, "the flag");
     return after_write(r, 204, NULL, version);
 }
 
@@ -244,7 +243,7 @@ enum http_rc api_flags_history(struct vx_req *r)
         return HTTP_QUEUED;
     enum store_status st = store_flag_history(c, http_arg(r, 0), &out);
     if (st != STORE_OK)
-        return store_fail(r, st, "the flag's history");
+        return reply_store_failure(r, st, "the flag's history");
     return http_reply_json(r, 200, out);
 }
 
@@ -290,7 +289,7 @@ enum http_rc api_flags_revert(struct vx_req *r)
         return http_reply_error(r, 404, VX_E_NOT_FOUND, "no event %lld in the history of this flag",
                                 (long long)event);
     if (st != STORE_OK)
-        return store_fail(r, st, "the flag");
+        return reply_store_failure(r, st, "the flag");
     enum http_rc rc = after_write(r, 200, &out, version);
     flag_free(&out);
     return rc;
@@ -305,35 +304,32 @@ static int days_param(struct vx_req *r, const char *key, int def, int *out)
         *out = def;
         return 0;
     }
-    if (parse_int_range(v, 0, MAX_DAYS, &n) != 0) {
+    if (parse_int_range(v, 0, FLAG_STALE_DAYS_MAX, &n) != 0) {
         http_reply_error(r, 400, VX_E_INVALID_VALUE,
-                         "%s must be a whole number of days from 0 to %d", key, MAX_DAYS);
+                         "%s must be a whole number of days from 0 to %d", key,
+                         FLAG_STALE_DAYS_MAX);
         return -1;
     }
     *out = (int)n;
     return 0;
 }
 
+static int is_stale(const struct vx_flag *f, int64_t now, int days, int rdays)
+{
+    json_t *reasons = flag_stale_reasons(f, now, days, rdays);
+    int stale = reasons == NULL ? -1 : json_array_size(reasons) > 0;
+
+    json_decref(reasons);
+    return stale;
+}
+
 enum http_rc api_stale(struct vx_req *r)
 {
     int days, rdays;
-    struct vx_snapshot *s = r->snap;
-    int64_t now = time_now_us();
 
-    if (days_param(r, "days", DEFAULT_DAYS, &days) != 0 ||
-        days_param(r, "rolled_out_days", DEFAULT_ROLLED_DAYS, &rdays) != 0)
+    if (days_param(r, "days", FLAG_STALE_DAYS_DEFAULT, &days) != 0 ||
+        days_param(r, "rolled_out_days", FLAG_ROLLED_OUT_DAYS_DEFAULT, &rdays) != 0)
         return HTTP_QUEUED;
-    if (s == NULL) {
-        http_add_header(r, "Retry-After", "1");
-        return http_reply_error(r, 503, VX_E_UNAVAILABLE, "no flags loaded yet");
-    }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < s->n_flags; i++) {
-        json_t *reasons = flag_stale_reasons(&s->flags[i], now, days, rdays);
-        size_t n = json_array_size(reasons);
-        json_decref(reasons);
-        if (n > 0)
-            json_array_append_new(arr, flag_to_admin_json(&s->flags[i], now, days, rdays));
-    }
-    return http_reply_json(r, 200, json_pack("{s:o}", "flags", arr));
+    json_t *arr = admin_flags(r->snap, days, rdays, is_stale);
+    return http_reply_json(r, 200, arr != NULL ? json_pack("{s:o}", "flags", arr) : NULL);
 }

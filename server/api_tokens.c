@@ -17,9 +17,7 @@
 static enum http_rc unavailable(struct vx_req *r)
 {
     listen_db_suspect();
-    http_add_header(r, "Retry-After", "2");
-    return http_reply_error(r, 503, VX_E_UNAVAILABLE,
-                            "the database is unreachable; nothing was changed");
+    return http_reply_unavailable(r, 2, "the database is unreachable; nothing was changed");
 }
 
 enum http_rc api_tokens_list(struct vx_req *r)

@@ -3,8 +3,11 @@
  * The secret is hashed (SHA-256) and looked up among the live tokens of the
  * request's snapshot, so authentication never touches the database and a
  * revocation takes effect on an instance as soon as its listener publishes
- * the next snapshot.  Last use is stamped into the token with an atomic
- * store (no lock); the listener flushes it to the database now and then. */
+ * the next snapshot.  Last use is stamped into the snapshot's mutable
+ * per-token counters (snapshot_token_used, an atomic store, no lock); the
+ * listener flushes them to the database now and then.
+ *
+ * This file only decides; http.c turns a refusal into 401 or 403. */
 #include "auth.h"
 
 #include <string.h>
@@ -12,17 +15,6 @@
 
 #include "sha256.h"
 #include "timeutil.h"
-
-static int deny(struct vx_req *r, unsigned status, const char *code, const char *msg, bool bodyless)
-{
-    if (status == 401)
-        http_add_header(r, "WWW-Authenticate", "Bearer realm=\"vexil\"");
-    if (bodyless)
-        http_reply_empty(r, status);
-    else
-        http_reply_error(r, status, code, "%s", msg);
-    return -1;
-}
 
 /* SHA-256 of the presented secret.  A client sends the same token on every
  * request, so each thread remembers the last secret and its hash; the
@@ -49,33 +41,28 @@ static void secret_hash(const char *secret, uint8_t hash[SHA256_LEN])
     }
 }
 
-int auth_check(struct vx_req *r, int role, bool bodyless)
+enum auth_result auth_token(struct vx_snapshot *s, const char *authorization, bool need_admin,
+                            const struct vx_token **out)
 {
-    const char *h = http_header(r, "Authorization");
+    const char *h = authorization;
     uint8_t hash[SHA256_LEN];
     const struct vx_token *t;
 
+    *out = NULL;
     if (h == NULL)
-        return deny(r, 401, VX_E_UNAUTHORIZED, "an Authorization: Bearer token is required",
-                    bodyless);
+        return AUTH_MISSING;
     if (strncasecmp(h, "Bearer ", 7) != 0)
-        return deny(r, 401, VX_E_UNAUTHORIZED, "the Authorization header must be 'Bearer <token>'",
-                    bodyless);
+        return AUTH_NOT_BEARER;
     h += 7;
     while (*h == ' ')
         h++;
     secret_hash(h, hash);
-    t = r->snap != NULL ? snapshot_find_token(r->snap, hash) : NULL;
+    t = s != NULL ? snapshot_find_token(s, hash) : NULL;
     if (t == NULL)
-        return deny(r, 401, VX_E_UNAUTHORIZED, "the token is unknown or revoked", bodyless);
-    if (role == ROUTE_ADMIN && t->role != VX_ROLE_ADMIN)
-        return deny(r, 403, VX_E_FORBIDDEN, "this needs an admin token", bodyless);
-    r->token = t;
-    /* Stamp at most about once a second per token, to keep the cache line
-     * quiet under load. */
-    int64_t now = time_now_us();
-    if (now - atomic_load_explicit(&((struct vx_token *)t)->last_used, memory_order_relaxed) >
-        VX_USEC_PER_SEC)
-        atomic_store_explicit(&((struct vx_token *)t)->last_used, now, memory_order_relaxed);
-    return 0;
+        return AUTH_UNKNOWN;
+    if (need_admin && t->role != VX_ROLE_ADMIN)
+        return AUTH_FORBIDDEN;
+    snapshot_token_used(s, t, time_now_us());
+    *out = t;
+    return AUTH_OK;
 }

@@ -1,11 +1,24 @@
-/* auth.h -- bearer tokens (docs/api.md §4), checked against the snapshot only. */
+/* auth.h -- bearer tokens (docs/api.md §4), checked against the snapshot
+ * only.  This module decides; the HTTP layer (http_authenticate) answers. */
 #ifndef VX_AUTH_H
 #define VX_AUTH_H
 
-#include "http.h"
+#include <stdbool.h>
 
-/* Check r's Authorization header for a route needing role (ROUTE_CLIENT or
- * ROUTE_ADMIN).  0: r->token set.  -1: 401/403 queued. */
-int auth_check(struct vx_req *r, int role, bool bodyless);
+#include "snapshot.h"
+
+enum auth_result {
+    AUTH_OK,         /* a live token of the right role */
+    AUTH_MISSING,    /* no Authorization header */
+    AUTH_NOT_BEARER, /* not "Bearer <secret>" */
+    AUTH_UNKNOWN,    /* no live token has this secret (unknown or revoked) */
+    AUTH_FORBIDDEN,  /* a live token, but not an admin one where one is needed */
+};
+
+/* Check the Authorization header value (NULL when absent) against the live
+ * tokens of s (NULL: none yet).  need_admin: only an admin token will do.
+ * AUTH_OK sets *out and stamps the token's last use in s. */
+enum auth_result auth_token(struct vx_snapshot *s, const char *authorization, bool need_admin,
+                            const struct vx_token **out);
 
 #endif

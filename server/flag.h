@@ -104,6 +104,7 @@ int64_t flag_age_days(const struct vx_flag *f, int64_t now);
 /* docs/operations.md §3 default thresholds, used when a negative value is passed below. */
 #define FLAG_STALE_DAYS_DEFAULT      30
 #define FLAG_ROLLED_OUT_DAYS_DEFAULT 14
+#define FLAG_STALE_DAYS_MAX          100000 /* the largest threshold accepted */
 
 /* docs/operations.md §3. A flag is stale when now - created_at > days, or when it is
  * rolled out and now - rolled_out_at > rolled_out_days.  Returns a new JSON

@@ -12,7 +12,8 @@
  *      connection (long-poll) and runs again after the resume;
  *   5. completed_cb logs one line, counts metrics and frees the context.
  *
- * Replies always carry X-Request-Id; errors carry docs/api.md §5's body. */
+ * The routing table itself is routes.c.  Replies always carry X-Request-Id;
+ * errors carry the body of docs/api.md §5. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -27,47 +28,12 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
-#include "api.h"
 #include "auth.h"
 #include "config.h"
 #include "httputil.h"
 #include "log.h"
 #include "metrics.h"
 #include "timeutil.h"
-
-#define R(m, p, h, f)                                                                              \
-    {                                                                                              \
-        m, p, (void (*)(void))(h), p, f                                                            \
-    }
-
-static const struct router_route routes[] = {
-    R("GET", "/flags", api_client_flags, ROUTE_CLIENT | ROUTE_CORS),
-    R("GET", "/flags/*", api_client_flag, ROUTE_CLIENT | ROUTE_CORS),
-    R("GET", "/api/flags", api_flags_list, ROUTE_ADMIN),
-    R("POST", "/api/flags", api_flags_create, ROUTE_ADMIN | ROUTE_BODY),
-    R("GET", "/api/flags/*", api_flags_get, ROUTE_ADMIN),
-    R("PATCH", "/api/flags/*", api_flags_patch, ROUTE_ADMIN | ROUTE_BODY),
-    R("DELETE", "/api/flags/*", api_flags_delete, ROUTE_ADMIN),
-    R("GET", "/api/flags/*/history", api_flags_history, ROUTE_ADMIN),
-    R("POST", "/api/flags/*/revert", api_flags_revert, ROUTE_ADMIN | ROUTE_BODY),
-    R("GET", "/api/stale", api_stale, ROUTE_ADMIN),
-    R("GET", "/api/tokens", api_tokens_list, ROUTE_ADMIN),
-    R("POST", "/api/tokens", api_tokens_create, ROUTE_ADMIN | ROUTE_BODY),
-    R("DELETE", "/api/tokens/*", api_tokens_delete, ROUTE_ADMIN),
-    R("POST", "/ofrep/v1/evaluate/flags", ofrep_eval_bulk,
-      ROUTE_CLIENT | ROUTE_BODY | ROUTE_CORS | ROUTE_OFREP_AUTH),
-    R("POST", "/ofrep/v1/evaluate/flags/*", ofrep_eval_one,
-      ROUTE_CLIENT | ROUTE_BODY | ROUTE_CORS | ROUTE_OFREP_AUTH),
-    R("GET", "/ofrep/v1/events", ofrep_stream, ROUTE_PUBLIC | ROUTE_CORS),
-    R("GET", "/healthz", api_healthz, ROUTE_PUBLIC),
-    R("GET", "/readyz", api_readyz, ROUTE_PUBLIC),
-    R("GET", "/metrics", api_metrics, ROUTE_PUBLIC),
-    R("GET", "/", api_root, ROUTE_PUBLIC),
-    R("GET", "/admin", api_static, ROUTE_PUBLIC),
-    R("GET", "/admin/", api_static, ROUTE_PUBLIC),
-    R("GET", "/admin/*", api_static, ROUTE_PUBLIC),
-};
-#define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
 static struct MHD_Daemon *daemon_;
 static atomic_uint open_connections;
@@ -90,8 +56,8 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 static void req_free(struct vx_req *r)
 {
     longpoll_forget(&r->waiter);
-    if (r->stream != NULL)
-        ofrep_stream_free(r);
+    if (r->rh_cleaner != NULL)
+        r->rh_cleaner(r->rh_ctx);
     for (int i = 0; i < r->nheaders; i++)
         free(r->hvalue[i]);
     for (size_t i = 0; i < r->match.argc; i++)
@@ -114,7 +80,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     unsigned status = r->status ? (unsigned)r->status : 499; /* closed without an answer */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status == 0)
         status = 499;
-    int idx = r->match.route != NULL ? (int)(r->match.route - routes) : -1;
+    int idx = r->route != NULL ? (int)r->match.index : -1;
     metrics_observe(idx, status, ms / 1000.0);
     if (r->method != NULL)
         log_request(r->method, r->url, status, ms, r->request_id);
@@ -206,7 +172,7 @@ static void add_cors(struct vx_req *r, struct MHD_Response *resp)
 {
     const char *origin;
 
-    if (r->match.route == NULL || !(r->match.route->flags & ROUTE_CORS))
+    if (r->route == NULL || !(r->route->flags & ROUTE_CORS))
         return;
     origin = http_header(r, "Origin");
     if (!cors_allowed(origin))
@@ -279,7 +245,7 @@ enum http_rc http_reply_json(struct vx_req *r, unsigned status, json_t *j)
     char *s;
 
     if (j == NULL)
-        return http_reply_error(r, 500, VX_E_BAD_REQUEST, "out of memory");
+        return http_reply_error(r, 500, VX_E_INTERNAL, "out of memory building the answer");
     s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (s == NULL)
@@ -348,36 +314,77 @@ json_t *http_body_json(struct vx_req *r, bool allow_empty)
     return j;
 }
 
-int http_if_none_match(struct vx_req *r, int64_t v)
+void http_set_etag(struct vx_req *r, int64_t n)
+{
+    char etag[ETAG_VERSION_MAX];
+
+    http_add_header(r, "ETag", etag_format(n, etag));
+}
+
+enum http_rc http_reply_unavailable(struct vx_req *r, unsigned retry_after, const char *fmt, ...)
+{
+    char msg[256], secs[16];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(secs, sizeof(secs), "%u", retry_after);
+    http_add_header(r, "Retry-After", secs);
+    return http_reply_error(r, 503, VX_E_UNAVAILABLE, "%s", msg);
+}
+
+bool http_authenticate(struct vx_req *r, unsigned role, bool bodyless)
+{
+    static const char *const why[] = {
+        [AUTH_MISSING] = "an Authorization: Bearer token is required",
+        [AUTH_NOT_BEARER] = "the Authorization header must be 'Bearer <token>'",
+        [AUTH_UNKNOWN] = "the token is unknown or revoked",
+        [AUTH_FORBIDDEN] = "this needs an admin token",
+    };
+    enum auth_result a =
+        auth_token(r->snap, http_header(r, "Authorization"), role == ROUTE_ADMIN, &r->token);
+    unsigned status = a == AUTH_FORBIDDEN ? 403 : 401;
+
+    if (a == AUTH_OK)
+        return true;
+    if (status == 401)
+        http_add_header(r, "WWW-Authenticate", "Bearer realm=\"vexil\"");
+    if (bodyless)
+        http_reply_empty(r, status);
+    else
+        http_reply_error(r, status, status == 401 ? VX_E_UNAUTHORIZED : VX_E_FORBIDDEN, "%s",
+                         why[a]);
+    return false;
+}
+
+enum http_inm http_if_none_match(struct vx_req *r, int64_t v)
 {
     const char *h = http_header(r, "If-None-Match");
     struct etag_list l;
 
     if (h == NULL)
-        return 0;
+        return HTTP_INM_NONE;
     if (etag_parse(h, strlen(h), &l) != 0) {
         http_reply_error(r, 400, VX_E_BAD_REQUEST,
                          "If-None-Match must be a list of quoted versions such as \"12\"");
-        return -1;
+        return HTTP_INM_BAD;
     }
-    return etag_matches(&l, v) ? 1 : 0;
+    return etag_matches(&l, v) ? HTTP_INM_MATCH : HTTP_INM_NONE;
 }
 
-int http_park(struct vx_req *r, int64_t since_version, int64_t deadline_us)
+enum http_park http_park(struct vx_req *r, int64_t since_version, int64_t deadline_us)
 {
     int rc = longpoll_park(&r->waiter, r->conn, since_version, deadline_us);
 
     if (rc == 1)
-        return HTTP_SUSPENDED;
+        return HTTP_PARKED;
     if (rc == 0)
-        return -1;
-    http_add_header(r, "Retry-After", "1");
-    if (rc == -2)
-        http_reply_error(r, 503, VX_E_UNAVAILABLE, "the server is shutting down");
-    else
-        http_reply_error(r, 503, VX_E_UNAVAILABLE,
-                         "too many held requests on this instance; retry shortly");
-    return HTTP_QUEUED;
+        return HTTP_PARK_MOVED;
+    http_reply_unavailable(r, 1, "%s",
+                           rc == -2 ? "the server is shutting down"
+                                    : "too many held requests on this instance; retry shortly");
+    return HTTP_PARK_REFUSED;
 }
 
 /* ---- the access handler ---------------------------------------------------- */
@@ -444,7 +451,8 @@ static enum http_rc preflight(struct vx_req *r)
     struct router_match m;
     const char *origin = http_header(r, "Origin");
 
-    router_find(routes, N_ROUTES, "OPTIONS", r->url, strlen(r->url), &m);
+    router_find(http_routes, http_n_routes, sizeof(http_routes[0]), "OPTIONS", r->url,
+                strlen(r->url), &m);
     if (m.status == 404)
         return http_reply_error(r, 404, VX_E_NOT_FOUND, "no such resource");
     http_add_header(r, "Allow", m.allow);
@@ -463,48 +471,74 @@ static enum http_rc preflight(struct vx_req *r)
 /* First call, headers only.  libmicrohttpd 0.9.75 closes the connection
  * after any reply queued this early, so only the answers that should close
  * it are given here: a URL or a body over the limits.  Everything else
- * waits for the final call (keep-alive survives 404s and 401s). */
-static enum http_rc early_checks(struct vx_req *r)
+ * waits for the final call (keep-alive survives 404s and 401s).  true: go
+ * on; false: refused, *rc is what to tell libmicrohttpd. */
+static bool early_checks(struct vx_req *r, enum http_rc *rc)
 {
     const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
     int64_t n;
 
     set_request_id(r);
-    if (r->raw_uri_len > vx_cfg.max_url)
-        return http_reply_error(r, 414, VX_E_BAD_REQUEST, "the URL is longer than %zu bytes",
-                                vx_cfg.max_url);
-    if (cl != NULL && parse_int_range(cl, 0, INT64_MAX, &n) == 0 && (uint64_t)n > vx_cfg.max_body)
-        return http_reply_error(r, 413, VX_E_PAYLOAD_TOO_LARGE, "the body is larger than %zu bytes",
-                                vx_cfg.max_body);
-    return HTTP_SUSPENDED; /* go on */
+    if (r->raw_uri_len > vx_cfg.max_url) {
+        *rc = http_reply_error(r, 414, VX_E_BAD_REQUEST, "the URL is longer than %zu bytes",
+                               vx_cfg.max_url);
+        return false;
+    }
+    if (cl != NULL && parse_int_range(cl, 0, INT64_MAX, &n) == 0 &&
+        (uint64_t)n > vx_cfg.max_body) {
+        *rc = http_reply_error(r, 413, VX_E_PAYLOAD_TOO_LARGE, "the body is larger than %zu bytes",
+                               vx_cfg.max_body);
+        return false;
+    }
+    return true;
 }
 
-/* Final call: route (404/405), authenticate (401/403), then run the
- * handler.  Returns the handler's answer. */
+/* Route r (404/405): true with r->route set, or false with the answer
+ * queued in *rc. */
+static bool route(struct vx_req *r, enum http_rc *rc)
+{
+    router_find(http_routes, http_n_routes, sizeof(http_routes[0]), r->method, r->url,
+                strlen(r->url), &r->match);
+    if (r->match.status == 404) {
+        *rc = http_reply_error(r, 404, VX_E_NOT_FOUND, "no such resource: %s %.200s", r->method,
+                               r->url);
+        return false;
+    }
+    if (r->match.status == 405) {
+        http_add_header(r, "Allow", r->match.allow);
+        *rc = http_reply_error(r, 405, VX_E_METHOD_NOT_ALLOWED,
+                               "%s is not allowed here; allowed: %s", r->method, r->match.allow);
+        return false;
+    }
+    if (copy_args(r) != 0) {
+        *rc = HTTP_CLOSE;
+        return false;
+    }
+    r->route = &http_routes[r->match.index];
+    return true;
+}
+
+/* Final call: route (404/405), then the route's needs -- the snapshot
+ * (503 before the first is loaded) and a token (401/403) -- then the
+ * handler.  Returns the handler's answer.  A resumed request skips
+ * straight to its handler. */
 static enum http_rc dispatch(struct vx_req *r)
 {
-    if (r->match.route == NULL) {
+    enum http_rc rc;
+
+    if (r->route == NULL) {
         if (strcmp(r->method, "OPTIONS") == 0)
             return preflight(r);
-        router_find(routes, N_ROUTES, r->method, r->url, strlen(r->url), &r->match);
-        if (r->match.status == 404)
-            return http_reply_error(r, 404, VX_E_NOT_FOUND, "no such resource: %s %.200s",
-                                    r->method, r->url);
-        if (r->match.status == 405) {
-            http_add_header(r, "Allow", r->match.allow);
-            return http_reply_error(r, 405, VX_E_METHOD_NOT_ALLOWED,
-                                    "%s is not allowed here; allowed: %s", r->method,
-                                    r->match.allow);
-        }
-        if (copy_args(r) != 0)
-            return HTTP_CLOSE;
-        int flags = r->match.route->flags;
+        if (!route(r, &rc))
+            return rc;
+        unsigned flags = r->route->flags, role = flags & ROUTE_ROLE_MASK;
         r->snap = snapshot_acquire();
-        if ((flags & ROUTE_ROLE_MASK) != ROUTE_PUBLIC &&
-            auth_check(r, flags & ROUTE_ROLE_MASK, (flags & ROUTE_OFREP_AUTH) != 0) != 0)
+        if (r->snap == NULL && (role != ROUTE_PUBLIC || (flags & ROUTE_SNAPSHOT)))
+            return http_reply_unavailable(r, 1, "no flags loaded yet");
+        if (role != ROUTE_PUBLIC && !http_authenticate(r, role, flags & ROUTE_BODYLESS_401))
             return HTTP_QUEUED;
     }
-    return ((http_handler)r->match.route->handler)(r);
+    return r->route->handler(r);
 }
 
 static enum MHD_Result to_mhd(enum http_rc rc)
@@ -517,6 +551,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                                  size_t *upload_data_size, void **con_cls)
 {
     struct vx_req *r = *con_cls;
+    enum http_rc rc;
 
     (void)cls;
     (void)version;
@@ -526,8 +561,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->conn = conn;
         r->method = method;
         r->url = url;
-        enum http_rc rc = early_checks(r);
-        return rc == HTTP_SUSPENDED ? MHD_YES : to_mhd(rc);
+        return early_checks(r, &rc) ? MHD_YES : to_mhd(rc);
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
@@ -553,7 +587,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->body[r->body_len] = '\0';
         return MHD_YES;
     }
-    if (r->status != 0 && r->waiter.state == LP_IDLE && r->stream == NULL)
+    if (r->status != 0 && r->waiter.state == LP_IDLE && r->rh_ctx == NULL)
         return MHD_YES; /* already answered */
     if (r->body_too_large)
         return to_mhd(http_reply_error(r, 413, VX_E_PAYLOAD_TOO_LARGE,
@@ -630,7 +664,7 @@ int http_start(void)
         sl = sizeof(*a);
     }
     (void)sl;
-    if (metrics_init(routes, N_ROUTES) != 0)
+    if (metrics_init(http_routes, http_n_routes) != 0)
         return -1;
     daemon_ = MHD_start_daemon(
         flags, vx_cfg.listen_port, accept_cb, NULL, access_cb, NULL, MHD_OPTION_EXTERNAL_LOGGER,

@@ -21,15 +21,16 @@ enum http_rc {
     HTTP_CLOSE,     /* drop the connection */
 };
 
-/* Route flags (router_route.flags). */
+/* Route flags (http_route.flags). */
 enum {
     ROUTE_PUBLIC = 0, /* no token */
     ROUTE_CLIENT = 1, /* client or admin token */
     ROUTE_ADMIN = 2,  /* admin token */
     ROUTE_ROLE_MASK = 3,
-    ROUTE_BODY = 4,        /* reads a JSON body */
-    ROUTE_CORS = 8,        /* answers CORS (OFREP, client API) */
-    ROUTE_OFREP_AUTH = 16, /* 401/403 without a body (OFREP) */
+    ROUTE_BODY = 4,          /* reads a JSON body */
+    ROUTE_CORS = 8,          /* answers CORS (OFREP, client API) */
+    ROUTE_BODYLESS_401 = 16, /* 401/403 without a body (OFREP) */
+    ROUTE_SNAPSHOT = 32,     /* needs the snapshot (implied by a token): 503 before the first */
 };
 
 #define HTTP_MAX_HEADERS 8
@@ -40,7 +41,8 @@ struct vx_req {
     const char *url; /* path, unescaped by our own callback */
     size_t raw_uri_len;
     struct router_match match;
-    int64_t start_us; /* monotonic */
+    const struct http_route *route; /* the matched entry of http_routes */
+    int64_t start_us;               /* monotonic */
     char request_id[64];
     struct vx_snapshot *snap; /* acquired once per request, released at completion */
     const struct vx_token *token;
@@ -61,10 +63,28 @@ struct vx_req {
     /* long-poll / stream state */
     struct lp_waiter waiter;
     int64_t since_version;
-    void *stream; /* ofrep stream state, owned by ofrep.c */
+
+    /* State a handler keeps across the calls of one request (a stream's),
+     * owned by the handler: when the request ends, rh_cleaner(rh_ctx) runs
+     * if set, so this layer frees it without knowing what it is. */
+    void *rh_ctx;
+    void (*rh_cleaner)(void *rh_ctx);
 };
 
 typedef enum http_rc (*http_handler)(struct vx_req *r);
+
+/* One entry of the routing table: the router's part first (the router
+ * walks the table through it), then the handler, whose type the compiler
+ * checks, and the ROUTE_* flags. */
+struct http_route {
+    struct router_route base;
+    http_handler handler;
+    unsigned flags;
+};
+
+/* The routing table (routes.c): every endpoint, its handler and flags. */
+extern const struct http_route http_routes[];
+extern const size_t http_n_routes;
 
 /* Start serving per vx_cfg. 0 or -1 (logged). */
 int http_start(void);
@@ -98,7 +118,8 @@ enum http_rc http_reply_snapshot(struct vx_req *r, unsigned status, struct vx_sn
 /* A JSON body built in b (emptied either way).  bad != 0 (an append
  * failed for lack of memory) closes the connection instead. */
 enum http_rc http_reply_buf(struct vx_req *r, unsigned status, struct buf *b, int bad);
-/* JSON body; steals j. */
+/* JSON body; steals j.  j == NULL (a failed build: out of memory) answers
+ * 500 internal_error instead. */
 enum http_rc http_reply_json(struct vx_req *r, unsigned status, json_t *j);
 /* docs/api.md §5 error body. */
 enum http_rc http_reply_error(struct vx_req *r, unsigned status, const char *code, const char *fmt,
@@ -111,14 +132,33 @@ enum http_rc http_reply_empty(struct vx_req *r, unsigned status);
  * allow_empty: an empty body yields an empty object. */
 json_t *http_body_json(struct vx_req *r, bool allow_empty);
 
-/* Parse If-None-Match (if present) against version v: 1 if it matches, 0 if
- * absent or not matching, -1 if malformed (400 queued). */
-int http_if_none_match(struct vx_req *r, int64_t v);
+/* Add `ETag: "n"` to the response. */
+void http_set_etag(struct vx_req *r, int64_t n);
+
+/* 503 unavailable with Retry-After: seconds. */
+enum http_rc http_reply_unavailable(struct vx_req *r, unsigned retry_after, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Authenticate r for role (ROUTE_CLIENT or ROUTE_ADMIN) from its
+ * Authorization header against r->snap: true with r->token set, or false
+ * with 401/403 queued (without a body when bodyless). */
+bool http_authenticate(struct vx_req *r, unsigned role, bool bodyless);
+
+/* If-None-Match against version v. */
+enum http_inm {
+    HTTP_INM_NONE,  /* absent, or no tag matches */
+    HTTP_INM_MATCH, /* a tag (or "*") matches */
+    HTTP_INM_BAD,   /* malformed: 400 queued */
+};
+enum http_inm http_if_none_match(struct vx_req *r, int64_t v);
 
 /* Park the request until the flag-set version moves past since_version, or
- * deadline_us (monotonic) passes.  Returns HTTP_SUSPENDED, or HTTP_QUEUED
- * if parking was refused (503 queued: too many held), or -1 (cast) when the
- * version already moved (caller answers now). */
-int http_park(struct vx_req *r, int64_t since_version, int64_t deadline_us);
+ * deadline_us (monotonic) passes. */
+enum http_park {
+    HTTP_PARKED,       /* suspended: the handler runs again after the resume */
+    HTTP_PARK_MOVED,   /* the version already moved: answer now */
+    HTTP_PARK_REFUSED, /* 503 queued (too many held, or shutting down) */
+};
+enum http_park http_park(struct vx_req *r, int64_t since_version, int64_t deadline_us);
 
 #endif

@@ -19,54 +19,94 @@ static const char *skip_ows(const char *p, const char *end)
     return p;
 }
 
-int etag_parse(const char *s, size_t len, struct etag_list *out)
+/* An entity-tag character: printable ASCII but '"', or obs-text. */
+static bool etagc(char c)
+{
+    unsigned char u = (unsigned char)c;
+    return u == 0x21 || (u >= 0x23 && u <= 0x7e) || u >= 0x80;
+}
+
+/* One tag of a list: its text between the quotes, and whether weak. */
+struct etag_text {
+    const char *p;
+    size_t len;
+    bool weak;
+};
+
+/* Outcome of one tag for the caller of etag_walk. */
+enum etag_step { ETAG_NEXT, ETAG_STOP, ETAG_BAD };
+
+/* Walk the list in s: "*" sets *any; each tag goes to each(), which may
+ * stop the walk early (ETAG_STOP: 0) or refuse the tag (ETAG_BAD: -1).
+ * 0 when the whole list was read, -1 when it is malformed. */
+static int etag_walk(const char *s, size_t len, bool *any,
+                     enum etag_step (*each)(const struct etag_text *t, void *cls), void *cls)
 {
     const char *p = s, *end = s + len;
 
-    memset(out, 0, sizeof(*out));
+    *any = false;
     p = skip_ows(p, end);
     if (p < end && *p == '*') {
-        p = skip_ows(p + 1, end);
-        if (p != end)
-            return -1;
-        out->any = true;
-        return 0;
+        *any = true;
+        return skip_ows(p + 1, end) == end ? 0 : -1;
     }
     for (;;) {
-        bool weak = false;
-        int64_t v = 0;
-        int digits = 0;
+        struct etag_text t = {0};
 
         p = skip_ows(p, end);
         if (end - p >= 2 && p[0] == 'W' && p[1] == '/') {
-            weak = true;
+            t.weak = true;
             p += 2;
         }
         if (p >= end || *p != '"')
             return -1;
-        p++;
-        while (p < end && *p >= '0' && *p <= '9') {
-            if (v > (INT64_MAX - (*p - '0')) / 10)
-                return -1;
-            v = v * 10 + (*p - '0');
+        t.p = ++p;
+        while (p < end && etagc(*p))
             p++;
-            digits++;
+        if (p >= end || *p != '"')
+            return -1;
+        t.len = (size_t)(p - t.p);
+        switch (each(&t, cls)) {
+        case ETAG_STOP:
+            return 0;
+        case ETAG_BAD:
+            return -1;
+        case ETAG_NEXT:
+            break;
         }
-        if (digits == 0 || p >= end || *p != '"')
-            return -1;
-        p++;
-        if (out->n == ETAG_LIST_MAX)
-            return -1;
-        out->tag[out->n] = v;
-        out->weak[out->n] = weak;
-        out->n++;
-        p = skip_ows(p, end);
+        p = skip_ows(p + 1, end);
         if (p == end)
             return 0;
         if (*p != ',')
             return -1;
         p++;
     }
+}
+
+/* A tag that is a version: into the list (ETAG_BAD if not one, or full). */
+static enum etag_step etag_add_version(const struct etag_text *t, void *cls)
+{
+    struct etag_list *l = cls;
+    int64_t v = 0;
+
+    if (t->len == 0 || l->n == ETAG_LIST_MAX)
+        return ETAG_BAD;
+    for (size_t i = 0; i < t->len; i++) {
+        char c = t->p[i];
+        if (c < '0' || c > '9' || v > (INT64_MAX - (c - '0')) / 10)
+            return ETAG_BAD;
+        v = v * 10 + (c - '0');
+    }
+    l->tag[l->n] = v;
+    l->weak[l->n] = t->weak;
+    l->n++;
+    return ETAG_NEXT;
+}
+
+int etag_parse(const char *s, size_t len, struct etag_list *out)
+{
+    memset(out, 0, sizeof(*out));
+    return etag_walk(s, len, &out->any, etag_add_version, out);
 }
 
 bool etag_matches(const struct etag_list *l, int64_t v)
@@ -77,6 +117,36 @@ bool etag_matches(const struct etag_list *l, int64_t v)
         if (l->tag[i] == v)
             return true;
     return false;
+}
+
+struct etag_search {
+    const char *text;
+    size_t len;
+    bool found;
+};
+
+static enum etag_step etag_compare(const struct etag_text *t, void *cls)
+{
+    struct etag_search *q = cls;
+
+    q->found = t->len == q->len && memcmp(t->p, q->text, q->len) == 0;
+    return q->found ? ETAG_STOP : ETAG_NEXT;
+}
+
+bool etag_header_has(const char *s, size_t len, const char *text, size_t text_len)
+{
+    struct etag_search q = {text, text_len, false};
+    bool any;
+
+    if (etag_walk(s, len, &any, etag_compare, &q) != 0)
+        return false;
+    return any || q.found;
+}
+
+char *etag_format(int64_t v, char *out)
+{
+    snprintf(out, ETAG_VERSION_MAX, "\"%lld\"", (long long)v);
+    return out;
 }
 
 int parse_int_range(const char *s, int64_t min, int64_t max, int64_t *out)

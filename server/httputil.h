@@ -17,13 +17,27 @@ struct etag_list {
 };
 #define ETAG_LIST_MAX 8
 
-/* Parse `"1", W/"2"` or `*`.  Tags must be decimal integers 0..INT64_MAX in
- * double quotes; anything else (or more than ETAG_LIST_MAX tags) is an error.
+/* Entity-tag lists, as sent in If-None-Match and If-Match (RFC 9110
+ * §8.8.3): OWS ( "*" / tag *( OWS "," OWS tag ) ) OWS, where a tag is an
+ * optional W/ and a quoted string of entity-tag characters (printable ASCII
+ * but '"', and bytes >= 0x80).  One parser reads both kinds of list below. */
+
+/* Parse `"1", W/"2"` or `*` where every tag is a version: a decimal integer
+ * 0..INT64_MAX.  Anything else (or more than ETAG_LIST_MAX tags) is an error.
  * 0 on success, -1 when malformed. */
 int etag_parse(const char *s, size_t len, struct etag_list *out);
 
 /* Does the list contain version v (weak comparison: W/ ignored)? */
 bool etag_matches(const struct etag_list *l, int64_t v);
+
+/* Does the header value s (len bytes), a list of tags of any text, hold the
+ * tag `"text"` (weak comparison) or "*"?  A malformed list holds nothing. */
+bool etag_header_has(const char *s, size_t len, const char *text, size_t text_len);
+
+/* The entity-tag of version v, quotes included ("12"), in out (at least
+ * ETAG_VERSION_MAX bytes).  Returns out. */
+#define ETAG_VERSION_MAX 24
+char *etag_format(int64_t v, char *out);
 
 /* Parse a decimal integer in [min, max] with nothing else around it.
  * 0 on success, -1 otherwise. */

@@ -43,7 +43,7 @@ static unsigned l_check_s = 10;
 static PGconn *l_conn;
 
 static pthread_mutex_t l_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t l_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t l_cv; /* on the monotonic clock: time_cond_init in listen_start */
 static uint64_t l_requested; /* reload generations asked for */
 static uint64_t l_done;      /* highest generation whose reload is published */
 
@@ -69,10 +69,10 @@ static void flush_token_use(void)
     struct vx_snapshot *s = snapshot_acquire();
 
     for (size_t i = 0; s != NULL && i < s->n_tokens && l_conn != NULL; i++) {
-        struct vx_token *t = &s->tokens[i];
-        int64_t lu = atomic_load_explicit(&t->last_used, memory_order_relaxed);
-        if (lu > t->flushed && store_token_touch(l_conn, t->id, lu) == STORE_OK)
-            t->flushed = lu;
+        struct vx_token_use *u = &s->token_use[i];
+        int64_t lu = atomic_load_explicit(&u->last_used, memory_order_relaxed);
+        if (lu > u->flushed && store_token_touch(l_conn, s->tokens[i].id, lu) == STORE_OK)
+            u->flushed = lu;
     }
     snapshot_release(s);
 }
@@ -210,6 +210,8 @@ static void *listen_main(void *arg)
 int listen_start(unsigned check_interval_s)
 {
     l_check_s = check_interval_s > 0 ? check_interval_s : 10;
+    if (time_cond_init(&l_cv) != 0)
+        return -1;
     l_wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l_wakefd < 0)
         return -1;
@@ -247,17 +249,6 @@ void listen_db_suspect(void)
     poke();
 }
 
-static void deadline_in(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 bool listen_await_version(int64_t version, int timeout_ms)
 {
     struct timespec ts;
@@ -265,7 +256,7 @@ bool listen_await_version(int64_t version, int timeout_ms)
 
     if (snapshot_version() >= version)
         return true;
-    deadline_in(&ts, timeout_ms);
+    time_deadline_ts(timeout_ms, &ts);
     pthread_mutex_lock(&l_mu);
     l_requested++;
     poke();
@@ -283,7 +274,7 @@ bool listen_reload_sync(int timeout_ms)
     uint64_t target;
     bool ok;
 
-    deadline_in(&ts, timeout_ms);
+    time_deadline_ts(timeout_ms, &ts);
     pthread_mutex_lock(&l_mu);
     target = ++l_requested;
     poke();

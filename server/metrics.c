@@ -21,14 +21,14 @@ static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
                                  0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 #define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
-static const struct router_route *m_routes;
+static const struct http_route *m_routes;
 static size_t m_n;
 static atomic_ullong *m_count; /* [(n+1) * N_STATUS] */
 static atomic_ullong m_hist[N_BUCKETS + 1];
 static atomic_ullong m_sum_us;
 static atomic_ullong m_total;
 
-int metrics_init(const struct router_route *routes, size_t n)
+int metrics_init(const struct http_route *routes, size_t n)
 {
     m_routes = routes;
     m_n = n;
@@ -65,8 +65,8 @@ char *metrics_render(size_t *len)
     for (size_t r = 0; r <= m_n; r++) {
         /* Several table rows share a pattern (one per method): label by
          * method and pattern. */
-        const char *method = r < m_n ? m_routes[r].method : "";
-        const char *name = r < m_n ? m_routes[r].name : "unmatched";
+        const char *method = r < m_n ? m_routes[r].base.method : "";
+        const char *name = r < m_n ? m_routes[r].base.name : "unmatched";
         for (size_t i = 0; i < N_STATUS; i++) {
             unsigned long long v = atomic_load(&m_count[r * N_STATUS + i]);
             if (v == 0)

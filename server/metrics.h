@@ -4,10 +4,10 @@
 
 #include <stddef.h>
 
-#include "router.h"
+#include "http.h"
 
-/* routes: the routing table (labels come from route->name). */
-int metrics_init(const struct router_route *routes, size_t n);
+/* routes: the routing table (labels come from each route's base.name). */
+int metrics_init(const struct http_route *routes, size_t n);
 /* route: index in the table, or -1 for requests that matched none. */
 void metrics_observe(int route, unsigned status, double seconds);
 /* The /metrics text; caller frees. */

@@ -45,7 +45,6 @@
 #include <sys/socket.h>
 
 #include "api.h"
-#include "auth.h"
 #include "eval.h"
 #include "httputil.h"
 #include "sha256.h"
@@ -176,14 +175,6 @@ static int add_evaluation(struct buf *b, const char *key_json, size_t key_json_l
                           (long long)version);
 }
 
-static enum http_rc not_loaded(struct vx_req *r, const char *key)
-{
-    http_add_header(r, "Retry-After", "1");
-    if (key != NULL)
-        return error_one(r, 503, key, "GENERAL", "no flags loaded yet");
-    return error_bulk(r, 503, "GENERAL", "no flags loaded yet");
-}
-
 /* ---- POST /ofrep/v1/evaluate/flags/<key> --------------------------------- */
 
 enum http_rc ofrep_eval_one(struct vx_req *r)
@@ -193,8 +184,6 @@ enum http_rc ofrep_eval_one(struct vx_req *r)
     struct eval_req q;
     enum http_rc rc;
 
-    if (s == NULL)
-        return not_loaded(r, key);
     if (parse_eval_req(r, &q) != 0) {
         rc = error_one(r, 400, key, q.code, q.details);
         json_decref(q.root);
@@ -247,34 +236,6 @@ static int bulk_etag(int64_t version, const json_t *ctx, char *out, size_t outle
         n += snprintf(out + n, outlen - (size_t)n, "%02x", h[i]);
     snprintf(out + n, outlen - (size_t)n, "\"");
     return 0;
-}
-
-/* Does If-None-Match (a list of entity-tags, or *) contain etag?  Weak
- * comparison (W/ ignored).  Anything unparsable simply does not match:
- * the answer is then a full 200, never an error. */
-static bool etag_listed(const char *h, const char *etag)
-{
-    size_t el = strlen(etag);
-
-    while (*h != '\0') {
-        while (*h == ' ' || *h == '\t' || *h == ',')
-            h++;
-        if (*h == '\0')
-            break;
-        if (*h == '*')
-            return true;
-        if (h[0] == 'W' && h[1] == '/')
-            h += 2;
-        if (*h != '"')
-            return false;
-        const char *end = strchr(h + 1, '"');
-        if (end == NULL)
-            return false;
-        if ((size_t)(end + 1 - h) == el && memcmp(h, etag, el) == 0)
-            return true;
-        h = end + 1;
-    }
-    return false;
 }
 
 static void base64url(const uint8_t *in, size_t n, char *out)
@@ -358,8 +319,6 @@ enum http_rc ofrep_eval_bulk(struct vx_req *r)
     char etag[OFREP_ETAG_MAX];
     enum http_rc rc;
 
-    if (s == NULL)
-        return not_loaded(r, NULL);
     if (parse_eval_req(r, &q) != 0) {
         rc = error_bulk(r, 400, q.code, q.details);
         json_decref(q.root);
@@ -371,8 +330,10 @@ enum http_rc ofrep_eval_bulk(struct vx_req *r)
     }
     http_add_header(r, "ETag", etag);
     no_cache(r);
+    /* Anything unparsable simply does not match: a full 200, never an
+     * error.  The tag's text is the etag without its quotes. */
     const char *inm = http_header(r, "If-None-Match");
-    if (inm != NULL && etag_listed(inm, etag)) {
+    if (inm != NULL && etag_header_has(inm, strlen(inm), etag + 1, strlen(etag) - 2)) {
         json_decref(q.root);
         return http_reply_empty(r, 304);
     }
@@ -530,6 +491,15 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+/* The request's end (rh_cleaner): the reader may no longer reach it. */
+static void stream_cleanup(void *cls)
+{
+    struct ofrep_stream *st = cls;
+
+    st->r = NULL;
+    stream_release(st);
+}
+
 static void stream_response_free(void *cls)
 {
     stream_release(cls);
@@ -576,12 +546,8 @@ enum http_rc ofrep_stream(struct vx_req *r)
     const struct vx_token *t;
     const char *key = http_query(r, "key");
 
-    if (s == NULL) {
-        http_add_header(r, "Retry-After", "1");
-        return http_reply_error(r, 503, VX_E_UNAVAILABLE, "no flags loaded yet");
-    }
     if (http_header(r, "Authorization") != NULL) {
-        if (auth_check(r, ROUTE_CLIENT, true) != 0)
+        if (!http_authenticate(r, ROUTE_CLIENT, true))
             return HTTP_QUEUED;
         t = r->token;
     } else if (key != NULL) {
@@ -600,16 +566,15 @@ enum http_rc ofrep_stream(struct vx_req *r)
     memcpy(st->token_hash, t->hash, SHA256_LEN);
     st->sent = last_event_id(r);
     st->keepalive_us = time_monotonic_us() + OFREP_KEEPALIVE_SEC * VX_USEC_PER_SEC;
-    r->stream = st;
+    r->rh_ctx = st;
+    r->rh_cleaner = stream_cleanup;
 
     int rc = longpoll_stream_open(&r->waiter, r->conn);
-    if (rc != 0) {
-        http_add_header(r, "Retry-After", "1");
-        return http_reply_error(r, 503, VX_E_UNAVAILABLE,
-                                rc == -2 ? "the server is shutting down"
-                                         : "too many held requests on this instance; retry "
-                                           "shortly");
-    }
+    if (rc != 0)
+        return http_reply_unavailable(r, 1, "%s",
+                                      rc == -2 ? "the server is shutting down"
+                                               : "too many held requests on this instance; retry "
+                                                 "shortly");
     atomic_fetch_add(&st->refs, 1); /* the response's */
     struct MHD_Response *resp = MHD_create_response_from_callback(
         MHD_SIZE_UNKNOWN, 1024, stream_read, st, stream_response_free);
@@ -621,13 +586,4 @@ enum http_rc ofrep_stream(struct vx_req *r)
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     return http_queue(r, 200, resp, "text/event-stream");
-}
-
-void ofrep_stream_free(struct vx_req *r)
-{
-    struct ofrep_stream *st = r->stream;
-
-    r->stream = NULL;
-    st->r = NULL;
-    stream_release(st);
 }

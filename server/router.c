@@ -84,7 +84,7 @@ static void allow_add(char *allow, size_t cap, const char *method)
     memcpy(allow + used, method, ml + 1);
 }
 
-void router_find(const struct router_route *table, size_t n, const char *method, const char *path,
+void router_find(const void *table, size_t n, size_t stride, const char *method, const char *path,
                  size_t len, struct router_match *m)
 {
     const char *seg[ROUTER_MAX_SEGS];
@@ -98,7 +98,8 @@ void router_find(const struct router_route *table, size_t n, const char *method,
     if (nseg < 0)
         return;
     for (size_t i = 0; i < n; i++) {
-        const struct router_route *r = &table[i];
+        const struct router_route *r =
+            (const struct router_route *)((const char *)table + i * stride);
         if (!pattern_matches(r->pattern, seg, segl, nseg, NULL))
             continue;
         path_known = 1;
@@ -109,6 +110,7 @@ void router_find(const struct router_route *table, size_t n, const char *method,
             (strcmp(r->method, method) == 0 || (is_head && strcmp(r->method, "GET") == 0))) {
             pattern_matches(r->pattern, seg, segl, nseg, m);
             m->route = r;
+            m->index = i;
             m->status = 0;
             m->allow[0] = '\0'; /* Allow is only for 405 */
             return;

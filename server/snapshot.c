@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "httputil.h"
+#include "timeutil.h"
 
 #define HAZARD_SLOTS 256
 
@@ -49,6 +50,7 @@ static void snapshot_free(struct vx_snapshot *s)
         free(s->tokens[i].name);
     free(s->flags);
     free(s->tokens);
+    free(s->token_use);
     free(s->keys);
     free(s->keys_len);
     free(s->prefix);
@@ -104,6 +106,19 @@ static int build_keys(struct vx_snapshot *s)
     return 0;
 }
 
+/* The mutable per-token counters, starting from the stored last use. */
+static int build_token_use(struct vx_snapshot *s)
+{
+    s->token_use = calloc(s->n_tokens ? s->n_tokens : 1, sizeof(*s->token_use));
+    if (s->token_use == NULL)
+        return -1;
+    for (size_t i = 0; i < s->n_tokens; i++) {
+        atomic_init(&s->token_use[i].last_used, s->tokens[i].last_used_at);
+        s->token_use[i].flushed = s->tokens[i].last_used_at;
+    }
+    return 0;
+}
+
 struct vx_snapshot *snapshot_new(int64_t version, struct vx_flag *flags, size_t n_flags,
                                  struct vx_token *tokens, size_t n_tokens)
 {
@@ -128,7 +143,7 @@ struct vx_snapshot *snapshot_new(int64_t version, struct vx_flag *flags, size_t 
         qsort(flags, n_flags, sizeof(*flags), cmp_flag);
     if (n_tokens > 1)
         qsort(tokens, n_tokens, sizeof(*tokens), cmp_token);
-    if (build_body(s) != 0 || build_keys(s) != 0) {
+    if (build_body(s) != 0 || build_keys(s) != 0 || build_token_use(s) != 0) {
         snapshot_free(s);
         return NULL;
     }
@@ -225,6 +240,14 @@ const struct vx_token *snapshot_find_token(const struct vx_snapshot *s,
             hi = mid;
     }
     return NULL;
+}
+
+void snapshot_token_used(struct vx_snapshot *s, const struct vx_token *t, int64_t now)
+{
+    struct vx_token_use *u = &s->token_use[t - s->tokens];
+
+    if (now - atomic_load_explicit(&u->last_used, memory_order_relaxed) > VX_USEC_PER_SEC)
+        atomic_store_explicit(&u->last_used, now, memory_order_relaxed);
 }
 
 void snapshot_shutdown(void)

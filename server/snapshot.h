@@ -27,8 +27,17 @@ struct vx_token {
     char *name; /* owned */
     enum vx_role role;
     uint8_t hash[SHA256_LEN]; /* SHA-256 of the secret */
-    atomic_llong last_used;   /* µs; stamped by auth, flushed by the listener */
-    int64_t flushed;          /* last value written to the database */
+    int64_t last_used_at;     /* µs, as loaded from the database; 0 = never */
+};
+
+/* The one part of a snapshot that changes after it is published: when each
+ * token was last used.  Kept apart from the immutable tokens, so nothing
+ * writes through a pointer to them.  last_used is stamped by auth from any
+ * thread (relaxed atomics); flushed, the value last written to the
+ * database, is touched by the listener thread alone. */
+struct vx_token_use {
+    atomic_llong last_used; /* µs */
+    int64_t flushed;
 };
 
 struct vx_snapshot {
@@ -37,6 +46,7 @@ struct vx_snapshot {
     size_t n_flags;
     struct vx_token *tokens; /* not revoked; sorted by hash (memcmp) */
     size_t n_tokens;
+    struct vx_token_use *token_use; /* per token, same order: mutable, see above */
     char *flags_body; /* pre-serialised GET /flags answer */
     size_t flags_body_len;
     char **keys; /* per flag: its name as a JSON string plus ':' */
@@ -77,6 +87,10 @@ const struct vx_flag *snapshot_find(const struct vx_snapshot *s, const char *nam
 /* Token whose hash equals hash, or NULL.  Compares in constant time. */
 const struct vx_token *snapshot_find_token(const struct vx_snapshot *s,
                                            const uint8_t hash[SHA256_LEN]);
+
+/* Stamp token t (one of s's) as used at now (µs).  At most about once a
+ * second per token, to keep the cache line quiet under load. */
+void snapshot_token_used(struct vx_snapshot *s, const struct vx_token *t, int64_t now);
 
 /* Drop the current snapshot at shutdown. */
 void snapshot_shutdown(void);

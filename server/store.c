@@ -1347,8 +1347,7 @@ static enum store_status store_tokens_select(PGconn *c, struct vx_token **tokens
         snprintf(t[i].id, sizeof t[i].id, "%s", PQgetvalue(r, row, 0));
         t[i].name = strdup(PQgetvalue(r, row, 1));
         t[i].role = strcmp(PQgetvalue(r, row, 2), "admin") == 0 ? VX_ROLE_ADMIN : VX_ROLE_CLIENT;
-        atomic_init(&t[i].last_used, used);
-        t[i].flushed = used;
+        t[i].last_used_at = used;
         if (t[i].name == NULL || store_unhex(PQgetvalue(r, row, 3), t[i].hash, SHA256_LEN) != 0) {
             for (size_t j = 0; j <= i; j++)
                 free(t[j].name);

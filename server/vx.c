@@ -1,7 +1,7 @@
 /* vx.c -- the error helper every module uses.
  *
  * Errors travel up as a struct vx_error: a static machine code and a human
- * sentence.  vx_fail() fills one and returns VX_ERR so that a failure reads
+ * sentence.  vx_fail() fills one and returns -1 so that a failure reads
  * as a single line at the point of detection:
  *
  *     if (!json_is_boolean(v))
@@ -56,7 +56,7 @@ static void vx_utf8_trim_tail(char *s)
 int vx_fail(struct vx_error *err, const char *code, const char *fmt, ...)
 {
     if (err == NULL)
-        return VX_ERR;
+        return -1;
     err->code = code;
     va_list ap;
     va_start(ap, fmt);
@@ -67,5 +67,5 @@ int vx_fail(struct vx_error *err, const char *code, const char *fmt, ...)
     vx_utf8_trim_tail(err->message);
     /* A "%.64s" may still have cut a character inside the message. */
     utf8_sanitize(err->message);
-    return VX_ERR;
+    return -1;
 }

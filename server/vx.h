@@ -2,16 +2,21 @@
  *
  * Errors travel as a struct vx_error filled by the callee: a stable machine
  * code (one of docs/api.md §5's codes, a static string compared by pointer or
- * strcmp) and a human sentence.  Functions return 0 on success, -1 on error. */
+ * strcmp) and a human sentence.
+ *
+ * Results follow one convention per layer:
+ *   - the pure modules (flag, eval, httputil, ...) return 0 on success and
+ *     -1 on failure, with a struct vx_error where the caller needs a reason;
+ *   - the database layer returns enum store_status (store.h);
+ *   - HTTP handlers return enum http_rc (http.h);
+ *   - a function with more than two outcomes returns an enum of its own that
+ *     names each (enum http_inm, enum http_park, enum auth_result, ...). */
 #ifndef VX_H
 #define VX_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define VX_OK  0
-#define VX_ERR (-1)
 
 /* docs/api.md §5 error codes. */
 #define VX_E_BAD_REQUEST         "bad_request"
@@ -26,13 +31,14 @@
 #define VX_E_PRECONDITION_FAILED "precondition_failed"
 #define VX_E_PAYLOAD_TOO_LARGE   "payload_too_large"
 #define VX_E_UNAVAILABLE         "unavailable"
+#define VX_E_INTERNAL            "internal_error" /* 500: out of memory while answering */
 
 struct vx_error {
     const char *code;  /* one of VX_E_*, static */
     char message[256]; /* a human sentence, NUL-terminated */
 };
 
-/* Fill err (if not NULL) and return VX_ERR. */
+/* Fill err (if not NULL) and return -1. */
 int vx_fail(struct vx_error *err, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

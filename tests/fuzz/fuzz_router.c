@@ -41,7 +41,7 @@
 
 #define R(m, p)                                                                                    \
     {                                                                                              \
-        m, p, NULL, p, 0                                                                           \
+        m, p, p                                                                                    \
     }
 
 static const struct router_route routes[] = {
@@ -129,7 +129,7 @@ static void check_route(const char *method, const char *path, size_t len)
     char *p = malloc(len ? len : 1);
     CHECK(p != NULL);
     memcpy(p, path, len);
-    router_find(routes, N_ROUTES, method, p, len, &m);
+    router_find(routes, N_ROUTES, sizeof(routes[0]), method, p, len, &m);
 
     if (ref_split(p, len, &segs) == 0) {
         for (size_t i = 0; i < N_ROUTES; i++) {

@@ -1,0 +1,54 @@
+/* routes.c -- the routing table: every endpoint vexil serves, in one place.
+ *
+ * Each line names a method and a path pattern ("*" is one argument
+ * segment, http_arg(r, 0)), the handler that answers it (api_*.c,
+ * ofrep.c) and its flags: the role its token needs, whether it reads a JSON
+ * body, whether it answers CORS, and whether it needs the snapshot.  The
+ * handler field has the handler's own type, so an entry whose function has
+ * the wrong signature does not compile.  http.c routes each request through
+ * this table (404, 405 with Allow), checks the flags, then calls the
+ * handler; metrics label requests by each entry's pattern.
+ *
+ * The reference of every endpoint is docs/api.md (§2 client, §3 admin),
+ * docs/ofrep.md and docs/operations.md §2. */
+#include "api.h"
+
+#define ROUTE(method, pattern, handler, flags)                                                     \
+    {                                                                                              \
+        {method, pattern, pattern}, handler, flags                                                 \
+    }
+
+const struct http_route http_routes[] = {
+    /* client API: docs/api.md §2 */
+    ROUTE("GET", "/flags", api_client_flags, ROUTE_CLIENT | ROUTE_CORS),
+    ROUTE("GET", "/flags/*", api_client_flag, ROUTE_CLIENT | ROUTE_CORS),
+    /* admin API: docs/api.md §3 */
+    ROUTE("GET", "/api/flags", api_flags_list, ROUTE_ADMIN),
+    ROUTE("POST", "/api/flags", api_flags_create, ROUTE_ADMIN | ROUTE_BODY),
+    ROUTE("GET", "/api/flags/*", api_flags_get, ROUTE_ADMIN),
+    ROUTE("PATCH", "/api/flags/*", api_flags_patch, ROUTE_ADMIN | ROUTE_BODY),
+    ROUTE("DELETE", "/api/flags/*", api_flags_delete, ROUTE_ADMIN),
+    ROUTE("GET", "/api/flags/*/history", api_flags_history, ROUTE_ADMIN),
+    ROUTE("POST", "/api/flags/*/revert", api_flags_revert, ROUTE_ADMIN | ROUTE_BODY),
+    ROUTE("GET", "/api/stale", api_stale, ROUTE_ADMIN),
+    ROUTE("GET", "/api/tokens", api_tokens_list, ROUTE_ADMIN),
+    ROUTE("POST", "/api/tokens", api_tokens_create, ROUTE_ADMIN | ROUTE_BODY),
+    ROUTE("DELETE", "/api/tokens/*", api_tokens_delete, ROUTE_ADMIN),
+    /* OpenFeature remote evaluation: docs/ofrep.md */
+    ROUTE("POST", "/ofrep/v1/evaluate/flags", ofrep_eval_bulk,
+          ROUTE_CLIENT | ROUTE_BODY | ROUTE_CORS | ROUTE_BODYLESS_401),
+    ROUTE("POST", "/ofrep/v1/evaluate/flags/*", ofrep_eval_one,
+          ROUTE_CLIENT | ROUTE_BODY | ROUTE_CORS | ROUTE_BODYLESS_401),
+    /* its token comes as a header or as the stream key (ofrep.c) */
+    ROUTE("GET", "/ofrep/v1/events", ofrep_stream, ROUTE_PUBLIC | ROUTE_CORS | ROUTE_SNAPSHOT),
+    /* operations and the admin page: docs/operations.md §2 */
+    ROUTE("GET", "/healthz", api_healthz, ROUTE_PUBLIC),
+    ROUTE("GET", "/readyz", api_readyz, ROUTE_PUBLIC),
+    ROUTE("GET", "/metrics", api_metrics, ROUTE_PUBLIC),
+    ROUTE("GET", "/", api_root, ROUTE_PUBLIC),
+    ROUTE("GET", "/admin", api_static, ROUTE_PUBLIC),
+    ROUTE("GET", "/admin/", api_static, ROUTE_PUBLIC),
+    ROUTE("GET", "/admin/*", api_static, ROUTE_PUBLIC),
+};
+
+const size_t http_n_routes = sizeof(http_routes) / sizeof(http_routes[0]);
