@@ -108,7 +108,7 @@ static _Thread_local struct log_buf *log_mine;
 static atomic_bool log_buffering;
 static pthread_t log_flusher;
 static pthread_mutex_t log_stop_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t log_stop_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t log_stop_cond; /* monotonic: time_cond_init in log_start */
 static bool log_stopping;
 
 static void write_all(const char *p, size_t n)
@@ -183,12 +183,7 @@ static void *flusher_main(void *arg)
     pthread_mutex_lock(&log_stop_lock);
     while (!log_stopping) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += LOG_FLUSH_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        time_deadline_ts(LOG_FLUSH_MS, &ts);
         pthread_cond_timedwait(&log_stop_cond, &log_stop_lock, &ts);
         log_flush();
     }
@@ -199,6 +194,8 @@ static void *flusher_main(void *arg)
 int log_start(void)
 {
     log_stopping = false;
+    if (time_cond_init(&log_stop_cond) != 0)
+        return -1;
     if (pthread_create(&log_flusher, NULL, flusher_main, NULL) != 0)
         return -1;
     atomic_store(&log_buffering, true);

@@ -2,7 +2,7 @@
 # tests/bench/propagation.sh -- how fast a flag change reaches held long-polls.
 #
 # Why: "turning a flag off reaches every service in well under a second" is
-# vexil's main promise (docs/propagation.md, §5).  This measures it with N clients held at
+# vexil's main promise (docs/propagation.md, docs/api.md §2).  This measures it with N clients held at
 # once, against the ceiling of libmicrohttpd resuming N suspended connections
 # (ref_server /hold + /release, same thread pool and per-connection memory as
 # vexil), and across two instances sharing one database (LISTEN/NOTIFY path).

@@ -9,8 +9,8 @@
 # server/*.c sources it needs, no meson):
 #   fuzz_json    request-body validation: flag_patch_from_json (create and
 #                patch), flag_from_json, JSON string output (server/flag.c ...)
-#   fuzz_router  unescape_cb + router_find on the real routing table (server/http.c,
-#                server/router.c)
+#   fuzz_router  unescape_cb + router_find on the real routing table (server/routes.c,
+#                server/http.c, server/router.c)
 #   fuzz_etag    etag_parse/etag_matches and parse_int_range (server/httputil.c)
 #
 # For each target, in this order:
@@ -65,16 +65,17 @@ sources_of() {
 # shellcheck source=tests/lib/steps.sh
 source "$ROOT/tests/lib/steps.sh"
 
-# routes.inc and unescape.inc: the routing table's method/pattern pairs and
-# unescape_cb, taken from server/http.c so that fuzz_router tests what the
-# daemon runs.  A table or function that can no longer be found fails the
-# build (update the extraction here, not a hand-made copy).
+# routes.inc and unescape.inc: the routing table's method/pattern pairs
+# (server/routes.c) and unescape_cb (server/http.c), taken from the sources
+# so that fuzz_router tests what the daemon runs.  A table or function that
+# can no longer be found fails the build (update the extraction here, not a
+# hand-made copy).
 extract_from_http() {
     local out=$1
-    grep -oE '^[[:space:]]*R\("[A-Z]+", "[^"]*"' server/http.c |
-        sed -E 's/^[[:space:]]*R\(("[A-Z]+"), ("[^"]*")/    R(\1, \2),/' >"$out/routes.inc.tmp" || true
+    grep -oE '^[[:space:]]*ROUTE\("[A-Z]+", "[^"]*"' server/routes.c |
+        sed -E 's/^[[:space:]]*ROUTE\(("[A-Z]+"), ("[^"]*")/    R(\1, \2),/' >"$out/routes.inc.tmp" || true
     if [ ! -s "$out/routes.inc.tmp" ] || [ "$(wc -l <"$out/routes.inc.tmp")" -lt 5 ]; then
-        say "cannot find the routing table (R(\"METHOD\", \"/pattern\", ...) lines) in server/http.c" >&2
+        say "cannot find the routing table (ROUTE(\"METHOD\", \"/pattern\", ...) lines) in server/routes.c" >&2
         return 1
     fi
     mv "$out/routes.inc.tmp" "$out/routes.inc"
@@ -84,7 +85,7 @@ extract_from_http() {
         say "cannot find 'static size_t unescape_cb(...)' in server/http.c" >&2
         return 1
     fi
-    say "routes from server/http.c: $(wc -l <"$out/routes.inc")"
+    say "routes from server/routes.c: $(wc -l <"$out/routes.inc")"
 }
 
 build_target() {

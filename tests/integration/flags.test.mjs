@@ -1,5 +1,6 @@
-// docs/api.md §3 flags (create, read, update, delete, If-Match), §2 field rules,
-// §4 one version step per change, §7 GET /api/stale.
+// docs/api.md §3 flags (create, read, update, delete, If-Match), §1 field rules,
+// docs/propagation.md one version step per change, docs/operations.md §3
+// GET /api/stale.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {

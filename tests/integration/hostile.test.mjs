@@ -1,4 +1,4 @@
-// hostile.test.mjs -- hostile input and abusive clients (docs/api.md §4, §10).
+// hostile.test.mjs -- hostile input and abusive clients (docs/api.md §4, §5).
 //
 // Every hostile request must get a clear 4xx (or have its connection
 // closed), must leave the database as it was (GET /api/flags, the row count

@@ -1,6 +1,7 @@
-// docs/api.md §2 long-poll (wait=S with If-None-Match), §4 change propagation
-// between instances, §6 token revocation across instances, §10 the cap on
-// held requests, §8 SIGTERM with held requests.  Issue "Rollback in under a
+// docs/api.md §2 long-poll (wait=S with If-None-Match), docs/propagation.md
+// change propagation between instances, docs/api.md §3 token revocation
+// across instances, §5 the cap on held requests, docs/operations.md §1
+// SIGTERM with held requests.  Issue "Rollback in under a
 // second": a held request learns of a change well under a second after it.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
