@@ -121,8 +121,9 @@ static json_t *admin_flags(const struct vx_snapshot *s, int days, int rdays, kee
     for (size_t i = 0; arr != NULL && i < s->n_flags; i++) {
         const struct vx_flag *f = &s->flags[i];
         int k = keep != NULL ? keep(f, now, days, rdays) : 1;
-        if (k < 0 || (k > 0 && json_array_append_new(arr, flag_to_admin_json(f, now, days,
-                                                                            rdays)) != 0)) {
+        if (k == 0)
+            continue;
+        if (k < 0 || json_array_append_new(arr, flag_to_admin_json(f, now, days, rdays)) != 0) {
             json_decref(arr);
             arr = NULL;
         }
@@ -132,13 +133,13 @@ static json_t *admin_flags(const struct vx_snapshot *s, int days, int rdays, kee
 
 enum http_rc api_flags_list(struct vx_req *r)
 {
+    int64_t version = r->snap->version;
     json_t *arr = admin_flags(r->snap, FLAG_STALE_DAYS_DEFAULT, FLAG_ROLLED_OUT_DAYS_DEFAULT, NULL);
+    json_t *o =
+        arr != NULL ? json_pack("{s:I, s:o}", "version", (json_int_t)version, "flags", arr) : NULL;
 
-    http_set_etag(r, r->snap->version);
-    return http_reply_json(r, 200,
-                           arr != NULL ? json_pack("{s:I, s:o}", "version",
-                                                   (json_int_t)r->snap->version, "flags", arr)
-                                       : NULL);
+    http_set_etag(r, version);
+    return http_reply_json(r, 200, o);
 }
 
 enum http_rc api_flags_get(struct vx_req *r)

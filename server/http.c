@@ -484,8 +484,7 @@ static bool early_checks(struct vx_req *r, enum http_rc *rc)
                                vx_cfg.max_url);
         return false;
     }
-    if (cl != NULL && parse_int_range(cl, 0, INT64_MAX, &n) == 0 &&
-        (uint64_t)n > vx_cfg.max_body) {
+    if (cl != NULL && parse_int_range(cl, 0, INT64_MAX, &n) == 0 && (uint64_t)n > vx_cfg.max_body) {
         *rc = http_reply_error(r, 413, VX_E_PAYLOAD_TOO_LARGE, "the body is larger than %zu bytes",
                                vx_cfg.max_body);
         return false;
@@ -664,7 +663,7 @@ int http_start(void)
         sl = sizeof(*a);
     }
     (void)sl;
-    if (metrics_init(http_routes, http_n_routes) != 0)
+    if (metrics_init(http_routes, http_n_routes, sizeof(http_routes[0])) != 0)
         return -1;
     daemon_ = MHD_start_daemon(
         flags, vx_cfg.listen_port, accept_cb, NULL, access_cb, NULL, MHD_OPTION_EXTERNAL_LOGGER,

@@ -43,7 +43,7 @@ static unsigned l_check_s = 10;
 static PGconn *l_conn;
 
 static pthread_mutex_t l_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t l_cv; /* on the monotonic clock: time_cond_init in listen_start */
+static pthread_cond_t l_cv;  /* on the monotonic clock: time_cond_init in listen_start */
 static uint64_t l_requested; /* reload generations asked for */
 static uint64_t l_done;      /* highest generation whose reload is published */
 

@@ -21,16 +21,24 @@ static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
                                  0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 #define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
-static const struct http_route *m_routes;
+static const char *m_table; /* the routing table, entries m_stride bytes apart */
+static size_t m_stride;
 static size_t m_n;
 static atomic_ullong *m_count; /* [(n+1) * N_STATUS] */
 static atomic_ullong m_hist[N_BUCKETS + 1];
 static atomic_ullong m_sum_us;
 static atomic_ullong m_total;
 
-int metrics_init(const struct http_route *routes, size_t n)
+/* Entry i of the routing table (its router part). */
+static const struct router_route *route_at(size_t i)
 {
-    m_routes = routes;
+    return (const struct router_route *)(m_table + i * m_stride);
+}
+
+int metrics_init(const void *routes, size_t n, size_t stride)
+{
+    m_table = routes;
+    m_stride = stride;
     m_n = n;
     m_count = calloc((n + 1) * N_STATUS, sizeof(*m_count));
     return m_count != NULL ? 0 : -1;
@@ -65,8 +73,8 @@ char *metrics_render(size_t *len)
     for (size_t r = 0; r <= m_n; r++) {
         /* Several table rows share a pattern (one per method): label by
          * method and pattern. */
-        const char *method = r < m_n ? m_routes[r].base.method : "";
-        const char *name = r < m_n ? m_routes[r].base.name : "unmatched";
+        const char *method = r < m_n ? route_at(r)->method : "";
+        const char *name = r < m_n ? route_at(r)->name : "unmatched";
         for (size_t i = 0; i < N_STATUS; i++) {
             unsigned long long v = atomic_load(&m_count[r * N_STATUS + i]);
             if (v == 0)

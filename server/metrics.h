@@ -4,10 +4,11 @@
 
 #include <stddef.h>
 
-#include "http.h"
+#include "router.h"
 
-/* routes: the routing table (labels come from each route's base.name). */
-int metrics_init(const struct http_route *routes, size_t n);
+/* routes: the routing table, n entries of stride bytes each beginning with
+ * a struct router_route (as for router_find); labels come from its name. */
+int metrics_init(const void *routes, size_t n, size_t stride);
 /* route: index in the table, or -1 for requests that matched none. */
 void metrics_observe(int route, unsigned status, double seconds);
 /* The /metrics text; caller frees. */

@@ -47,7 +47,7 @@ struct vx_snapshot {
     struct vx_token *tokens; /* not revoked; sorted by hash (memcmp) */
     size_t n_tokens;
     struct vx_token_use *token_use; /* per token, same order: mutable, see above */
-    char *flags_body; /* pre-serialised GET /flags answer */
+    char *flags_body;               /* pre-serialised GET /flags answer */
     size_t flags_body_len;
     char **keys; /* per flag: its name as a JSON string plus ':' */
     size_t *keys_len;
