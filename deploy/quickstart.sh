@@ -62,16 +62,25 @@ fi
 # --- build ----------------------------------------------------------------------
 # werror stays on in the development builds (tests/run.sh); a user's compiler,
 # newer or at another optimisation level, must not stop the quick start over a warning.
+# The unit tests are not built here (-Dtests=false): serving needs only the
+# runtime libraries, not the test framework.  Any failure shows its reason.
+mkdir -p "$STATE"
 if [ ! -f build/release/build.ninja ]; then
     rm -rf build/release
-    meson setup build/release --buildtype=release -Dwerror=false >/dev/null || die "meson setup failed"
+    meson setup build/release --buildtype=release -Dwerror=false -Dtests=false \
+        >"$STATE/meson-setup.log" 2>&1 || {
+        tail -n 30 "$STATE/meson-setup.log" >&2
+        die "meson setup failed (above; whole log in $STATE/meson-setup.log)"
+    }
 fi
 say "building build/release"
-meson compile -C build/release >/dev/null || die "build failed: run 'meson compile -C build/release' to see why"
+meson compile -C build/release >"$STATE/meson-compile.log" 2>&1 || {
+    tail -n 30 "$STATE/meson-compile.log" >&2
+    die "build failed (above; whole log in $STATE/meson-compile.log)"
+}
 VEXIL="$ROOT/build/release/vexil"
 
 # --- database -------------------------------------------------------------------
-mkdir -p "$STATE"
 pg_start "$PGDIR" || die "could not start PostgreSQL in $PGDIR"
 ADMIN_URL=$VEXIL_TEST_PG_URL
 DB_URL="postgresql://postgres@127.0.0.1:$PGPORT/vexil"

@@ -517,10 +517,38 @@ static bool route(struct vx_req *r, enum http_rc *rc)
     return true;
 }
 
-/* Final call: route (404/405), then the route's needs -- the snapshot
- * (503 before the first is loaded) and a token (401/403) -- then the
- * handler.  Returns the handler's answer.  A resumed request skips
- * straight to its handler. */
+/* Route r (404/405) and check what its route needs -- the snapshot (503
+ * before the first is loaded) and a token (401/403).  true: r->route is
+ * set and the handler may run; false: the refusal is queued, *rc says
+ * how. */
+static bool admit(struct vx_req *r, enum http_rc *rc)
+{
+    if (!route(r, rc))
+        return false;
+    unsigned flags = r->route->flags, role = flags & ROUTE_ROLE_MASK;
+    r->snap = snapshot_acquire();
+    if (r->snap == NULL && (role != ROUTE_PUBLIC || (flags & ROUTE_SNAPSHOT))) {
+        *rc = http_reply_unavailable(r, 1, "no flags loaded yet");
+        return false;
+    }
+    if (role != ROUTE_PUBLIC && !http_authenticate(r, role, flags & ROUTE_BODYLESS_401)) {
+        *rc = HTTP_QUEUED;
+        return false;
+    }
+    return true;
+}
+
+/* Does the request announce a body (a length above 0, or chunks)? */
+static bool has_body(struct vx_req *r)
+{
+    const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    return (cl != NULL && strcmp(cl, "0") != 0) ||
+           http_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+}
+
+/* Final call: admit the request unless its first call did, then run the
+ * handler.  A resumed request goes straight to its handler. */
 static enum http_rc dispatch(struct vx_req *r)
 {
     enum http_rc rc;
@@ -528,14 +556,8 @@ static enum http_rc dispatch(struct vx_req *r)
     if (r->route == NULL) {
         if (strcmp(r->method, "OPTIONS") == 0)
             return preflight(r);
-        if (!route(r, &rc))
+        if (!admit(r, &rc))
             return rc;
-        unsigned flags = r->route->flags, role = flags & ROUTE_ROLE_MASK;
-        r->snap = snapshot_acquire();
-        if (r->snap == NULL && (role != ROUTE_PUBLIC || (flags & ROUTE_SNAPSHOT)))
-            return http_reply_unavailable(r, 1, "no flags loaded yet");
-        if (role != ROUTE_PUBLIC && !http_authenticate(r, role, flags & ROUTE_BODYLESS_401))
-            return HTTP_QUEUED;
     }
     return r->route->handler(r);
 }
@@ -560,11 +582,21 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->conn = conn;
         r->method = method;
         r->url = url;
-        return early_checks(r, &rc) ? MHD_YES : to_mhd(rc);
+        if (!early_checks(r, &rc))
+            return to_mhd(rc);
+        /* A request with a body is admitted (or refused) from its headers
+         * alone: a refusal is answered before one byte of the body is read
+         * or kept (and the connection then closes).  One without a body
+         * waits for the final call, so a 401 or 404 keeps the connection. */
+        if (has_body(r) && strcmp(r->method, "OPTIONS") != 0 && !admit(r, &rc))
+            return to_mhd(rc);
+        return MHD_YES;
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (r->status != 0)
+            return MHD_YES; /* refused from its headers: nothing is kept */
         if (r->body_too_large || r->body_len + n > vx_cfg.max_body) {
             /* Over the cap (sent chunked, so not refused up front): keep
              * reading and dropping, to answer 413 at the end, unless the

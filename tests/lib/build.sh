@@ -12,7 +12,7 @@ meson_build() {
     shift 2
     if [ ! -f "$dir/build.ninja" ]; then
         rm -rf "$dir"
-        meson setup "$dir" "$@" >"$log" 2>&1 || {
+        meson setup "$dir" -Dtests=true "$@" >"$log" 2>&1 || {
             tail -n 40 "$log"
             return 1
         }
