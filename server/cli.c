@@ -35,9 +35,6 @@
 #define CLI_EXIT_STALE 1
 #define CLI_EXIT_ERROR 2
 
-#define CLI_DAYS_MAX       100000
-#define CLI_MAX_POSITIONAL 4
-
 /* ------------------------------------------------------------------ */
 /* Usage and errors                                                     */
 /* ------------------------------------------------------------------ */
@@ -171,17 +168,15 @@ static int cli_parse(const char *cmd, const char *usage, int argc, char **argv,
     return 0;
 }
 
-/* Parse a number of days: decimal digits only, 0..CLI_DAYS_MAX.  0, or
- * CLI_EXIT_ERROR after printing the error line. */
+/* Parse a number of days, 0..FLAG_STALE_DAYS_MAX.  0, or CLI_EXIT_ERROR
+ * after printing the error line. */
 static int cli_days(const char *cmd, const char *opt, const char *s, int *out)
 {
-    long v = 0;
-    const char *p = s;
+    int64_t v;
 
-    for (; *p >= '0' && *p <= '9' && v <= CLI_DAYS_MAX; p++)
-        v = v * 10 + (*p - '0');
-    if (p == s || *p != '\0' || v > CLI_DAYS_MAX)
-        return cli_fail(cmd, "--%s must be a whole number of days from 0 to %d", opt, CLI_DAYS_MAX);
+    if (parse_int_range(s, 0, FLAG_STALE_DAYS_MAX, &v) != 0)
+        return cli_fail(cmd, "--%s must be a whole number of days from 0 to %d", opt,
+                        FLAG_STALE_DAYS_MAX);
     *out = (int)v;
     return 0;
 }
