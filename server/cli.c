@@ -1,25 +1,21 @@
 /* cli.c -- the operator commands: `vexil migrate`, `vexil token ...` and
  * `vexil stale`.
  *
- * Each command is a short function: parse the options with cli_parse(),
- * open one connection, call the store, print.  They talk to the database
- * directly (not to a running server), so they work before the first
- * `vexil serve` and from a cron job on any host that reaches PostgreSQL.
+ * Each command is a short function: parse the options with opts_parse()
+ * against the command's table, open one connection, call the store, print.
+ * They talk to the database directly (not to a running server), so they
+ * work before the first `vexil serve` and from a cron job on any host that
+ * reaches PostgreSQL.
  *
  * Conventions shared by every command (docs/decisions.md):
  *   --database URL, else $VEXIL_DATABASE_URL, else libpq's own defaults;
  *   --help prints the usage on stdout and exits 0;
  *   bad use prints ONE line on stderr and exits 2, as does any error;
- *   results go to stdout, notes to stderr.
- *
- * The option parser is our own, small and declarative: getopt_long keeps
- * global state between calls and prints messages of its own, while these
- * functions may be called more than once in a process (tests). */
+ *   results go to stdout, notes to stderr. */
 #include "cli.h"
 
 #include <jansson.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +23,7 @@
 #include "flag.h"
 #include "httputil.h"
 #include "migrate.h"
+#include "opts.h"
 #include "store.h"
 #include "timeutil.h"
 #include "vx.h"
@@ -34,9 +31,6 @@
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_STALE 1
 #define CLI_EXIT_ERROR 2
-
-#define CLI_DAYS_MAX       100000
-#define CLI_MAX_POSITIONAL 4
 
 /* ------------------------------------------------------------------ */
 /* Usage and errors                                                     */
@@ -89,101 +83,16 @@ static const char USAGE_STALE[] =
 __attribute__((format(printf, 2, 3))) static int cli_fail(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "vexil %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    opts_vfail(cmd, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return CLI_EXIT_ERROR;
 }
 
-/* ------------------------------------------------------------------ */
-/* Options                                                              */
-/* ------------------------------------------------------------------ */
-
-/* One long option.  value != NULL: it takes an argument (--name V or
- * --name=V); else it is a switch that sets *on. */
-struct cli_opt {
-    const char *name; /* without the leading "--" */
-    const char **value;
-    bool *on;
-};
-
-/* Parse argv[0..argc) (the options, after the command's name) against opts
- * (ended by a zeroed entry).  Positional arguments go to pos (at most max_pos).
- * Returns 0, 1 when --help was asked (usage already printed), or -1 after
- * printing the one line of bad use. */
-static int cli_parse(const char *cmd, const char *usage, int argc, char **argv,
-                     const struct cli_opt *opts, const char **pos, int max_pos, int *n_pos)
+/* The exit status for opts_parse()'s result, when it is not OPTS_OK. */
+static int cli_exit(enum opts_result r)
 {
-    *n_pos = 0;
-    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            return 1;
-        }
-    }
-    bool options_done = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-
-        if (!options_done && strcmp(a, "--") == 0) {
-            options_done = true;
-            continue;
-        }
-        if (options_done || a[0] != '-' || a[1] == '\0') {
-            if (*n_pos == max_pos) {
-                cli_fail(cmd, "unexpected argument '%s' (see --help)", a);
-                return -1;
-            }
-            pos[(*n_pos)++] = a;
-            continue;
-        }
-        if (a[1] != '-') {
-            cli_fail(cmd, "unknown option '%s' (see --help)", a);
-            return -1;
-        }
-
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
-        const struct cli_opt *o = opts;
-        while (o->name != NULL && (strlen(o->name) != len || strncmp(o->name, name, len) != 0))
-            o++;
-        if (o->name == NULL) {
-            cli_fail(cmd, "unknown option '--%.*s' (see --help)", (int)len, name);
-            return -1;
-        }
-        if (o->value == NULL) {
-            if (eq != NULL) {
-                cli_fail(cmd, "option '--%s' takes no value", o->name);
-                return -1;
-            }
-            *o->on = true;
-        } else if (eq != NULL) {
-            *o->value = eq + 1;
-        } else if (i + 1 < argc) {
-            *o->value = argv[++i];
-        } else {
-            cli_fail(cmd, "option '--%s' needs a value", o->name);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Parse a number of days: decimal digits only, 0..CLI_DAYS_MAX.  0, or
- * CLI_EXIT_ERROR after printing the error line. */
-static int cli_days(const char *cmd, const char *opt, const char *s, int *out)
-{
-    long v = 0;
-    const char *p = s;
-
-    for (; *p >= '0' && *p <= '9' && v <= CLI_DAYS_MAX; p++)
-        v = v * 10 + (*p - '0');
-    if (p == s || *p != '\0' || v > CLI_DAYS_MAX)
-        return cli_fail(cmd, "--%s must be a whole number of days from 0 to %d", opt, CLI_DAYS_MAX);
-    *out = (int)v;
-    return 0;
+    return r == OPTS_HELP ? CLI_EXIT_OK : CLI_EXIT_ERROR;
 }
 
 /* Characters of a string known to be UTF-8 (for column widths). */
@@ -203,15 +112,14 @@ static void cli_cell(const char *s, size_t width)
         fputc(' ', stdout);
 }
 
-/* Connect with --database, else $VEXIL_DATABASE_URL, else libpq defaults.
- * NULL after printing the error line. Caller PQfinish()es. */
+/* Connect with --database (or $VEXIL_DATABASE_URL, as the option tables
+ * say), else libpq defaults: database NULL.  NULL after printing the error
+ * line. Caller PQfinish()es. */
 static PGconn *cli_connect(const char *cmd, const char *database)
 {
     struct vx_error err;
     PGconn *c;
 
-    if (database == NULL)
-        database = getenv("VEXIL_DATABASE_URL");
     store_configure(database);
     c = store_connect(&err);
     store_configure(NULL);
@@ -243,15 +151,17 @@ static int cli_print_json(const char *cmd, const json_t *v)
 int cli_migrate(int argc, char **argv)
 {
     const char *cmd = "migrate", *database = NULL, *pos[1];
-    const struct cli_opt opts[] = {{"database", &database, NULL}, {NULL, NULL, NULL}};
+    const struct opts_opt opts[] = {OPTS_STRING("database", "VEXIL_DATABASE_URL", database),
+                                    OPTS_END};
+    const struct opts_cmd spec = {cmd, USAGE_MIGRATE, opts};
     struct vx_error err;
     int n_pos, applied = 0, rc;
+    enum opts_result r;
     PGconn *c;
 
-    rc = cli_parse(cmd, USAGE_MIGRATE, argc > 0 ? argc - 1 : 0, argc > 0 ? argv + 1 : argv, opts,
-                   pos, 0, &n_pos);
-    if (rc != 0)
-        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+    r = opts_parse(&spec, argc > 0 ? argc - 1 : 0, argc > 0 ? argv + 1 : argv, pos, 0, &n_pos);
+    if (r != OPTS_OK)
+        return cli_exit(r);
     c = cli_connect(cmd, database);
     if (c == NULL)
         return CLI_EXIT_ERROR;
@@ -271,19 +181,20 @@ int cli_migrate(int argc, char **argv)
 static int cli_token_create(int argc, char **argv)
 {
     const char *cmd = "token create", *database = NULL, *name = NULL, *role = NULL, *pos[1];
-    const struct cli_opt opts[] = {{"database", &database, NULL},
-                                   {"name", &name, NULL},
-                                   {"role", &role, NULL},
-                                   {NULL, NULL, NULL}};
+    const struct opts_opt opts[] = {OPTS_STRING("database", "VEXIL_DATABASE_URL", database),
+                                    OPTS_STRING("name", NULL, name),
+                                    OPTS_STRING("role", NULL, role), OPTS_END};
+    const struct opts_cmd spec = {cmd, USAGE_TOKEN, opts};
     char id[TOKEN_ID_LEN + 1], secret[64];
+    enum opts_result parsed;
     enum vx_role r;
     enum store_status st;
     int n_pos, rc;
     PGconn *c;
 
-    rc = cli_parse(cmd, USAGE_TOKEN, argc, argv, opts, pos, 0, &n_pos);
-    if (rc != 0)
-        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+    parsed = opts_parse(&spec, argc, argv, pos, 0, &n_pos);
+    if (parsed != OPTS_OK)
+        return cli_exit(parsed);
     if (name == NULL)
         return cli_fail(cmd, "--name is required (see --help)");
     if (role == NULL)
@@ -320,17 +231,19 @@ static int cli_token_list(int argc, char **argv)
 {
     const char *cmd = "token list", *database = NULL, *pos[1];
     bool json = false;
-    const struct cli_opt opts[] = {
-        {"database", &database, NULL}, {"json", NULL, &json}, {NULL, NULL, NULL}};
+    const struct opts_opt opts[] = {OPTS_STRING("database", "VEXIL_DATABASE_URL", database),
+                                    OPTS_SWITCH("json", json), OPTS_END};
+    const struct opts_cmd spec = {cmd, USAGE_TOKEN, opts};
     json_t *list = NULL, *t;
     enum store_status st;
     size_t i, wname = 4;
     int n_pos, rc;
+    enum opts_result r;
     PGconn *c;
 
-    rc = cli_parse(cmd, USAGE_TOKEN, argc, argv, opts, pos, 0, &n_pos);
-    if (rc != 0)
-        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+    r = opts_parse(&spec, argc, argv, pos, 0, &n_pos);
+    if (r != OPTS_OK)
+        return cli_exit(r);
     c = cli_connect(cmd, database);
     if (c == NULL)
         return CLI_EXIT_ERROR;
@@ -374,14 +287,17 @@ static int cli_token_list(int argc, char **argv)
 static int cli_token_revoke(int argc, char **argv)
 {
     const char *cmd = "token revoke", *database = NULL, *pos[1];
-    const struct cli_opt opts[] = {{"database", &database, NULL}, {NULL, NULL, NULL}};
+    const struct opts_opt opts[] = {OPTS_STRING("database", "VEXIL_DATABASE_URL", database),
+                                    OPTS_END};
+    const struct opts_cmd spec = {cmd, USAGE_TOKEN, opts};
     enum store_status st;
     int n_pos, rc;
+    enum opts_result r;
     PGconn *c;
 
-    rc = cli_parse(cmd, USAGE_TOKEN, argc, argv, opts, pos, 1, &n_pos);
-    if (rc != 0)
-        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+    r = opts_parse(&spec, argc, argv, pos, 1, &n_pos);
+    if (r != OPTS_OK)
+        return cli_exit(r);
     if (n_pos != 1)
         return cli_fail(cmd, "which token? give its ID (see 'vexil token list')");
     c = cli_connect(cmd, database);
@@ -392,8 +308,10 @@ static int cli_token_revoke(int argc, char **argv)
         rc = cli_fail(cmd, "no live token has the id '%s'", pos[0]);
     else if (st != STORE_OK)
         rc = cli_store_fail(cmd, c, st, "cannot revoke the token");
-    else
+    else {
         printf("revoked token %s\n", pos[0]);
+        rc = CLI_EXIT_OK;
+    }
     PQfinish(c);
     return rc;
 }
@@ -464,13 +382,19 @@ static void cli_stale_table(const json_t *stale, int days, int rolled_out_days)
 
 int cli_stale(int argc, char **argv)
 {
-    const char *cmd = "stale", *database = NULL, *days_s = NULL, *ro_s = NULL, *owner = NULL;
-    const char *pos[1];
+    const char *cmd = "stale", *database = NULL, *owner = NULL, *pos[1];
     bool json = false;
-    const struct cli_opt opts[] = {
-        {"database", &database, NULL}, {"days", &days_s, NULL}, {"rolled-out-days", &ro_s, NULL},
-        {"owner", &owner, NULL},       {"json", NULL, &json},   {NULL, NULL, NULL}};
     int days = FLAG_STALE_DAYS_DEFAULT, ro_days = FLAG_ROLLED_OUT_DAYS_DEFAULT, n_pos, rc;
+    const struct opts_opt opts[] = {
+        OPTS_STRING("database", "VEXIL_DATABASE_URL", database),
+        OPTS_NUMBER("days", NULL, days, 0, FLAG_STALE_DAYS_MAX),
+        OPTS_NUMBER("rolled-out-days", NULL, ro_days, 0, FLAG_STALE_DAYS_MAX),
+        OPTS_STRING("owner", NULL, owner),
+        OPTS_SWITCH("json", json),
+        OPTS_END,
+    };
+    const struct opts_cmd spec = {cmd, USAGE_STALE, opts};
+    enum opts_result parsed;
     struct vx_flag *flags = NULL;
     size_t n = 0;
     json_t *stale;
@@ -478,13 +402,9 @@ int cli_stale(int argc, char **argv)
     PGconn *c;
     int64_t now;
 
-    rc = cli_parse(cmd, USAGE_STALE, argc > 0 ? argc - 1 : 0, argc > 0 ? argv + 1 : argv, opts, pos,
-                   0, &n_pos);
-    if (rc != 0)
-        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
-    if ((days_s != NULL && cli_days(cmd, "days", days_s, &days) != 0) ||
-        (ro_s != NULL && cli_days(cmd, "rolled-out-days", ro_s, &ro_days) != 0))
-        return CLI_EXIT_ERROR;
+    parsed = opts_parse(&spec, argc > 0 ? argc - 1 : 0, argc > 0 ? argv + 1 : argv, pos, 0, &n_pos);
+    if (parsed != OPTS_OK)
+        return cli_exit(parsed);
 
     c = cli_connect(cmd, database);
     if (c == NULL)
