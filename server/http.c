@@ -314,6 +314,13 @@ json_t *http_body_json(struct vx_req *r, bool allow_empty)
     return j;
 }
 
+void http_release_snapshot(struct vx_req *r)
+{
+    snapshot_release(r->snap);
+    r->snap = NULL;
+    r->token = NULL;
+}
+
 void http_set_etag(struct vx_req *r, int64_t n)
 {
     char etag[ETAG_VERSION_MAX];

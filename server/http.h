@@ -132,6 +132,10 @@ enum http_rc http_reply_empty(struct vx_req *r, unsigned status);
  * allow_empty: an empty body yields an empty object. */
 json_t *http_body_json(struct vx_req *r, bool allow_empty);
 
+/* Let go of r->snap (and r->token, which points into it) early: for a
+ * request that outlives the snapshot it started on, such as a stream. */
+void http_release_snapshot(struct vx_req *r);
+
 /* Add `ETag: "n"` to the response. */
 void http_set_etag(struct vx_req *r, int64_t n);
 

@@ -112,9 +112,11 @@ char *metrics_render(size_t *len)
              "# HELP vexil_version Flag-set version of the served snapshot.\n"
              "# TYPE vexil_version gauge\nvexil_version %lld\n"
              "# HELP vexil_database_up 1 while the database is reachable.\n"
-             "# TYPE vexil_database_up gauge\nvexil_database_up %d\n",
+             "# TYPE vexil_database_up gauge\nvexil_database_up %d\n"
+             "# HELP vexil_snapshots_live Snapshots in memory: the served one and any still held.\n"
+             "# TYPE vexil_snapshots_live gauge\nvexil_snapshots_live %ld\n",
              longpoll_held(), s != NULL ? s->n_flags : 0, (long long)(s != NULL ? s->version : -1),
-             listen_db_up() ? 1 : 0);
+             listen_db_up() ? 1 : 0, snapshot_live());
     snapshot_release(s);
     return buf_take(&b, len);
 }

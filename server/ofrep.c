@@ -569,10 +569,10 @@ enum http_rc ofrep_stream(struct vx_req *r)
     r->rh_ctx = st;
     r->rh_cleaner = stream_cleanup;
 
-    int rc = longpoll_stream_open(&r->waiter, r->conn);
-    if (rc != 0)
+    int open = longpoll_stream_open(&r->waiter, r->conn);
+    if (open != 0)
         return http_reply_unavailable(r, 1, "%s",
-                                      rc == -2 ? "the server is shutting down"
+                                      open == -2 ? "the server is shutting down"
                                                : "too many held requests on this instance; retry "
                                                  "shortly");
     atomic_fetch_add(&st->refs, 1); /* the response's */
@@ -585,5 +585,9 @@ enum http_rc ofrep_stream(struct vx_req *r)
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    return http_queue(r, 200, resp, "text/event-stream");
+    enum http_rc rc = http_queue(r, 200, resp, "text/event-stream");
+    /* The stream lives for hours and reads the current snapshot at each
+     * wake-up: it must not keep the one it started with alive. */
+    http_release_snapshot(r);
+    return rc;
 }

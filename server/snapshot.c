@@ -27,6 +27,7 @@ static _Atomic(struct vx_snapshot *) hazard[HAZARD_SLOTS];
 static atomic_int hazard_next;
 static _Thread_local int hazard_slot = -1;
 static atomic_llong current_version = -1;
+static atomic_long live; /* snapshots built and not yet freed */
 
 static int cmp_flag(const void *a, const void *b)
 {
@@ -56,6 +57,7 @@ static void snapshot_free(struct vx_snapshot *s)
     free(s->prefix);
     free(s->flags_body);
     free(s);
+    atomic_fetch_sub(&live, 1);
 }
 
 /* The GET /flags body: {"version":N,"flags":[...]} */
@@ -133,6 +135,7 @@ struct vx_snapshot *snapshot_new(int64_t version, struct vx_flag *flags, size_t 
         free(tokens);
         return NULL;
     }
+    atomic_fetch_add(&live, 1);
     s->version = version;
     s->flags = flags;
     s->n_flags = n_flags;
@@ -188,6 +191,11 @@ void snapshot_publish(struct vx_snapshot *s)
         while (atomic_load(&hazard[i]) == old)
             sched_yield();
     snapshot_release(old);
+}
+
+long snapshot_live(void)
+{
+    return atomic_load(&live);
 }
 
 int64_t snapshot_version(void)

@@ -73,6 +73,10 @@ void snapshot_release(struct vx_snapshot *s);
  * release the previous one.  Called by one thread at a time (the reloader). */
 void snapshot_publish(struct vx_snapshot *s);
 
+/* Snapshots built and not yet freed: the current one, plus any that a
+ * request or a response still holds. */
+long snapshot_live(void);
+
 /* Version of the current snapshot, -1 before the first. Lock-free. */
 int64_t snapshot_version(void);
 

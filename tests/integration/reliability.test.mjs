@@ -1,0 +1,175 @@
+// reliability.test.mjs -- the kill switch gets through on a bad day
+// (docs/api.md §4, §5; docs/propagation.md): no memory is spent on requests
+// that will be refused, an instance without a snapshot says "try again"
+// rather than "your token is wrong", and a long-lived stream does not keep
+// old snapshots alive.  Every count and wait is bounded; only loopback.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import {
+  assertError, createDatabase, createFlag, createToken, migrate, PG_URL, Server, sleep, startEnv,
+} from './lib/harness.mjs';
+import { TcpProxy } from './lib/proxy.mjs';
+
+const MiB = 1024 * 1024;
+
+/** Resident memory of a process, in bytes (Linux /proc). */
+function rss(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m[1]) * 1024;
+}
+
+/** One gauge or counter from the /metrics text. */
+async function metric(server, name) {
+  const r = await fetch(server.base + '/metrics');
+  const text = await r.text();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  assert.ok(m, `${name} in /metrics`);
+  return Number(m[1]);
+}
+
+/**
+ * Open a connection, send `head` and `bodyBytes` bytes of a larger declared
+ * body, and resolve with the status line of the answer (or 0 when none came
+ * within `ms`).  The socket is kept open until close() so that the server
+ * would still be holding the body if it buffered it.
+ */
+function partialUpload(port, head, bodyBytes, ms) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let got = '';
+    const done = (status) => {
+      clearTimeout(timer);
+      resolve({ status, close: () => sock.destroy() });
+    };
+    const timer = setTimeout(() => done(0), ms);
+    sock.on('error', () => {});
+    sock.on('data', (d) => {
+      got += d.toString('latin1');
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(got);
+      if (m) done(Number(m[1]));
+    });
+    sock.on('connect', () => {
+      sock.write(head);
+      if (bodyBytes > 0) sock.write(Buffer.alloc(bodyBytes, 'x'));
+    });
+  });
+}
+
+describe('a request that will be refused costs no body memory', () => {
+  let env;
+  before(async () => { env = await startEnv(); });
+  after(async () => { await env?.close(); });
+
+  test('200 unauthenticated uploads declaring 1 MiB: 401 from the headers, RSS flat', async () => {
+    const pid = env.server.proc.pid;
+    const before = rss(pid);
+    const head = 'POST /api/flags HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+      `Content-Length: ${MiB}\r\n\r\n`;
+    // Each sends a quarter of its body and stops: a server that buffers
+    // bodies before authenticating has nothing to answer yet.
+    const ups = await Promise.all(Array.from({ length: 200 },
+      () => partialUpload(env.server.port, head, 256 * 1024, 5000)));
+    const grown = rss(pid) - before;
+    for (const u of ups) u.close();
+    const statuses = ups.map((u) => u.status);
+    assert.deepEqual([...new Set(statuses)], [401], `answers: ${statuses.join(',')}`);
+    // 200 x 256 KiB = 50 MiB sent; buffering it would show.  Allow for the
+    // connections themselves (a 16 KiB pool each) and the allocator.
+    assert.ok(grown < 24 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB`);
+    assert.equal((await env.anon.get('/healthz')).status, 200);
+  });
+
+  test('a wrong role, an unknown route and a wrong method are refused from the headers too', async () => {
+    const cases = [
+      [`POST /api/flags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${env.clientToken}\r\n`, 403],
+      [`POST /api/nothing HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${env.adminToken}\r\n`, 404],
+      [`PUT /api/flags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${env.adminToken}\r\n`, 405],
+    ];
+    for (const [h, want] of cases) {
+      const u = await partialUpload(env.server.port, h + `Content-Length: ${MiB}\r\n\r\n`, 1024, 3000);
+      u.close();
+      assert.equal(u.status, want, h.split('\r\n')[0]);
+    }
+  });
+
+  test('an admitted upload is still read whole and answered', async () => {
+    const r = await env.admin.post('/api/flags', { name: 'after-refusals', description: 'x'.repeat(900) });
+    assert.equal(r.status, 201, r.text);
+  });
+});
+
+describe('before the first snapshot', () => {
+  let db;
+  let proxy;
+  let server;
+  let token;
+  before(async () => {
+    db = await createDatabase();
+    await migrate(db.url);
+    token = await createToken(db.url, 'early', 'admin');
+    // The database answers the start-up migration, then hangs (a failover
+    // under way): the instance serves, but has no snapshot to serve from.
+    proxy = await new TcpProxy(Number(new URL(PG_URL).port)).start();
+    proxy.policy = (n) => (n === 1 ? 'forward' : 'blackhole');
+    server = new Server(proxy.url(db.name));
+    await server.start();
+  });
+  after(async () => {
+    await server?.stop();
+    await proxy?.close();
+    await db?.drop();
+  });
+
+  test('a request that needs a token is 503 with Retry-After, never 401', async () => {
+    const c = server.client(token);
+    for (const p of ['/flags', '/flags/x?user=u', '/api/flags', '/api/stale']) {
+      const r = await c.get(p);
+      assertError(r, 503, 'unavailable');
+      assert.equal(r.headers.get('retry-after'), '1', p);
+    }
+    for (const p of ['/ofrep/v1/evaluate/flags', '/ofrep/v1/evaluate/flags/x']) {
+      const r = await c.post(p, {});
+      assert.equal(r.status, 503, p);
+    }
+    // Even without a token: the instance cannot tell, so it must not say 401.
+    assert.equal((await server.client(null).get('/flags')).status, 503);
+    assert.equal((await server.client(null).get('/ofrep/v1/events')).status, 503);
+  });
+
+  test('the public routes still answer', async () => {
+    assert.equal((await server.client(null).get('/healthz')).status, 200);
+    assert.equal((await server.client(null).get('/readyz')).status, 503);
+  });
+});
+
+describe('an OFREP change stream holds no snapshot', () => {
+  let env;
+  before(async () => {
+    env = await startEnv();
+    await createFlag(env.admin, { name: 'pinned', enabled: true });
+  });
+  after(async () => { await env?.close(); });
+
+  test('after changes, only the served snapshot is in memory while a stream is open', async () => {
+    const ctl = new AbortController();
+    const res = await fetch(env.server.base + '/ofrep/v1/events', {
+      headers: { Authorization: `Bearer ${env.clientToken}` }, signal: ctl.signal,
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    await reader.read(); // the stream has started
+    for (let i = 1; i <= 3; i++) {
+      assert.equal((await env.admin.patch('/api/flags/pinned', { percentage: i })).status, 200);
+    }
+    let live = 0;
+    for (let i = 0; i < 40; i++) {
+      live = await metric(env.server, 'vexil_snapshots_live');
+      if (live === 1) break;
+      await sleep(50);
+    }
+    ctl.abort();
+    assert.equal(live, 1, 'snapshots in memory with one stream open after three changes');
+  });
+});
