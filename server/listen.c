@@ -41,6 +41,7 @@ static atomic_bool l_db_up;
 static int l_wakefd = -1;
 static unsigned l_check_s = 10;
 static PGconn *l_conn;
+static bool l_pending; /* a notification asked for a reload not yet done */
 
 static pthread_mutex_t l_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t l_cv;  /* on the monotonic clock: time_cond_init in listen_start */
@@ -63,17 +64,44 @@ static void drop_conn(const char *why)
     atomic_store(&l_db_up, false);
 }
 
-/* Write token last-use stamps that moved since the last flush. */
-static void flush_token_use(void)
+/* Take every notification libpq has queued.  libpq reads them into its own
+ * queue during any query on the connection (a reload, a token flush, the
+ * version check), after which the socket stays quiet: so this runs after
+ * every query here, not only when poll() says the socket is readable. */
+static void take_notifications(void)
 {
-    struct vx_snapshot *s = snapshot_acquire();
+    PGnotify *n;
 
+    if (l_conn == NULL)
+        return;
+    while ((n = PQnotifies(l_conn)) != NULL) {
+        char *end = NULL;
+        long long v = strtoll(n->extra, &end, 10);
+        if (end == n->extra || *end != '\0' || v != snapshot_version())
+            l_pending = true; /* 'tokens', or a version we do not serve yet */
+        PQfreemem(n);
+    }
+}
+
+/* Write the last-use stamps of s's tokens that moved since their last
+ * flush. */
+static void flush_token_use(struct vx_snapshot *s)
+{
     for (size_t i = 0; s != NULL && i < s->n_tokens && l_conn != NULL; i++) {
         struct vx_token_use *u = &s->token_use[i];
         int64_t lu = atomic_load_explicit(&u->last_used, memory_order_relaxed);
         if (lu > u->flushed && store_token_touch(l_conn, s->tokens[i].id, lu) == STORE_OK)
             u->flushed = lu;
+        take_notifications();
     }
+}
+
+/* flush_token_use() of the current snapshot. */
+static void flush_current_token_use(void)
+{
+    struct vx_snapshot *s = snapshot_acquire();
+
+    flush_token_use(s);
     snapshot_release(s);
 }
 
@@ -86,12 +114,17 @@ static int reload(void)
     pthread_mutex_lock(&l_mu);
     gen = l_requested;
     pthread_mutex_unlock(&l_mu);
-    flush_token_use();
+    /* What is queued now is covered by this load. */
+    l_pending = false;
     enum store_status st = store_snapshot_load(l_conn, &s);
+    take_notifications(); /* what came during it may be newer */
     if (st != STORE_OK) {
         drop_conn(store_last_error(l_conn));
         return -1;
     }
+    /* Requests stamped the tokens of the snapshot served until now: its
+     * stamps are written below, once the new one is published. */
+    struct vx_snapshot *prev = snapshot_acquire();
     int64_t old = snapshot_version();
     int64_t now = s->version;
     snapshot_publish(s);
@@ -105,6 +138,9 @@ static int reload(void)
     pthread_cond_broadcast(&l_cv);
     pthread_mutex_unlock(&l_mu);
     atomic_store(&l_db_up, true);
+    /* After publishing, so that the bookkeeping never delays a change. */
+    flush_token_use(prev);
+    snapshot_release(prev);
     return 0;
 }
 
@@ -123,6 +159,7 @@ static int connect_and_listen(void)
         return -1;
     }
     PQclear(res);
+    take_notifications();
     if (reload() != 0)
         return -1;
     store_database_back();
@@ -130,22 +167,13 @@ static int connect_and_listen(void)
     return 0;
 }
 
-/* Drain notifications; 1 if a reload is needed, -1 if the connection broke. */
-static int drain(void)
+/* Read what the socket has; false if the connection broke. */
+static bool consume(void)
 {
-    PGnotify *n;
-    int need = 0;
-
     if (PQconsumeInput(l_conn) == 0)
-        return -1;
-    while ((n = PQnotifies(l_conn)) != NULL) {
-        char *end = NULL;
-        long long v = strtoll(n->extra, &end, 10);
-        if (end == n->extra || *end != '\0' || v != snapshot_version())
-            need = 1; /* 'tokens', or a version we do not serve yet */
-        PQfreemem(n);
-    }
-    return need;
+        return false;
+    take_notifications();
+    return true;
 }
 
 static void *listen_main(void *arg)
@@ -155,7 +183,7 @@ static void *listen_main(void *arg)
 
     (void)arg;
     while (!atomic_load(&l_stopping)) {
-        bool need = false;
+        bool need;
         if (l_conn == NULL) {
             if (connect_and_listen() != 0) {
                 struct pollfd p = {.fd = l_wakefd, .events = POLLIN};
@@ -166,7 +194,7 @@ static void *listen_main(void *arg)
             backoff = BACKOFF_MIN_MS;
         }
         int64_t now = time_monotonic_us();
-        int timeout = next_check > now ? (int)((next_check - now) / 1000) + 1 : 0;
+        int timeout = next_check > now && !l_pending ? (int)((next_check - now) / 1000) + 1 : 0;
         struct pollfd p[2] = {{.fd = PQsocket(l_conn), .events = POLLIN},
                               {.fd = l_wakefd, .events = POLLIN}};
         if (poll(p, 2, timeout) < 0 && errno != EINTR)
@@ -175,32 +203,29 @@ static void *listen_main(void *arg)
             uint64_t v;
             (void)!read(l_wakefd, &v, sizeof(v));
         }
-        if (p[0].revents & (POLLIN | POLLERR | POLLHUP)) {
-            int d = drain();
-            if (d < 0) {
-                drop_conn("connection closed");
-                continue;
-            }
-            need = d > 0;
+        if ((p[0].revents & (POLLIN | POLLERR | POLLHUP)) && !consume()) {
+            drop_conn("connection closed");
+            continue;
         }
         pthread_mutex_lock(&l_mu);
-        need = need || l_requested > l_done;
+        need = l_requested > l_done;
         pthread_mutex_unlock(&l_mu);
         if (time_monotonic_us() >= next_check) {
             int64_t v;
             next_check = time_monotonic_us() + (int64_t)l_check_s * VX_USEC_PER_SEC;
-            flush_token_use();
+            flush_current_token_use();
             if (store_version(l_conn, &v) != STORE_OK) {
                 drop_conn("version check failed");
                 continue;
             }
+            take_notifications();
             need = need || v != snapshot_version();
         }
-        if (need)
+        if (need || l_pending)
             reload();
     }
     if (l_conn != NULL) {
-        flush_token_use();
+        flush_current_token_use();
         PQfinish(l_conn);
         l_conn = NULL;
     }

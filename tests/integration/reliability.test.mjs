@@ -173,3 +173,47 @@ describe('an OFREP change stream holds no snapshot', () => {
     assert.equal(live, 1, 'snapshots in memory with one stream open after three changes');
   });
 });
+
+describe('revocations reach every instance', () => {
+  let env;
+  let b; // a second instance on the same database
+  before(async () => {
+    env = await startEnv();
+    b = await new Server(env.db.url).start();
+  });
+  after(async () => {
+    await b?.stop();
+    await env?.close();
+  });
+
+  test('three tokens revoked back-to-back on A are all refused on B within a second', async () => {
+    const made = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await env.admin.post('/api/tokens', { name: `doomed-${i}`, role: 'client' });
+      assert.equal(r.status, 201, r.text);
+      made.push(r.json);
+    }
+    for (const t of made) {
+      for (let i = 0; i < 40 && (await b.client(t.token).get('/flags')).status !== 200; i++) await sleep(25);
+      assert.equal((await b.client(t.token).get('/flags')).status, 200, 'works on B first');
+    }
+    // Busy B's listener while the revocations arrive: tokens used on B
+    // give it last-use stamps to write before its next reload, queries
+    // during which libpq queues the notifications that come meanwhile.
+    const busy = [];
+    for (let i = 0; i < 40; i++) {
+      const r = await env.admin.post('/api/tokens', { name: `busy-${i}`, role: 'client' });
+      busy.push(r.json.token);
+    }
+    await sleep(300);
+    await Promise.all(busy.map((t) => b.client(t).get('/flags')));
+    const t0 = Date.now();
+    for (const t of made) assert.equal((await env.admin.del(`/api/tokens/${t.id}`)).status, 204);
+    const left = new Set(made.map((t) => t.token));
+    while (left.size > 0 && Date.now() - t0 < 1000) {
+      for (const s of [...left]) if ((await b.client(s).get('/flags')).status === 401) left.delete(s);
+      await sleep(20);
+    }
+    assert.equal(left.size, 0, `${left.size} revoked token(s) still accepted on B after 1 s`);
+  });
+});
