@@ -49,6 +49,7 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "encode.h"
 #include "sha256.h"
 #include "timeutil.h"
 
@@ -441,64 +442,8 @@ enum store_status store_run_transaction(PGconn *c, enum store_status (*cb)(PGcon
 #define BEGIN_READ_ONLY "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 /* ------------------------------------------------------------------ */
-/* Small encoders                                                       */
+/* Small helpers                                                        */
 /* ------------------------------------------------------------------ */
-
-static void store_hex(const uint8_t *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static int store_unhex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Exactly 2n hex digits into n bytes. 0 or -1. */
-static int store_unhex(const char *s, uint8_t *out, size_t n)
-{
-    if (strlen(s) != 2 * n)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int hi = store_unhex_digit(s[2 * i]), lo = store_unhex_digit(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
-}
-
-/* base64url without padding (RFC 4648 §5); out holds 4 * ceil(n / 3) + 1. */
-static void store_base64url(const uint8_t *in, size_t n, char *out)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = a[v >> 18 & 63];
-        out[o++] = a[v >> 12 & 63];
-        if (i + 1 < n)
-            out[o++] = a[v >> 6 & 63];
-        if (i + 2 < n)
-            out[o++] = a[v & 63];
-    }
-    out[o] = '\0';
-}
 
 /* Fill buf with the decimal form of v; returns buf. */
 static const char *store_itoa(int64_t v, char buf[24])
@@ -1349,7 +1294,7 @@ static enum store_status store_tokens_select(PGconn *c, struct vx_token **tokens
         t[i].role = strcmp(PQgetvalue(r, row, 2), "admin") == 0 ? VX_ROLE_ADMIN : VX_ROLE_CLIENT;
         atomic_init(&t[i].last_used, used);
         t[i].flushed = used;
-        if (t[i].name == NULL || store_unhex(PQgetvalue(r, row, 3), t[i].hash, SHA256_LEN) != 0) {
+        if (t[i].name == NULL || encode_unhex(PQgetvalue(r, row, 3), t[i].hash, SHA256_LEN) != 0) {
             for (size_t j = 0; j <= i; j++)
                 free(t[j].name);
             free(t);
@@ -1492,10 +1437,10 @@ enum store_status store_token_create(PGconn *c, const char *name, enum vx_role r
     if (store_random(raw, sizeof raw) != 0)
         return store_fail(STORE_ERROR, "getrandom: %s", strerror(errno));
     memcpy(secret, "vx_", 3);
-    store_base64url(raw, sizeof raw, secret + 3); /* 43 characters */
+    encode_base64url(raw, sizeof raw, secret + 3); /* 43 characters */
     explicit_bzero(raw, sizeof raw);
     sha256(secret, strlen(secret), hash);
-    store_hex(hash, sizeof hash, hash_hex);
+    encode_hex(hash, sizeof hash, hash_hex);
     uuid_generate_random(u);
     uuid_unparse_lower(u, id);
 
