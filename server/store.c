@@ -469,17 +469,12 @@ static bool store_uuid_valid(const char *s)
     "name, description, owner, enabled, percentage, array_to_json(users)::text, " US(              \
         "created_at") ", " US("updated_at") ", " US("rolled_out_at") ", revision"
 
-static int store_cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* users from a JSON array text; sorted and made distinct again so that the
  * invariant of struct vx_flag holds even after a hand edit of the table. */
 static int store_users_from_json(const char *text, char ***users, size_t *n)
 {
     json_t *a = json_loads(text, 0, NULL);
-    size_t len = json_array_size(a), k = 0;
+    size_t len = json_array_size(a);
     char **u = calloc(len > 0 ? len : 1, sizeof *u);
 
     *users = NULL;
@@ -491,16 +486,9 @@ static int store_users_from_json(const char *text, char ***users, size_t *n)
         if (s == NULL || (u[i] = strdup(s)) == NULL)
             goto fail;
     }
-    qsort(u, len, sizeof *u, store_cmp_str);
-    for (size_t i = 0; i < len; i++) {
-        if (k > 0 && strcmp(u[k - 1], u[i]) == 0)
-            free(u[i]);
-        else
-            u[k++] = u[i];
-    }
     json_decref(a);
     *users = u;
-    *n = k;
+    *n = flag_users_normalize(u, len, NULL);
     return 0;
 
 fail:
