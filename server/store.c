@@ -69,9 +69,12 @@
 /* Errors                                                               */
 /* ------------------------------------------------------------------ */
 
-/* The last failure of this thread: SQLSTATE ("" if none) and a message. */
-static __thread char store_sqlstate[6];
-static __thread char store_errmsg[512];
+/* The last failure of this thread: SQLSTATE ("" if none), a message, and
+ * whether the failing code asked for the transaction to start over
+ * (store_retry). */
+static _Thread_local char store_sqlstate[6];
+static _Thread_local char store_errmsg[512];
+static _Thread_local bool store_retry_wanted;
 
 /* Copy msg into buf on one line (libpq messages span several). */
 static void store_oneline(char *buf, size_t size, const char *msg)
@@ -95,6 +98,7 @@ static void store_error_clear(void)
 {
     store_sqlstate[0] = '\0';
     store_errmsg[0] = '\0';
+    store_retry_wanted = false;
 }
 
 /* Remember a failure that is not the server's (out of memory, bad data).
@@ -107,7 +111,23 @@ __attribute__((format(printf, 2, 3))) static enum store_status store_fail(enum s
     vsnprintf(store_errmsg, sizeof store_errmsg, fmt, ap);
     va_end(ap);
     store_sqlstate[0] = '\0';
+    store_retry_wanted = false;
     return status;
+}
+
+/* Ask for the current transaction to be rolled back and run again from
+ * the start, with message fmt for when the attempts run out.  Returns
+ * STORE_ERROR, which the transaction runner then treats like a
+ * serialization failure. */
+__attribute__((format(printf, 1, 2))) static enum store_status store_retry(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(store_errmsg, sizeof store_errmsg, fmt, ap);
+    va_end(ap);
+    store_sqlstate[0] = '\0';
+    store_retry_wanted = true;
+    return STORE_ERROR;
 }
 
 /* Remember the failure of r (NULL: of the connection) and classify it. */
@@ -120,6 +140,7 @@ static enum store_status store_failed(PGconn *c, const PGresult *r)
         msg = PQerrorMessage(c);
     store_oneline(store_errmsg, sizeof store_errmsg, msg);
     snprintf(store_sqlstate, sizeof store_sqlstate, "%s", state != NULL ? state : "");
+    store_retry_wanted = false;
 
     if (PQstatus(c) != CONNECTION_OK)
         return STORE_UNAVAILABLE;
@@ -136,10 +157,12 @@ static enum store_status store_failed(PGconn *c, const PGresult *r)
     return STORE_ERROR;
 }
 
-/* Was the last failure one that a new attempt of the transaction may fix? */
+/* Was the last failure one that a new attempt of the transaction may fix:
+ * a serialization failure, a deadlock, or a store_retry()? */
 static bool store_retryable(void)
 {
-    return strcmp(store_sqlstate, "40001") == 0 || strcmp(store_sqlstate, "40P01") == 0;
+    return store_retry_wanted || strcmp(store_sqlstate, "40001") == 0 ||
+           strcmp(store_sqlstate, "40P01") == 0;
 }
 
 const char *store_last_error(PGconn *c)
@@ -233,7 +256,7 @@ static pthread_key_t store_key;
 static pthread_once_t store_key_once = PTHREAD_ONCE_INIT;
 /* This thread's last failed connection attempt: no new one before this
  * (monotonic µs). */
-static __thread int64_t store_reconnect_after;
+static _Thread_local int64_t store_reconnect_after;
 
 void store_configure(const char *conninfo)
 {
@@ -291,7 +314,7 @@ static void store_key_create(void)
 /* Bumped by store_database_back(): a thread's back-off ends early when the
  * database has been seen again since its last failure. */
 static atomic_uint store_back_epoch;
-static __thread unsigned store_failed_epoch;
+static _Thread_local unsigned store_failed_epoch;
 
 void store_database_back(void)
 {
@@ -1138,8 +1161,7 @@ static enum store_status flag_revert_cb(PGconn *c, void *cls)
     if (st == STORE_OK && !inserted) {
         /* Created by someone else since we looked: start over, and the
          * next attempt restores over it. */
-        st = store_fail(STORE_ERROR, "flag %s was created concurrently", w->name);
-        snprintf(store_sqlstate, sizeof store_sqlstate, "40001");
+        st = store_retry("flag %s was created concurrently", w->name);
     }
     if (st == STORE_OK)
         st = store_event_insert(c, w->name, w->now, w->actor, "revert", found ? &cur : NULL,
