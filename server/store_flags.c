@@ -28,41 +28,60 @@
 /* The row                                                              */
 /* ------------------------------------------------------------------ */
 
-/* How a column crosses the wire; each kind is one C type of the field. */
+/* How a column crosses the wire.  Each kind has one C type for its field
+ * (FLAG_<kind>_CTYPE), which FLAG_COLUMN checks. */
 enum flag_kind {
-    FLAG_TEXT,         /* char *, NOT NULL */
-    FLAG_BOOL,         /* bool */
-    FLAG_INT,          /* int */
-    FLAG_INT64,        /* int64_t */
-    FLAG_TIME,         /* int64_t µs, NOT NULL */
-    FLAG_TIME_OR_NULL, /* int64_t µs, 0 = NULL */
-    FLAG_USERS,        /* char ** (with n_users), text[] sorted and distinct */
+    FLAG_TEXT,         /* NOT NULL text */
+    FLAG_BOOL,         /* boolean */
+    FLAG_INT,          /* integer */
+    FLAG_INT64,        /* bigint */
+    FLAG_TIME,         /* NOT NULL timestamptz, as µs */
+    FLAG_TIME_OR_NULL, /* timestamptz, as µs, 0 = NULL */
+    FLAG_USERS,        /* text[], sorted and distinct, with n_users */
 };
+#define FLAG_TEXT_CTYPE         char *
+#define FLAG_BOOL_CTYPE         bool
+#define FLAG_INT_CTYPE          int
+#define FLAG_INT64_CTYPE        int64_t
+#define FLAG_TIME_CTYPE         int64_t
+#define FLAG_TIME_OR_NULL_CTYPE int64_t
+#define FLAG_USERS_CTYPE        char **
 
-/* The offset of field in struct vx_flag; does not compile unless the field
- * has type `type`, which keeps each column's kind honest. */
-#define FLAG_FIELD(field, type)                                                                    \
-    _Generic(((struct vx_flag *)NULL)->field, type : offsetof(struct vx_flag, field))
+/* The column named like field of struct vx_flag, of kind kind.  Does not
+ * compile unless the field has the C type of the kind. */
+/* clang-format off */
+#define FLAG_COLUMN(field, kind)                                                    \
+    {#field, kind,                                                                  \
+     _Generic(((struct vx_flag *)NULL)->field,                                      \
+              kind##_CTYPE: offsetof(struct vx_flag, field))}
+/* clang-format on */
 
+/* A flag row, in the order of its parameters $1..$N; the first column is
+ * the key.  Adding a column is one line here (and the field, and the
+ * migration). */
 static const struct flag_column {
     const char *column; /* as in migrations/ */
     enum flag_kind kind;
     size_t offset; /* of its field in struct vx_flag */
 } flag_columns[] = {
     /* clang-format off */
-    {"name",          FLAG_TEXT,         FLAG_FIELD(name,          char *)},
-    {"description",   FLAG_TEXT,         FLAG_FIELD(description,   char *)},
-    {"owner",         FLAG_TEXT,         FLAG_FIELD(owner,         char *)},
-    {"enabled",       FLAG_BOOL,         FLAG_FIELD(enabled,       bool)},
-    {"percentage",    FLAG_INT,          FLAG_FIELD(percentage,    int)},
-    {"users",         FLAG_USERS,        FLAG_FIELD(users,         char **)},
-    {"created_at",    FLAG_TIME,         FLAG_FIELD(created_at,    int64_t)},
-    {"updated_at",    FLAG_TIME,         FLAG_FIELD(updated_at,    int64_t)},
-    {"rolled_out_at", FLAG_TIME_OR_NULL, FLAG_FIELD(rolled_out_at, int64_t)},
-    {"revision",      FLAG_INT64,        FLAG_FIELD(revision,      int64_t)},
+    FLAG_COLUMN(name,          FLAG_TEXT),
+    FLAG_COLUMN(description,   FLAG_TEXT),
+    FLAG_COLUMN(owner,         FLAG_TEXT),
+    FLAG_COLUMN(enabled,       FLAG_BOOL),
+    FLAG_COLUMN(percentage,    FLAG_INT),
+    FLAG_COLUMN(users,         FLAG_USERS),
+    FLAG_COLUMN(created_at,    FLAG_TIME),
+    FLAG_COLUMN(updated_at,    FLAG_TIME),
+    FLAG_COLUMN(rolled_out_at, FLAG_TIME_OR_NULL),
+    FLAG_COLUMN(revision,      FLAG_INT64),
     /* clang-format on */
 };
 #define FLAG_N_COLUMNS (sizeof flag_columns / sizeof flag_columns[0])
+
+/* The field at offset in f, as a type * (type const *). */
+#define FLAG_AT(f, offset, type)       ((type *)(void *)((char *)(f) + (offset)))
+#define FLAG_CONST_AT(f, offset, type) ((type const *)(const void *)((const char *)(f) + (offset)))
 
 /* The parameters of one row, in flag_columns order; flag_params_free()
  * after use. */
@@ -72,43 +91,42 @@ struct flag_params {
     const char *v[FLAG_N_COLUMNS];
 };
 
-/* Read column col of row into the field at field (of f); write the field
- * at field (of f) as the text of one parameter into p's slot i.  0, or -1
- * when out of memory or the text makes no sense. */
-typedef int flag_read_fn(const PGresult *r, int row, int col, struct vx_flag *f, void *field);
-typedef int flag_write_fn(const struct vx_flag *f, const void *field, struct flag_params *p,
-                          size_t i);
+/* Read column col of row into the field at offset in f.  Write the field at
+ * offset in f as the text of parameter slot i of p.  0, or -1 when out of
+ * memory or the text makes no sense. */
+typedef int flag_read_fn(const PGresult *r, int row, int col, struct vx_flag *f, size_t offset);
+typedef int flag_write_fn(const struct vx_flag *f, size_t offset, struct flag_params *p, size_t i);
 
-static int flag_read_text(const PGresult *r, int row, int col, struct vx_flag *f, void *field)
+static int flag_read_text(const PGresult *r, int row, int col, struct vx_flag *f, size_t offset)
 {
-    char **s = field;
+    char **s = FLAG_AT(f, offset, char *);
 
     *s = strdup(PQgetvalue(r, row, col));
     return *s == NULL ? -1 : 0;
 }
 
-static int flag_read_bool(const PGresult *r, int row, int col, struct vx_flag *f, void *field)
+static int flag_read_bool(const PGresult *r, int row, int col, struct vx_flag *f, size_t offset)
 {
-    *(bool *)field = store_bool(r, row, col);
+    *FLAG_AT(f, offset, bool) = store_bool(r, row, col);
     return 0;
 }
 
-static int flag_read_int(const PGresult *r, int row, int col, struct vx_flag *f, void *field)
+static int flag_read_int(const PGresult *r, int row, int col, struct vx_flag *f, size_t offset)
 {
-    *(int *)field = (int)store_int64(r, row, col);
+    *FLAG_AT(f, offset, int) = (int)store_int64(r, row, col);
     return 0;
 }
 
 /* Also FLAG_TIME and FLAG_TIME_OR_NULL: NULL reads as 0. */
-static int flag_read_int64(const PGresult *r, int row, int col, struct vx_flag *f, void *field)
+static int flag_read_int64(const PGresult *r, int row, int col, struct vx_flag *f, size_t offset)
 {
-    *(int64_t *)field = store_int64(r, row, col);
+    *FLAG_AT(f, offset, int64_t) = store_int64(r, row, col);
     return 0;
 }
 
 /* users from a JSON array text; sorted and made distinct again so that the
  * invariant of struct vx_flag holds even after a hand edit of the table. */
-static int flag_read_users(const PGresult *r, int row, int col, struct vx_flag *f, void *field)
+static int flag_read_users(const PGresult *r, int row, int col, struct vx_flag *f, size_t offset)
 {
     json_t *a = json_loads(PQgetvalue(r, row, col), 0, NULL);
     size_t len = json_array_size(a);
@@ -122,7 +140,7 @@ static int flag_read_users(const PGresult *r, int row, int col, struct vx_flag *
             goto fail;
     }
     json_decref(a);
-    *(char ***)field = u;
+    *FLAG_AT(f, offset, char **) = u;
     f->n_users = flag_users_normalize(u, len, NULL);
     return 0;
 
@@ -134,49 +152,44 @@ fail:
     return -1;
 }
 
-static int flag_write_text(const struct vx_flag *f, const void *field, struct flag_params *p,
-                           size_t i)
+static int flag_write_text(const struct vx_flag *f, size_t offset, struct flag_params *p, size_t i)
 {
-    p->v[i] = *(char *const *)field;
+    p->v[i] = *FLAG_CONST_AT(f, offset, char *);
     return 0;
 }
 
-static int flag_write_bool(const struct vx_flag *f, const void *field, struct flag_params *p,
-                           size_t i)
+static int flag_write_bool(const struct vx_flag *f, size_t offset, struct flag_params *p, size_t i)
 {
-    p->v[i] = *(const bool *)field ? "t" : "f";
+    p->v[i] = *FLAG_CONST_AT(f, offset, bool) ? "t" : "f";
     return 0;
 }
 
-static int flag_write_int(const struct vx_flag *f, const void *field, struct flag_params *p,
-                          size_t i)
+static int flag_write_int(const struct vx_flag *f, size_t offset, struct flag_params *p, size_t i)
 {
-    p->v[i] = store_itoa(*(const int *)field, p->num[i]);
+    p->v[i] = store_itoa(*FLAG_CONST_AT(f, offset, int), p->num[i]);
     return 0;
 }
 
 /* Also FLAG_TIME. */
-static int flag_write_int64(const struct vx_flag *f, const void *field, struct flag_params *p,
-                            size_t i)
+static int flag_write_int64(const struct vx_flag *f, size_t offset, struct flag_params *p, size_t i)
 {
-    p->v[i] = store_itoa(*(const int64_t *)field, p->num[i]);
+    p->v[i] = store_itoa(*FLAG_CONST_AT(f, offset, int64_t), p->num[i]);
     return 0;
 }
 
-static int flag_write_time_or_null(const struct vx_flag *f, const void *field,
-                                   struct flag_params *p, size_t i)
+static int flag_write_time_or_null(const struct vx_flag *f, size_t offset, struct flag_params *p,
+                                   size_t i)
 {
-    int64_t t = *(const int64_t *)field;
+    int64_t t = *FLAG_CONST_AT(f, offset, int64_t);
 
     p->v[i] = t != 0 ? store_itoa(t, p->num[i]) : NULL;
     return 0;
 }
 
 /* users as a JSON array, for TEXT_ARRAY(). */
-static int flag_write_users(const struct vx_flag *f, const void *field, struct flag_params *p,
-                            size_t i)
+static int flag_write_users(const struct vx_flag *f, size_t offset, struct flag_params *p, size_t i)
 {
-    char *const *users = *(char **const *)field;
+    char *const *users = *FLAG_CONST_AT(f, offset, char **);
     json_t *a = json_array();
     int rc = a == NULL;
 
@@ -223,7 +236,7 @@ static enum store_status flag_params_init(struct flag_params *p, const struct vx
     memset(p, 0, sizeof *p);
     for (size_t i = 0; i < FLAG_N_COLUMNS; i++) {
         const struct flag_column *col = &flag_columns[i];
-        if (flag_kinds[col->kind].write(f, (const char *)f + col->offset, p, i) != 0)
+        if (flag_kinds[col->kind].write(f, col->offset, p, i) != 0)
             return store_fail(STORE_ERROR, "cannot encode the %s of flag %s", col->column, f->name);
     }
     return STORE_OK;
@@ -236,7 +249,7 @@ static enum store_status flag_from_row(const PGresult *r, int row, struct vx_fla
     memset(f, 0, sizeof *f);
     for (size_t i = 0; i < FLAG_N_COLUMNS; i++) {
         const struct flag_column *col = &flag_columns[i];
-        if (flag_kinds[col->kind].read(r, row, (int)i, f, (char *)f + col->offset) != 0) {
+        if (flag_kinds[col->kind].read(r, row, (int)i, f, col->offset) != 0) {
             flag_free(f);
             return store_fail(STORE_ERROR, "cannot read flag %s", PQgetvalue(r, row, 0));
         }

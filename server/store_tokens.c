@@ -120,6 +120,7 @@ enum store_status store_tokens_select(PGconn *c, struct vx_token **tokens, size_
 /* {"tokens":[...]} for the API; new reference in *out. */
 static enum store_status store_tokens_list_select(PGconn *c, const void *arg, json_t **out)
 {
+    (void)arg;
     enum store_status st = STORE_OK;
     PGresult *r = store_query(c, SQL_TOKENS_LIST, 0, NULL, &st);
 
