@@ -66,6 +66,29 @@ static void flag_users_free(char **users, size_t n)
     free(users);
 }
 
+size_t flag_users_normalize(char **users, size_t n, const char **dup)
+{
+    size_t k = 0;
+
+    if (dup != NULL)
+        *dup = NULL;
+    if (n == 0)
+        return 0;
+    qsort(users, n, sizeof *users, flag_strcmp_p);
+    for (size_t i = 0; i < n; i++) {
+        if (k > 0 && strcmp(users[k - 1], users[i]) == 0) {
+            if (dup != NULL && *dup == NULL)
+                *dup = users[k - 1];
+            free(users[i]);
+        } else {
+            users[k++] = users[i];
+        }
+    }
+    for (size_t i = k; i < n; i++)
+        users[i] = NULL;
+    return k;
+}
+
 /* Deep copy of a users array into *out (caller frees with flag_users_free).
  * 0, or -1 on OOM with *out NULL. */
 static int flag_users_copy(char *const *src, size_t n, char ***out)
@@ -184,6 +207,7 @@ static int flag_get_users(const json_t *v, const char *field, char ***out, size_
     if (n == 0)
         return 0;
 
+    const char *dup = NULL;
     char **u = calloc(n, sizeof *u);
     if (u == NULL)
         return vx_fail(err, VX_E_UNAVAILABLE, "out of memory");
@@ -210,13 +234,10 @@ static int flag_get_users(const json_t *v, const char *field, char ***out, size_
             goto fail;
         }
     }
-    qsort(u, n, sizeof *u, flag_strcmp_p);
-    for (size_t i = 1; i < n; i++) {
-        if (strcmp(u[i - 1], u[i]) == 0) {
-            vx_fail(err, VX_E_INVALID_VALUE, "%s must be distinct: \"%.64s\" is listed twice",
-                    field, u[i]);
-            goto fail;
-        }
+    if (flag_users_normalize(u, n, &dup) != n) {
+        vx_fail(err, VX_E_INVALID_VALUE, "%s must be distinct: \"%.64s\" is listed twice", field,
+                dup);
+        goto fail;
     }
     *out = u;
     *n_out = n;

@@ -95,6 +95,13 @@ int flag_from_json(const json_t *obj, struct vx_flag *out, struct vx_error *err)
 int flag_copy(const struct vx_flag *src, struct vx_flag *dst);
 void flag_free(struct vx_flag *f);
 
+/* Sort users (n strings, each malloc'd) in place into the order struct
+ * vx_flag keeps and drop repeated entries, freeing them; the slots past the
+ * returned count are set to NULL.  Returns how many distinct users remain.
+ * When dup is not NULL, *dup receives the first user (in sorted order) that
+ * was listed more than once -- a pointer into users -- or NULL. */
+size_t flag_users_normalize(char **users, size_t n, const char **dup);
+
 /* Is user listed? (binary search; users must be sorted) */
 bool flag_has_user(const struct vx_flag *f, const char *user, size_t user_len);
 

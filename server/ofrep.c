@@ -45,6 +45,7 @@
 #include <sys/socket.h>
 
 #include "api.h"
+#include "encode.h"
 #include "eval.h"
 #include "httputil.h"
 #include "sha256.h"
@@ -238,26 +239,6 @@ static int bulk_etag(int64_t version, const json_t *ctx, char *out, size_t outle
     return 0;
 }
 
-static void base64url(const uint8_t *in, size_t n, char *out)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        acc = (acc << 8) | in[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out[o++] = tab[(acc >> bits) & 63];
-        }
-    }
-    if (bits > 0)
-        out[o++] = tab[(acc << (6 - bits)) & 63];
-    out[o] = '\0';
-}
-
 /* The change-stream capability of a token: base64url(SHA-256(label || hash)). */
 static void stream_key(const uint8_t token_hash[SHA256_LEN], char out[OFREP_STREAM_KEY_LEN + 1])
 {
@@ -269,7 +250,7 @@ static void stream_key(const uint8_t token_hash[SHA256_LEN], char out[OFREP_STRE
     sha256_update(&c, label, sizeof(label));
     sha256_update(&c, token_hash, SHA256_LEN);
     sha256_final(&c, k);
-    base64url(k, sizeof(k), out);
+    encode_base64url(k, sizeof(k), out);
 }
 
 /* Is s a plain host[:port] (no characters that could break out of a URL)? */

@@ -1,5 +1,10 @@
 /* store.h -- every database query of vexil, one small function each.
  *
+ * The queries live in one file per table (store_flags.c, store_events.c,
+ * store_version.c, store_tokens.c) or per transaction made of them
+ * (store_flag_writes.c, store_snapshot.c); store.c holds the connections,
+ * failures and the transaction runner.
+ *
  * Writes run through store_run_transaction(), which retries serialization
  * failures and deadlocks and reports a lost connection as STORE_UNAVAILABLE
  * so the HTTP layer can answer 503 with nothing half-written.  Every write
@@ -55,7 +60,8 @@ PGconn *store_thread_conn(void);
 void store_database_back(void);
 
 /* Run cb(conn, cls) inside BEGIN/COMMIT; roll back when cb returns anything
- * but STORE_OK; retry up to 5 times on SQLSTATE 40001/40P01. */
+ * but STORE_OK; retry up to 5 times on SQLSTATE 40001/40P01, or when cb
+ * asked for it with store_retry() (store_int.h). */
 enum store_status store_run_transaction(PGconn *c, enum store_status (*cb)(PGconn *c, void *cls),
                                         void *cls);
 

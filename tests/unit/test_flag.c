@@ -410,6 +410,31 @@ START_TEST(test_users_invalid)
 }
 END_TEST
 
+/* What the store applies to users read back from the table. */
+START_TEST(test_users_normalize)
+{
+    const char *in[] = {"carol", "alice", "bob", "alice", "carol", "alice"};
+    char *u[6];
+    const char *dup = "x";
+
+    for (size_t i = 0; i < 6; i++)
+        u[i] = strdup(in[i]);
+    ck_assert_uint_eq(flag_users_normalize(u, 6, &dup), 3);
+    ck_assert_str_eq(dup, "alice");
+    ck_assert_str_eq(u[0], "alice");
+    ck_assert_str_eq(u[1], "bob");
+    ck_assert_str_eq(u[2], "carol");
+    for (size_t i = 3; i < 6; i++)
+        ck_assert_ptr_null(u[i]);
+    ck_assert_uint_eq(flag_users_normalize(u, 3, &dup), 3);
+    ck_assert_ptr_null(dup);
+    ck_assert_uint_eq(flag_users_normalize(u, 3, NULL), 3);
+    ck_assert_uint_eq(flag_users_normalize(NULL, 0, &dup), 0);
+    for (size_t i = 0; i < 3; i++)
+        free(u[i]);
+}
+END_TEST
+
 START_TEST(test_user_length)
 {
     struct vx_flag_patch p;
@@ -1036,6 +1061,7 @@ int main(void)
     tcase_add_test(tc, test_percentage_huge_real);
     tcase_add_test(tc, test_users_sorted);
     tcase_add_test(tc, test_users_invalid);
+    tcase_add_test(tc, test_users_normalize);
     tcase_add_test(tc, test_user_length);
     tcase_add_test(tc, test_users_count);
     tcase_add_test(tc, test_unknown_fields);

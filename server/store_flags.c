@@ -1,0 +1,505 @@
+/* store_flags.c -- the flags table: one row per flag, read into and
+ * written from struct vx_flag.
+ *
+ * Why.  A flag row is described once, in flag_columns[] below: each entry
+ * names a column, the field of struct vx_flag it holds and its kind.  The
+ * kind (flag_kinds[]) says how the column is selected, how a parameter
+ * becomes its value, and how the text of either is read into or written from
+ * the field.  The SELECT list, the INSERT column and value lists, the
+ * UPDATE's SET list and the row reader are all derived from that one table,
+ * so adding a column is one line there (plus the field and the migration),
+ * and a column list can never disagree with its parameter array.
+ *
+ * How.  The four statements on whole rows are built from the table once, at
+ * first use (pthread_once), into static buffers; flag_sql() hands them out.
+ * A row is written with the parameters $1..$N in table order: the first
+ * column is the key (name), which UPDATE matches and never sets.  The
+ * write path that uses these statements is store_flag_writes.c. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+/* ------------------------------------------------------------------ */
+/* The row                                                              */
+/* ------------------------------------------------------------------ */
+
+/* How a column crosses the wire.  Each kind has one C type for its field
+ * (FLAG_<kind>_CTYPE), which FLAG_COLUMN checks. */
+enum flag_kind {
+    FLAG_TEXT,         /* NOT NULL text */
+    FLAG_BOOL,         /* boolean */
+    FLAG_INT,          /* integer */
+    FLAG_INT64,        /* bigint */
+    FLAG_TIME,         /* NOT NULL timestamptz, as µs */
+    FLAG_TIME_OR_NULL, /* timestamptz, as µs, 0 = NULL */
+    FLAG_USERS,        /* text[], sorted and distinct, with n_users */
+};
+#define FLAG_TEXT_CTYPE         char *
+#define FLAG_BOOL_CTYPE         bool
+#define FLAG_INT_CTYPE          int
+#define FLAG_INT64_CTYPE        int64_t
+#define FLAG_TIME_CTYPE         int64_t
+#define FLAG_TIME_OR_NULL_CTYPE int64_t
+#define FLAG_USERS_CTYPE        char **
+
+/* The column named like field of struct vx_flag, of kind kind.  Does not
+ * compile unless the field has the C type of the kind. */
+/* clang-format off */
+#define FLAG_COLUMN(field, kind)                                                    \
+    {#field, kind,                                                                  \
+     _Generic(((struct vx_flag *)NULL)->field,                                      \
+              kind##_CTYPE: offsetof(struct vx_flag, field))}
+/* clang-format on */
+
+/* A flag row, in the order of its parameters $1..$N; the first column is
+ * the key.  Adding a column is one line here (and the field, and the
+ * migration). */
+static const struct flag_column {
+    const char *column; /* as in migrations/ */
+    enum flag_kind kind;
+    size_t offset; /* of its field in struct vx_flag */
+} flag_columns[] = {
+    /* clang-format off */
+    FLAG_COLUMN(name,          FLAG_TEXT),
+    FLAG_COLUMN(description,   FLAG_TEXT),
+    FLAG_COLUMN(owner,         FLAG_TEXT),
+    FLAG_COLUMN(enabled,       FLAG_BOOL),
+    FLAG_COLUMN(percentage,    FLAG_INT),
+    FLAG_COLUMN(users,         FLAG_USERS),
+    FLAG_COLUMN(created_at,    FLAG_TIME),
+    FLAG_COLUMN(updated_at,    FLAG_TIME),
+    FLAG_COLUMN(rolled_out_at, FLAG_TIME_OR_NULL),
+    FLAG_COLUMN(revision,      FLAG_INT64),
+    /* clang-format on */
+};
+#define FLAG_N_COLUMNS (sizeof flag_columns / sizeof flag_columns[0])
+
+/* The field at offset in f, as a type * (type const *). */
+#define FLAG_AT(f, offset, type)       ((type *)(void *)((char *)(f) + (offset)))
+#define FLAG_CONST_AT(f, offset, type) ((type const *)(const void *)((const char *)(f) + (offset)))
+
+/* The parameters of one row, in flag_columns order; flag_params_free()
+ * after use. */
+struct flag_params {
+    char num[FLAG_N_COLUMNS][24]; /* decimal numbers */
+    char *owned[FLAG_N_COLUMNS];  /* values made by malloc (users) */
+    const char *v[FLAG_N_COLUMNS];
+};
+
+/* Read column col of row into the field at offset in f.  Write the field at
+ * offset in f as the text of parameter slot i of p.  0, or -1 when out of
+ * memory or the text makes no sense. */
+typedef int flag_read_fn(const PGresult *r, int row, int col, struct vx_flag *f, size_t offset);
+typedef int flag_write_fn(const struct vx_flag *f, size_t offset, struct flag_params *p, size_t i);
+
+static int flag_read_text(const PGresult *r, int row, int col, struct vx_flag *f, size_t offset)
+{
+    char **s = FLAG_AT(f, offset, char *);
+
+    *s = strdup(PQgetvalue(r, row, col));
+    return *s == NULL ? -1 : 0;
+}
+
+static int flag_read_bool(const PGresult *r, int row, int col, struct vx_flag *f, size_t offset)
+{
+    *FLAG_AT(f, offset, bool) = store_bool(r, row, col);
+    return 0;
+}
+
+static int flag_read_int(const PGresult *r, int row, int col, struct vx_flag *f, size_t offset)
+{
+    *FLAG_AT(f, offset, int) = (int)store_int64(r, row, col);
+    return 0;
+}
+
+/* Also FLAG_TIME and FLAG_TIME_OR_NULL: NULL reads as 0. */
+static int flag_read_int64(const PGresult *r, int row, int col, struct vx_flag *f, size_t offset)
+{
+    *FLAG_AT(f, offset, int64_t) = store_int64(r, row, col);
+    return 0;
+}
+
+/* users from a JSON array text; sorted and made distinct again so that the
+ * invariant of struct vx_flag holds even after a hand edit of the table. */
+static int flag_read_users(const PGresult *r, int row, int col, struct vx_flag *f, size_t offset)
+{
+    json_t *a = json_loads(PQgetvalue(r, row, col), 0, NULL);
+    size_t len = json_array_size(a);
+    char **u = calloc(len > 0 ? len : 1, sizeof *u);
+
+    if (!json_is_array(a) || u == NULL)
+        goto fail;
+    for (size_t i = 0; i < len; i++) {
+        const char *s = json_string_value(json_array_get(a, i));
+        if (s == NULL || (u[i] = strdup(s)) == NULL)
+            goto fail;
+    }
+    json_decref(a);
+    *FLAG_AT(f, offset, char **) = u;
+    f->n_users = flag_users_normalize(u, len, NULL);
+    return 0;
+
+fail:
+    for (size_t i = 0; i < len && u != NULL; i++)
+        free(u[i]);
+    free(u);
+    json_decref(a);
+    return -1;
+}
+
+static int flag_write_text(const struct vx_flag *f, size_t offset, struct flag_params *p, size_t i)
+{
+    p->v[i] = *FLAG_CONST_AT(f, offset, char *);
+    return 0;
+}
+
+static int flag_write_bool(const struct vx_flag *f, size_t offset, struct flag_params *p, size_t i)
+{
+    p->v[i] = *FLAG_CONST_AT(f, offset, bool) ? "t" : "f";
+    return 0;
+}
+
+static int flag_write_int(const struct vx_flag *f, size_t offset, struct flag_params *p, size_t i)
+{
+    p->v[i] = store_itoa(*FLAG_CONST_AT(f, offset, int), p->num[i]);
+    return 0;
+}
+
+/* Also FLAG_TIME. */
+static int flag_write_int64(const struct vx_flag *f, size_t offset, struct flag_params *p, size_t i)
+{
+    p->v[i] = store_itoa(*FLAG_CONST_AT(f, offset, int64_t), p->num[i]);
+    return 0;
+}
+
+static int flag_write_time_or_null(const struct vx_flag *f, size_t offset, struct flag_params *p,
+                                   size_t i)
+{
+    int64_t t = *FLAG_CONST_AT(f, offset, int64_t);
+
+    p->v[i] = t != 0 ? store_itoa(t, p->num[i]) : NULL;
+    return 0;
+}
+
+/* users as a JSON array, for TEXT_ARRAY(). */
+static int flag_write_users(const struct vx_flag *f, size_t offset, struct flag_params *p, size_t i)
+{
+    char *const *users = *FLAG_CONST_AT(f, offset, char **);
+    json_t *a = json_array();
+    int rc = a == NULL;
+
+    for (size_t k = 0; k < f->n_users && rc == 0; k++)
+        rc = json_array_append_new(a, json_string(users[k]));
+    if (rc == 0)
+        p->owned[i] = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    p->v[i] = p->owned[i];
+    return p->owned[i] == NULL ? -1 : 0;
+}
+
+/* Per kind: the SELECT expression of column %s, the value of parameter $%d,
+ * and how to read and write the field. */
+static const struct flag_kind_spec {
+    const char *select;
+    const char *param;
+    flag_read_fn *read;
+    flag_write_fn *write;
+} flag_kinds[] = {
+    /* clang-format off */
+    [FLAG_TEXT]         = {"%s",      "$%d",  flag_read_text,  flag_write_text},
+    [FLAG_BOOL]         = {"%s",      "$%d",  flag_read_bool,  flag_write_bool},
+    [FLAG_INT]          = {"%s",      "$%d",  flag_read_int,   flag_write_int},
+    [FLAG_INT64]        = {"%s",      "$%d",  flag_read_int64, flag_write_int64},
+    [FLAG_TIME]         = {US("%s"),  TS(%d), flag_read_int64, flag_write_int64},
+    [FLAG_TIME_OR_NULL] = {US("%s"),  TS(%d), flag_read_int64, flag_write_time_or_null},
+    [FLAG_USERS]        = {"array_to_json(%s)::text", TEXT_ARRAY(%d),
+                           flag_read_users, flag_write_users},
+    /* clang-format on */
+};
+
+static void flag_params_free(struct flag_params *p)
+{
+    for (size_t i = 0; i < FLAG_N_COLUMNS; i++) {
+        free(p->owned[i]);
+        p->owned[i] = NULL;
+    }
+}
+
+/* Fill p from f; flag_params_free() afterwards, also on failure. */
+static enum store_status flag_params_init(struct flag_params *p, const struct vx_flag *f)
+{
+    memset(p, 0, sizeof *p);
+    for (size_t i = 0; i < FLAG_N_COLUMNS; i++) {
+        const struct flag_column *col = &flag_columns[i];
+        if (flag_kinds[col->kind].write(f, col->offset, p, i) != 0)
+            return store_fail(STORE_ERROR, "cannot encode the %s of flag %s", col->column, f->name);
+    }
+    return STORE_OK;
+}
+
+/* Row `row` of a result of flag_sql()'s SELECT list into f (caller
+ * flag_free()s). */
+static enum store_status flag_from_row(const PGresult *r, int row, struct vx_flag *f)
+{
+    memset(f, 0, sizeof *f);
+    for (size_t i = 0; i < FLAG_N_COLUMNS; i++) {
+        const struct flag_column *col = &flag_columns[i];
+        if (flag_kinds[col->kind].read(r, row, (int)i, f, col->offset) != 0) {
+            flag_free(f);
+            return store_fail(STORE_ERROR, "cannot read flag %s", PQgetvalue(r, row, 0));
+        }
+    }
+    return STORE_OK;
+}
+
+/* All rows of such a result; caller frees each with flag_free and the
+ * array with free. */
+static enum store_status flags_from_result(const PGresult *r, struct vx_flag **flags, size_t *n)
+{
+    size_t rows = (size_t)PQntuples(r);
+    struct vx_flag *a = calloc(rows > 0 ? rows : 1, sizeof *a);
+
+    *flags = NULL;
+    *n = 0;
+    if (a == NULL)
+        return store_fail(STORE_ERROR, "out of memory reading flags");
+    for (size_t i = 0; i < rows; i++) {
+        if (flag_from_row(r, (int)i, &a[i]) != STORE_OK) {
+            while (i > 0)
+                flag_free(&a[--i]);
+            free(a);
+            return STORE_ERROR;
+        }
+    }
+    *flags = a;
+    *n = rows;
+    return STORE_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Statements                                                           */
+/* ------------------------------------------------------------------ */
+
+/* The shapes of the statements on whole rows; flag_sql_build() fills in
+ * the lists derived from flag_columns. */
+/* clang-format off */
+static const char SQL_FLAG_LOCK[] =
+    "SELECT %s "
+    "FROM flags "
+    "WHERE name = $1 "
+    "FOR UPDATE";
+
+static const char SQL_FLAGS_ALL[] =
+    "SELECT %s "
+    "FROM flags "
+    "ORDER BY name COLLATE \"C\"";
+
+static const char SQL_FLAG_INSERT[] =
+    "INSERT INTO flags (%s) "
+    "VALUES (%s) "
+    "ON CONFLICT (name) DO NOTHING";
+
+static const char SQL_FLAG_UPDATE[] =
+    "UPDATE flags "
+    "SET %s "
+    "WHERE %s";
+
+static const char SQL_FLAG_DELETE[] =
+    "DELETE FROM flags "
+    "WHERE name = $1";
+/* clang-format on */
+
+#define FLAG_SQL_MAX 2048
+
+/* The statements built from the shapes above. */
+static struct flag_sql {
+    char lock[FLAG_SQL_MAX];
+    char all[FLAG_SQL_MAX];
+    char insert[FLAG_SQL_MAX];
+    char update[FLAG_SQL_MAX];
+} flag_sql_built;
+static bool flag_sql_ok;
+static pthread_once_t flag_sql_once = PTHREAD_ONCE_INIT;
+
+/* Append fmt to the string in buf; false if it does not fit. */
+__attribute__((format(printf, 3, 4))) static bool flag_sql_append(char *buf, size_t size,
+                                                                  const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf + len, size - len, fmt, ap);
+    va_end(ap);
+    return n >= 0 && (size_t)n < size - len;
+}
+
+/* Format the pieces of one column: its SELECT expression into select, its
+ * parameter ($i + 1) into param. */
+static void flag_sql_column(size_t i, char select[128], char param[256])
+{
+    const struct flag_kind_spec *k = &flag_kinds[flag_columns[i].kind];
+
+    snprintf(select, 128, k->select, flag_columns[i].column);
+    snprintf(param, 256, k->param, (int)i + 1);
+}
+
+static void flag_sql_build(void)
+{
+    struct flag_sql *q = &flag_sql_built;
+    char select[FLAG_SQL_MAX] = "", columns[FLAG_SQL_MAX] = "", values[FLAG_SQL_MAX] = "";
+    char set[FLAG_SQL_MAX] = "", key[256] = "";
+    char expr[128], param[256];
+    bool ok = true;
+
+    for (size_t i = 0; i < FLAG_N_COLUMNS; i++) {
+        const char *col = flag_columns[i].column, *sep = i > 0 ? ", " : "";
+        flag_sql_column(i, expr, param);
+        ok &= flag_sql_append(select, sizeof select, "%s%s", sep, expr);
+        ok &= flag_sql_append(columns, sizeof columns, "%s%s", sep, col);
+        ok &= flag_sql_append(values, sizeof values, "%s%s", sep, param);
+        if (i == 0)
+            ok &= flag_sql_append(key, sizeof key, "%s = %s", col, param);
+        else
+            ok &= flag_sql_append(set, sizeof set, "%s%s = %s", i > 1 ? ", " : "", col, param);
+    }
+    ok &= flag_sql_append(q->lock, sizeof q->lock, SQL_FLAG_LOCK, select);
+    ok &= flag_sql_append(q->all, sizeof q->all, SQL_FLAGS_ALL, select);
+    ok &= flag_sql_append(q->insert, sizeof q->insert, SQL_FLAG_INSERT, columns, values);
+    ok &= flag_sql_append(q->update, sizeof q->update, SQL_FLAG_UPDATE, set, key);
+    flag_sql_ok = ok;
+}
+
+/* The statements on whole rows, or NULL (the failure remembered) if they
+ * did not fit their buffers. */
+static const struct flag_sql *flag_sql(void)
+{
+    pthread_once(&flag_sql_once, flag_sql_build);
+    if (!flag_sql_ok) {
+        store_fail(STORE_ERROR, "the flag statements exceed %d bytes", FLAG_SQL_MAX);
+        return NULL;
+    }
+    return &flag_sql_built;
+}
+
+enum store_status store_flag_lock(PGconn *c, const char *name, struct vx_flag *f, bool *found)
+{
+    const struct flag_sql *q = flag_sql();
+    enum store_status st = STORE_ERROR;
+    const char *params[] = {name};
+    PGresult *r = q != NULL ? store_query(c, q->lock, 1, params, &st) : NULL;
+
+    *found = false;
+    memset(f, 0, sizeof *f);
+    if (r == NULL)
+        return st;
+    st = STORE_OK;
+    if (PQntuples(r) == 1) {
+        st = flag_from_row(r, 0, f);
+        *found = st == STORE_OK;
+    }
+    PQclear(r);
+    return st;
+}
+
+/* Run sql (flag_sql()'s insert or update) with the row of f; *rows
+ * receives how many rows it touched. */
+static enum store_status flag_row_command(PGconn *c, const char *sql, const struct vx_flag *f,
+                                          long *rows)
+{
+    struct flag_params p;
+    enum store_status st = flag_params_init(&p, f);
+
+    *rows = 0;
+    if (st == STORE_OK)
+        st = store_command(c, sql, (int)FLAG_N_COLUMNS, p.v, rows);
+    flag_params_free(&p);
+    return st;
+}
+
+enum store_status store_flag_insert(PGconn *c, const struct vx_flag *f, bool *inserted)
+{
+    const struct flag_sql *q = flag_sql();
+    long rows = 0;
+    enum store_status st = q != NULL ? flag_row_command(c, q->insert, f, &rows) : STORE_ERROR;
+
+    *inserted = rows == 1;
+    return st;
+}
+
+enum store_status store_flag_write(PGconn *c, const struct vx_flag *f)
+{
+    const struct flag_sql *q = flag_sql();
+    long rows = 0;
+    enum store_status st = q != NULL ? flag_row_command(c, q->update, f, &rows) : STORE_ERROR;
+
+    if (st == STORE_OK && rows != 1)
+        st = store_fail(STORE_ERROR, "flag %s vanished while locked", f->name);
+    return st;
+}
+
+enum store_status store_flag_remove(PGconn *c, const char *name)
+{
+    const char *params[] = {name};
+
+    return store_command(c, SQL_FLAG_DELETE, 1, params, NULL);
+}
+
+enum store_status store_flags_select(PGconn *c, struct vx_flag **flags, size_t *n)
+{
+    const struct flag_sql *q = flag_sql();
+    enum store_status st = STORE_ERROR;
+    PGresult *r = q != NULL ? store_query(c, q->all, 0, NULL, &st) : NULL;
+
+    *flags = NULL;
+    *n = 0;
+    if (r == NULL)
+        return st;
+    st = flags_from_result(r, flags, n);
+    PQclear(r);
+    return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* store_flags_all                                                      */
+/* ------------------------------------------------------------------ */
+
+struct flags_all {
+    struct vx_flag *flags;
+    size_t n;
+};
+
+static void flags_all_free(struct flags_all *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        flag_free(&a->flags[i]);
+    free(a->flags);
+    a->flags = NULL;
+    a->n = 0;
+}
+
+static enum store_status flags_all_cb(PGconn *c, void *cls)
+{
+    struct flags_all *a = cls;
+
+    flags_all_free(a);
+    return store_flags_select(c, &a->flags, &a->n);
+}
+
+enum store_status store_flags_all(PGconn *c, struct vx_flag **flags, size_t *n)
+{
+    struct flags_all a = {0};
+    enum store_status st = store_transaction(c, BEGIN_READ_ONLY, flags_all_cb, &a);
+
+    if (st != STORE_OK)
+        flags_all_free(&a);
+    *flags = a.flags;
+    *n = a.n;
+    return st;
+}

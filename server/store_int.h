@@ -1,0 +1,180 @@
+/* store_int.h -- what the store_*.c files share; nothing outside them
+ * includes it.
+ *
+ * store.c runs statements and transactions and remembers the last failure
+ * of each thread; the other store files each hold the queries of one part of
+ * the schema (store_flags.c the flags table, store_events.c flag_events,
+ * store_version.c vexil_state and the NOTIFYs, store_tokens.c tokens) or
+ * one transaction made of them (store_flag_writes.c, store_snapshot.c).
+ * Each of them sees the others only through the functions declared here. */
+#ifndef VX_STORE_INT_H
+#define VX_STORE_INT_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* ------------------------------------------------------------------ */
+/* SQL fragments                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Timestamps cross the wire as integer µs since the epoch (see store.c).
+ * US(col) reads column col so; TS(n) turns parameter $n into a timestamptz.
+ * n is stringized, so TS(%d) is a printf format (store_flags.c builds its
+ * statements that way). */
+#define US(col) "(extract(epoch from " col ") * 1000000)::bigint"
+#define TS(n)   "('epoch'::timestamptz + $" #n "::bigint * interval '1 microsecond')"
+/* A text[] from the JSON array of parameter $n, keeping its order. */
+#define TEXT_ARRAY(n)                                                                              \
+    "ARRAY(SELECT u FROM jsonb_array_elements_text($" #n "::jsonb) WITH ORDINALITY AS t(u, i) "    \
+    "ORDER BY i)"
+
+/* The BEGIN of every read: one consistent view, and no write by mistake. */
+#define BEGIN_READ_ONLY "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+/* ------------------------------------------------------------------ */
+/* Failures (store.c)                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Remember a failure that is not the server's (out of memory, bad data).
+ * Returns status so that callers can `return store_fail(...)`. */
+__attribute__((format(printf, 2, 3))) enum store_status store_fail(enum store_status status,
+                                                                   const char *fmt, ...);
+
+/* Ask the transaction runner to roll back and run the transaction again
+ * from the start (as after a serialization failure); fmt is the message
+ * left when the attempts run out.  Returns STORE_ERROR. */
+__attribute__((format(printf, 1, 2))) enum store_status store_retry(const char *fmt, ...);
+
+/* Remember the failure of r (NULL: of the connection) and classify it. */
+enum store_status store_failed(PGconn *c, const PGresult *r);
+
+/* ------------------------------------------------------------------ */
+/* Statements (store.c)                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Run sql with n text parameters (a NULL entry is SQL NULL).  Returns the
+ * result, which the caller PQclear()s, or NULL with *st set and the
+ * failure remembered. */
+PGresult *store_query(PGconn *c, const char *sql, int n, const char *const *params,
+                      enum store_status *st);
+
+/* Run a statement whose rows are not wanted; *rows (if not NULL) receives
+ * how many rows it touched. */
+enum store_status store_command(PGconn *c, const char *sql, int n, const char *const *params,
+                                long *rows);
+
+/* Run a statement that returns exactly one row. The result is the caller's. */
+PGresult *store_query_row(PGconn *c, const char *sql, int n, const char *const *params,
+                          enum store_status *st);
+
+/* Run a statement that returns one row and read its first column as an
+ * integer (NULL reads as 0). */
+enum store_status store_query_int64(PGconn *c, const char *sql, int n, const char *const *params,
+                                    int64_t *out);
+
+/* Fill buf with the decimal form of v; returns buf. */
+const char *store_itoa(int64_t v, char buf[24]);
+
+/* Column col of row as an integer (NULL reads as 0) or a boolean. */
+int64_t store_int64(const PGresult *r, int row, int col);
+bool store_bool(const PGresult *r, int row, int col);
+
+/* Column col of row as a JSON value: new reference, NULL on OOM. */
+typedef json_t *store_json_fn(const PGresult *r, int row, int col);
+
+/* Text as a string; an integer; a time (µs, see US) as RFC 3339 text, or
+ * null for SQL NULL. */
+store_json_fn store_text_json, store_int64_json, store_time_json;
+
+/* Wrap list as {"key": list}; takes list.  New reference; NULL on OOM. */
+json_t *store_wrap(const char *key, json_t *list);
+
+/* One field of the JSON object of a row: its key, and how its column
+ * becomes the value. */
+struct store_json_field {
+    const char *key;
+    store_json_fn *value;
+};
+
+/* Every row of r as an object whose field i comes from column i by
+ * fields[i] (n fields), all as {"key": [...]}.  New reference; NULL on
+ * OOM. */
+json_t *store_rows_json(const PGresult *r, const char *key, const struct store_json_field *fields,
+                        size_t n);
+
+/* ------------------------------------------------------------------ */
+/* Transactions (store.c)                                               */
+/* ------------------------------------------------------------------ */
+
+/* store_run_transaction() with the BEGIN statement of the caller's choice. */
+enum store_status store_transaction(PGconn *c, const char *begin,
+                                    enum store_status (*cb)(PGconn *c, void *cls), void *cls);
+
+/* Run select(c, arg, &obj) in a read-only transaction and hand obj (a new
+ * reference) to *out; *out is NULL unless STORE_OK. */
+enum store_status
+store_read_json(PGconn *c, enum store_status (*select)(PGconn *c, const void *arg, json_t **obj),
+                const void *arg, json_t **out);
+
+/* ------------------------------------------------------------------ */
+/* The flags table (store_flags.c)                                      */
+/* ------------------------------------------------------------------ */
+
+/* Lock the row of flag name (SELECT ... FOR UPDATE); *found tells whether
+ * it exists, then *f holds it (caller flag_free()s). */
+enum store_status store_flag_lock(PGconn *c, const char *name, struct vx_flag *f, bool *found);
+
+/* Insert f; *inserted is false when the name is taken. */
+enum store_status store_flag_insert(PGconn *c, const struct vx_flag *f, bool *inserted);
+
+/* Overwrite the row of f->name with f (the row must exist and be locked). */
+enum store_status store_flag_write(PGconn *c, const struct vx_flag *f);
+
+enum store_status store_flag_remove(PGconn *c, const char *name);
+
+/* Every flag, sorted by name in strcmp order; caller frees each with
+ * flag_free and the array with free. */
+enum store_status store_flags_select(PGconn *c, struct vx_flag **flags, size_t *n);
+
+/* ------------------------------------------------------------------ */
+/* The flag_events table (store_events.c)                               */
+/* ------------------------------------------------------------------ */
+
+/* Record action on flag name; before/after NULL where the flag did not
+ * exist. */
+enum store_status store_event_insert(PGconn *c, const char *name, int64_t at, const char *actor,
+                                     const char *action, const struct vx_flag *before,
+                                     const struct vx_flag *after);
+
+/* The flag name of event id and its `before` object (NULL when null); both
+ * the caller's to free (free, json_decref).  *found false if no such event. */
+enum store_status store_event_get(PGconn *c, int64_t id, char **name, json_t **before, bool *found);
+
+/* The highest revision flag name ever had, by its history. */
+enum store_status store_max_revision(PGconn *c, const char *name, int64_t *rev);
+
+/* ------------------------------------------------------------------ */
+/* vexil_state and notifications (store_version.c)                      */
+/* ------------------------------------------------------------------ */
+
+/* Increment the global version into *version and NOTIFY it (delivered at
+ * COMMIT). */
+enum store_status store_version_bump(PGconn *c, int64_t *version);
+
+enum store_status store_version_select(PGconn *c, int64_t *version);
+
+/* NOTIFY that the set of tokens changed (delivered at COMMIT). */
+enum store_status store_notify_tokens(PGconn *c);
+
+/* ------------------------------------------------------------------ */
+/* The tokens table (store_tokens.c)                                    */
+/* ------------------------------------------------------------------ */
+
+/* Live tokens for a snapshot; caller frees each name and the array. */
+enum store_status store_tokens_select(PGconn *c, struct vx_token **tokens, size_t *n);
+
+#endif
