@@ -86,6 +86,10 @@ struct http_route {
 extern const struct http_route http_routes[];
 extern const size_t http_n_routes;
 
+/* Answer an OPTIONS request: 204 with Allow, and the CORS preflight headers
+ * for an allowed origin (http.c's, for every path). */
+enum http_rc http_preflight(struct vx_req *r);
+
 /* Start serving per vx_cfg. 0 or -1 (logged). */
 int http_start(void);
 /* Stop accepting, answer everything held, stop the daemon. */

@@ -6,6 +6,7 @@
  * (400) instead of silently never matching. */
 #include "httputil.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -377,4 +378,49 @@ void buf_free(struct buf *b)
     free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
+}
+
+size_t url_unescape(char *s)
+{
+    char *w = s;
+    const char *rd = s;
+
+    while (*rd != '\0') {
+        if (rd[0] == '%' && isxdigit((unsigned char)rd[1]) && isxdigit((unsigned char)rd[2])) {
+            char hex[3] = {rd[1], rd[2], 0};
+            unsigned v = (unsigned)strtoul(hex, NULL, 16);
+            if (v != 0) {
+                *w++ = (char)v;
+                rd += 3;
+                continue;
+            }
+        }
+        *w++ = *rd++;
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
+bool origin_listed(const char *list, const char *origin)
+{
+    size_t ol = strlen(origin);
+
+    if (list == NULL)
+        return false;
+    if (strcmp(list, "*") == 0)
+        return true;
+    while (*list != '\0') {
+        const char *end = strchr(list, ',');
+        size_t l = end != NULL ? (size_t)(end - list) : strlen(list);
+        while (l > 0 && *list == ' ')
+            list++, l--;
+        while (l > 0 && list[l - 1] == ' ')
+            l--;
+        if (l == ol && memcmp(list, origin, l) == 0)
+            return true;
+        if (end == NULL)
+            break;
+        list = end + 1;
+    }
+    return false;
 }

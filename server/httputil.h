@@ -79,4 +79,14 @@ bool token_name_valid(const char *s);
 /* Is s (len bytes) valid UTF-8 without NUL bytes? */
 bool utf8_valid(const char *s, size_t len);
 
+/* Decode %XX escapes of s (NUL-terminated) in place and return the new
+ * length.  Like libmicrohttpd's own, except that %00 stays as it is, so a
+ * NUL can never cut a path or parameter short and make it mean something
+ * else. */
+size_t url_unescape(char *s);
+
+/* Is origin one of list's comma-separated origins (spaces around each
+ * ignored), or is list "*"?  A NULL list allows none. */
+bool origin_listed(const char *list, const char *origin);
+
 #endif

@@ -9,8 +9,8 @@
 # server/*.c sources it needs, no meson):
 #   fuzz_json    request-body validation: flag_patch_from_json (create and
 #                patch), flag_from_json, JSON string output (server/flag.c ...)
-#   fuzz_router  unescape_cb + router_find on the real routing table (server/routes.c,
-#                server/http.c, server/router.c)
+#   fuzz_router  url_unescape + router_find on the real routing table (server/routes.c,
+#                server/httputil.c, server/router.c)
 #   fuzz_etag    etag_parse/etag_matches and parse_int_range (server/httputil.c)
 #
 # For each target, in this order:
@@ -56,7 +56,7 @@ sources_of() {
     case $1 in
     fuzz_json) echo server/flag.c server/vx.c server/timeutil.c server/httputil.c server/eval.c \
         server/murmur3.c ;;
-    fuzz_router) echo server/router.c ;;
+    fuzz_router) echo server/router.c server/httputil.c ;;
     fuzz_etag) echo server/httputil.c ;;
     *) return 1 ;;
     esac
@@ -65,11 +65,10 @@ sources_of() {
 # shellcheck source=tests/lib/steps.sh
 source "$ROOT/tests/lib/steps.sh"
 
-# routes.inc and unescape.inc: the routing table's method/pattern pairs
-# (server/routes.c) and unescape_cb (server/http.c), taken from the sources
-# so that fuzz_router tests what the daemon runs.  A table or function that
-# can no longer be found fails the build (update the extraction here, not a
-# hand-made copy).
+# routes.inc: the routing table's method/pattern pairs, taken from
+# server/routes.c so that fuzz_router tests what the daemon runs.  A table
+# that can no longer be found fails the build (update the extraction here,
+# not a hand-made copy).
 extract_from_http() {
     local out=$1
     grep -oE '^[[:space:]]*ROUTE\("[A-Z]+", "[^"]*"' server/routes.c |
@@ -79,12 +78,6 @@ extract_from_http() {
         return 1
     fi
     mv "$out/routes.inc.tmp" "$out/routes.inc"
-    awk '/^static size_t unescape_cb\(/ { on = 1 } on { print } on && /^}/ { exit }' \
-        server/http.c >"$out/unescape.inc"
-    if ! grep -q '^}' "$out/unescape.inc"; then
-        say "cannot find 'static size_t unescape_cb(...)' in server/http.c" >&2
-        return 1
-    fi
     say "routes from server/routes.c: $(wc -l <"$out/routes.inc")"
 }
 

@@ -174,6 +174,57 @@ START_TEST(test_buf_growth)
 }
 END_TEST
 
+START_TEST(test_etag_header_has)
+{
+    const char *h = "W/\"7-ab\", \"12\"";
+    ck_assert(etag_header_has(h, strlen(h), "7-ab", 4)); /* weak comparison */
+    ck_assert(etag_header_has(h, strlen(h), "12", 2));
+    ck_assert(!etag_header_has(h, strlen(h), "7", 1));
+    ck_assert(!etag_header_has(h, strlen(h), "1", 1));
+    ck_assert(etag_header_has("*", 1, "anything", 8));
+    ck_assert(!etag_header_has("7-ab", 4, "7-ab", 4)); /* not quoted: malformed */
+    ck_assert(!etag_header_has("\"a\" \"b\"", 7, "b", 1)); /* no comma */
+    ck_assert(!etag_header_has("", 0, "", 0));
+}
+END_TEST
+
+START_TEST(test_etag_format)
+{
+    char e[ETAG_VERSION_MAX];
+    ck_assert_str_eq(etag_format(0, e), "\"0\"");
+    ck_assert_str_eq(etag_format(INT64_MAX, e), "\"9223372036854775807\"");
+    struct etag_list l;
+    ck_assert_int_eq(etag_parse(e, strlen(e), &l), 0);
+    ck_assert(etag_matches(&l, INT64_MAX));
+}
+END_TEST
+
+START_TEST(test_url_unescape)
+{
+    char a[] = "/flags/a%2Fb%20c%zz%4";
+    ck_assert_uint_eq(url_unescape(a), strlen("/flags/a/b c%zz%4"));
+    ck_assert_str_eq(a, "/flags/a/b c%zz%4");
+    char b[] = "x%00y"; /* a NUL never appears */
+    ck_assert_uint_eq(url_unescape(b), 5);
+    ck_assert_str_eq(b, "x%00y");
+    char c[] = "%C3%BC";
+    url_unescape(c);
+    ck_assert_str_eq(c, "\xc3\xbc");
+}
+END_TEST
+
+START_TEST(test_origin_listed)
+{
+    ck_assert(origin_listed("*", "https://a.example"));
+    ck_assert(origin_listed("https://a.example, https://b.example", "https://b.example"));
+    ck_assert(origin_listed(" https://a.example ", "https://a.example"));
+    ck_assert(!origin_listed("https://a.example", "https://a.example.evil"));
+    ck_assert(!origin_listed("https://a.example.evil", "https://a.example"));
+    ck_assert(!origin_listed(NULL, "https://a.example"));
+    ck_assert(!origin_listed("", "https://a.example"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("httputil");
@@ -189,6 +240,10 @@ int main(void)
     tcase_add_test(tc, test_utf8_sanitize);
     tcase_add_test(tc, test_token_names);
     tcase_add_test(tc, test_buf_growth);
+    tcase_add_test(tc, test_etag_header_has);
+    tcase_add_test(tc, test_etag_format);
+    tcase_add_test(tc, test_url_unescape);
+    tcase_add_test(tc, test_origin_listed);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }

@@ -1,0 +1,301 @@
+/* http_reply.c -- what a handler sees of its request, and every way to
+ * answer it.
+ *
+ * Accessors for the route's arguments, the query and the headers; the
+ * replies (a copied, owned, snapshot-backed or JSON body, the error body of
+ * docs/api.md §5, an empty one); the answers shared by many handlers (503
+ * with Retry-After, 401/403, If-None-Match, parking a long-poll); and CORS,
+ * added to every reply of a route that allows it (docs/ofrep.md).  The
+ * request's life cycle -- routing, admission, the libmicrohttpd callbacks --
+ * is http.c's. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "config.h"
+#include "http.h"
+#include "httputil.h"
+
+const char *http_arg(struct vx_req *r, size_t i)
+{
+    return i < r->match.argc ? r->match.argv[i] : NULL;
+}
+
+const char *http_query(struct vx_req *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_header(struct vx_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+void http_add_header(struct vx_req *r, const char *name, const char *value)
+{
+    if (r->nheaders == HTTP_MAX_HEADERS)
+        return;
+    char *v = strdup(value);
+    if (v == NULL)
+        return;
+    r->hname[r->nheaders] = name;
+    r->hvalue[r->nheaders] = v;
+    r->nheaders++;
+}
+
+/* ---- CORS ------------------------------------------------------------------ */
+
+static bool cors_allowed(const char *origin)
+{
+    return origin != NULL && origin_listed(vx_cfg.cors_origins, origin);
+}
+
+static void add_cors(struct vx_req *r, struct MHD_Response *resp)
+{
+    const char *origin;
+
+    if (r->route == NULL || !(r->route->flags & ROUTE_CORS))
+        return;
+    origin = http_header(r, "Origin");
+    if (!cors_allowed(origin))
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(resp, "Vary", "Origin");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "ETag, X-Request-Id");
+}
+
+enum http_rc http_preflight(struct vx_req *r)
+{
+    struct router_match m;
+    const char *origin = http_header(r, "Origin");
+
+    router_find(http_routes, http_n_routes, sizeof(http_routes[0]), "OPTIONS", r->url,
+                strlen(r->url), &m);
+    if (m.status == 404)
+        return http_reply_error(r, 404, VX_E_NOT_FOUND, "no such resource");
+    http_add_header(r, "Allow", m.allow);
+    if (cors_allowed(origin)) {
+        http_add_header(r, "Access-Control-Allow-Origin", origin);
+        http_add_header(r, "Access-Control-Allow-Methods", m.allow);
+        http_add_header(r, "Access-Control-Allow-Headers",
+                        "Authorization, Content-Type, If-None-Match, If-Match, X-Request-Id, "
+                        "Last-Event-ID");
+        http_add_header(r, "Access-Control-Max-Age", "600");
+        http_add_header(r, "Vary", "Origin");
+    }
+    return http_reply_empty(r, 204);
+}
+
+/* ---- replies --------------------------------------------------------------- */
+
+enum http_rc http_queue(struct vx_req *r, unsigned status, struct MHD_Response *resp,
+                        const char *content_type)
+{
+    enum MHD_Result ok;
+
+    if (resp == NULL)
+        return HTTP_CLOSE;
+    if (content_type != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    for (int i = 0; i < r->nheaders; i++)
+        MHD_add_response_header(resp, r->hname[i], r->hvalue[i]);
+    add_cors(r, resp);
+    ok = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    if (ok != MHD_YES)
+        return HTTP_CLOSE;
+    r->status = (int)status;
+    return HTTP_QUEUED;
+}
+
+enum http_rc http_reply(struct vx_req *r, unsigned status, const char *content_type,
+                        const char *body, size_t len)
+{
+    return http_queue(r, status,
+                      MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY),
+                      content_type);
+}
+
+enum http_rc http_reply_owned(struct vx_req *r, unsigned status, const char *content_type,
+                              char *body, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL)
+        free(body);
+    return http_queue(r, status, resp, content_type);
+}
+
+static void release_snapshot_cb(void *cls)
+{
+    snapshot_release(cls);
+}
+
+enum http_rc http_reply_snapshot(struct vx_req *r, unsigned status, struct vx_snapshot *s,
+                                 const char *body, size_t len)
+{
+    struct MHD_Response *resp;
+
+    snapshot_retain(s);
+    resp = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)body,
+                                                                  release_snapshot_cb, s);
+    if (resp == NULL)
+        snapshot_release(s);
+    return http_queue(r, status, resp, "application/json");
+}
+
+enum http_rc http_reply_json(struct vx_req *r, unsigned status, json_t *j)
+{
+    char *s;
+
+    if (j == NULL)
+        return http_reply_error(r, 500, VX_E_INTERNAL, "out of memory building the answer");
+    s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (s == NULL)
+        return HTTP_CLOSE;
+    return http_reply_owned(r, status, "application/json", s, strlen(s));
+}
+
+enum http_rc http_reply_error(struct vx_req *r, unsigned status, const char *code, const char *fmt,
+                              ...)
+{
+    char msg[512];
+    struct buf b = {0};
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    int bad = buf_adds(&b, "{\"error\":{\"code\":");
+    bad |= buf_add_json_string(&b, code, strlen(code));
+    bad |= buf_adds(&b, ",\"message\":");
+    bad |= buf_add_json_string(&b, msg, strlen(msg));
+    bad |= buf_adds(&b, "}}");
+    return http_reply_buf(r, status, &b, bad);
+}
+
+enum http_rc http_reply_buf(struct vx_req *r, unsigned status, struct buf *b, int bad)
+{
+    size_t len;
+
+    if (bad != 0) {
+        buf_free(b);
+        return HTTP_CLOSE;
+    }
+    char *body = buf_take(b, &len);
+    return http_reply_owned(r, status, "application/json", body, len);
+}
+
+enum http_rc http_reply_empty(struct vx_req *r, unsigned status)
+{
+    return http_queue(r, status, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT),
+                      NULL);
+}
+
+json_t *http_body_json(struct vx_req *r, bool allow_empty)
+{
+    json_error_t e;
+    json_t *j;
+
+    if (r->body_len == 0) {
+        if (allow_empty)
+            return json_object();
+        http_reply_error(r, 400, VX_E_INVALID_JSON, "the request needs a JSON body");
+        return NULL;
+    }
+    j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (j == NULL) {
+        http_reply_error(r, 400, VX_E_INVALID_JSON, "the body is not valid JSON: %s (at byte %d)",
+                         e.text, e.position);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        http_reply_error(r, 400, VX_E_BAD_REQUEST, "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+void http_release_snapshot(struct vx_req *r)
+{
+    snapshot_release(r->snap);
+    r->snap = NULL;
+    r->token = NULL;
+}
+
+void http_set_etag(struct vx_req *r, int64_t n)
+{
+    char etag[ETAG_VERSION_MAX];
+
+    http_add_header(r, "ETag", etag_format(n, etag));
+}
+
+enum http_rc http_reply_unavailable(struct vx_req *r, unsigned retry_after, const char *fmt, ...)
+{
+    char msg[256], secs[16];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(secs, sizeof(secs), "%u", retry_after);
+    http_add_header(r, "Retry-After", secs);
+    return http_reply_error(r, 503, VX_E_UNAVAILABLE, "%s", msg);
+}
+
+bool http_authenticate(struct vx_req *r, unsigned role, bool bodyless)
+{
+    static const char *const why[] = {
+        [AUTH_MISSING] = "an Authorization: Bearer token is required",
+        [AUTH_NOT_BEARER] = "the Authorization header must be 'Bearer <token>'",
+        [AUTH_UNKNOWN] = "the token is unknown or revoked",
+        [AUTH_FORBIDDEN] = "this needs an admin token",
+    };
+    enum auth_result a =
+        auth_token(r->snap, http_header(r, "Authorization"), role == ROUTE_ADMIN, &r->token);
+    unsigned status = a == AUTH_FORBIDDEN ? 403 : 401;
+
+    if (a == AUTH_OK)
+        return true;
+    if (status == 401)
+        http_add_header(r, "WWW-Authenticate", "Bearer realm=\"vexil\"");
+    if (bodyless)
+        http_reply_empty(r, status);
+    else
+        http_reply_error(r, status, status == 401 ? VX_E_UNAUTHORIZED : VX_E_FORBIDDEN, "%s",
+                         why[a]);
+    return false;
+}
+
+enum http_inm http_if_none_match(struct vx_req *r, int64_t v)
+{
+    const char *h = http_header(r, "If-None-Match");
+    struct etag_list l;
+
+    if (h == NULL)
+        return HTTP_INM_NONE;
+    if (etag_parse(h, strlen(h), &l) != 0) {
+        http_reply_error(r, 400, VX_E_BAD_REQUEST,
+                         "If-None-Match must be a list of quoted versions such as \"12\"");
+        return HTTP_INM_BAD;
+    }
+    return etag_matches(&l, v) ? HTTP_INM_MATCH : HTTP_INM_NONE;
+}
+
+enum http_park http_park(struct vx_req *r, int64_t since_version, int64_t deadline_us)
+{
+    int rc = longpoll_park(&r->waiter, r->conn, since_version, deadline_us);
+
+    if (rc == 1)
+        return HTTP_PARKED;
+    if (rc == 0)
+        return HTTP_PARK_MOVED;
+    http_reply_unavailable(r, 1, "%s",
+                           rc == -2 ? "the server is shutting down"
+                                    : "too many held requests on this instance; retry shortly");
+    return HTTP_PARK_REFUSED;
+}
