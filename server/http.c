@@ -365,14 +365,14 @@ int http_if_none_match(struct vx_req *r, int64_t v)
 
 int http_park(struct vx_req *r, int64_t since_version, int64_t deadline_us)
 {
-    int rc = longpoll_park(&r->waiter, r->conn, since_version, deadline_us);
+    enum lp_result rc = longpoll_park(&r->waiter, r->conn, since_version, deadline_us);
 
-    if (rc == 1)
+    if (rc == LP_SUSPENDED)
         return HTTP_SUSPENDED;
-    if (rc == 0)
+    if (rc == LP_MOVED)
         return -1;
     http_add_header(r, "Retry-After", "1");
-    if (rc == -2)
+    if (rc == LP_CLOSING)
         http_reply_error(r, 503, VX_E_UNAVAILABLE, "the server is shutting down");
     else
         http_reply_error(r, 503, VX_E_UNAVAILABLE,

@@ -513,10 +513,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         } else if (now >= st->keepalive_us) {
             stream_put(st, ": keep-alive\n\n");
         } else {
-            int rc = longpoll_stream_wait(&st->r->waiter, st->sent, st->keepalive_us);
-            if (rc == 1)
+            enum lp_result rc = longpoll_stream_wait(&st->r->waiter, st->sent, st->keepalive_us);
+            if (rc == LP_SUSPENDED)
                 return 0; /* suspended: called again after the resume */
-            if (rc == -2)
+            if (rc == LP_CLOSING)
                 return MHD_CONTENT_READER_END_OF_STREAM;
             continue; /* the version moved while we looked */
         }
@@ -602,13 +602,13 @@ enum http_rc ofrep_stream(struct vx_req *r)
     st->keepalive_us = time_monotonic_us() + OFREP_KEEPALIVE_SEC * VX_USEC_PER_SEC;
     r->stream = st;
 
-    int rc = longpoll_stream_open(&r->waiter, r->conn);
-    if (rc != 0) {
+    enum lp_result rc = longpoll_stream_open(&r->waiter, r->conn);
+    if (rc != LP_REGISTERED) {
         http_add_header(r, "Retry-After", "1");
         return http_reply_error(r, 503, VX_E_UNAVAILABLE,
-                                rc == -2 ? "the server is shutting down"
-                                         : "too many held requests on this instance; retry "
-                                           "shortly");
+                                rc == LP_CLOSING ? "the server is shutting down"
+                                                 : "too many held requests on this instance; retry "
+                                                   "shortly");
     }
     atomic_fetch_add(&st->refs, 1); /* the response's */
     struct MHD_Response *resp = MHD_create_response_from_callback(
