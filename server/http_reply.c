@@ -288,14 +288,15 @@ enum http_inm http_if_none_match(struct vx_req *r, int64_t v)
 
 enum http_park http_park(struct vx_req *r, int64_t since_version, int64_t deadline_us)
 {
-    int rc = longpoll_park(&r->waiter, r->conn, since_version, deadline_us);
+    enum lp_result rc = longpoll_park(&r->waiter, r->conn, since_version, deadline_us);
 
-    if (rc == 1)
+    if (rc == LP_SUSPENDED)
         return HTTP_PARKED;
-    if (rc == 0)
+    if (rc == LP_MOVED)
         return HTTP_PARK_MOVED;
     http_reply_unavailable(r, 1, "%s",
-                           rc == -2 ? "the server is shutting down"
-                                    : "too many held requests on this instance; retry shortly");
+                           rc == LP_CLOSING
+                               ? "the server is shutting down"
+                               : "too many held requests on this instance; retry shortly");
     return HTTP_PARK_REFUSED;
 }

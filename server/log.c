@@ -102,7 +102,9 @@ struct log_buf {
     char data[LOG_BUF_SIZE];
 };
 
-static struct log_buf *log_bufs[LOG_MAX_BUFS];
+/* A slot is filled once, by its thread, after the buffer is whole; the
+ * flusher may look at it any time: so the store and the load are atomic. */
+static _Atomic(struct log_buf *) log_bufs[LOG_MAX_BUFS];
 static atomic_int log_nbufs;
 static _Thread_local struct log_buf *log_mine;
 static atomic_bool log_buffering;
@@ -140,7 +142,7 @@ static struct log_buf *my_buf(void)
         if (b == NULL)
             return NULL;
         pthread_mutex_init(&b->lock, NULL);
-        log_bufs[i] = b;
+        atomic_store(&log_bufs[i], b);
         log_mine = b;
     }
     return log_mine;
@@ -167,7 +169,7 @@ void log_flush(void)
     int n = atomic_load(&log_nbufs);
 
     for (int i = 0; i < n && i < LOG_MAX_BUFS; i++) {
-        struct log_buf *b = log_bufs[i];
+        struct log_buf *b = atomic_load(&log_bufs[i]);
         if (b == NULL)
             continue;
         pthread_mutex_lock(&b->lock);

@@ -23,7 +23,6 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <time.h>
 
 #include "log.h"
 #include "snapshot.h"
@@ -32,9 +31,11 @@
 #define TICK_MS 50
 
 static pthread_mutex_t lp_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Made again with a monotonic clock by longpoll_init (time_cond_init). */
 static pthread_cond_t lp_cond = PTHREAD_COND_INITIALIZER;
 static struct lp_waiter head = {.next = &head, .prev = &head};
 static unsigned lp_max;
+static struct longpoll_ops lp_ops;
 static atomic_uint lp_count;
 static bool lp_closing;
 static bool lp_stopping;
@@ -55,7 +56,7 @@ static void resume(struct lp_waiter *w, enum lp_state why)
     if (!w->repeat)
         unlink_waiter(w);
     w->state = why;
-    MHD_resume_connection(w->conn);
+    lp_ops.resume(w->conn);
 }
 
 static void *timer_main(void *arg)
@@ -64,12 +65,7 @@ static void *timer_main(void *arg)
     pthread_mutex_lock(&lp_lock);
     while (!lp_stopping) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += TICK_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        time_deadline_ts(TICK_MS, &ts);
         pthread_cond_timedwait(&lp_cond, &lp_lock, &ts);
         int64_t now = time_monotonic_us();
         for (struct lp_waiter *w = head.next, *next; w != &head; w = next) {
@@ -82,11 +78,16 @@ static void *timer_main(void *arg)
     return NULL;
 }
 
-int longpoll_init(unsigned max_waiters)
+int longpoll_init(unsigned max_waiters, const struct longpoll_ops *ops)
 {
     lp_max = max_waiters;
+    lp_ops = *ops;
     lp_closing = false;
     lp_stopping = false;
+    if (time_cond_init(&lp_cond) != 0) {
+        log_error("longpoll: cannot make the timer's condition variable");
+        return -1;
+    }
     if (pthread_create(&lp_timer, NULL, timer_main, NULL) != 0) {
         log_error("longpoll: cannot start the timer thread");
         return -1;
@@ -95,42 +96,43 @@ int longpoll_init(unsigned max_waiters)
     return 0;
 }
 
-/* Link w at the tail unless the daemon is closing (-2) or the cap is
- * reached (-1).  Caller holds lp_lock. */
-static int link_waiter(struct lp_waiter *w, struct MHD_Connection *conn)
+/* Link w at the tail unless the daemon is closing or the cap is reached.
+ * Returns LP_REGISTERED, LP_CLOSING or LP_FULL.  Caller holds lp_lock. */
+static enum lp_result link_waiter(struct lp_waiter *w, struct MHD_Connection *conn)
 {
     if (lp_closing)
-        return -2;
+        return LP_CLOSING;
     if (atomic_load(&lp_count) >= lp_max)
-        return -1;
+        return LP_FULL;
     w->conn = conn;
     w->next = &head;
     w->prev = head.prev;
     head.prev->next = w;
     head.prev = w;
     atomic_fetch_add(&lp_count, 1);
-    return 0;
+    return LP_REGISTERED;
 }
 
-int longpoll_park(struct lp_waiter *w, struct MHD_Connection *conn, int64_t since_version,
-                  int64_t deadline_us)
+enum lp_result longpoll_park(struct lp_waiter *w, struct MHD_Connection *conn,
+                             int64_t since_version, int64_t deadline_us)
 {
-    int rc;
+    enum lp_result rc;
 
     pthread_mutex_lock(&lp_lock);
     w->since_version = since_version;
     w->deadline_us = deadline_us;
     w->state = LP_PARKED;
     rc = link_waiter(w, conn);
-    if (rc == 0) {
+    if (rc == LP_REGISTERED) {
         /* Registered first, compared second: a publish that lands after
          * this load will find w in the list. */
         if (snapshot_version() > since_version) {
             unlink_waiter(w);
             w->state = LP_CHANGED;
+            rc = LP_MOVED;
         } else {
-            MHD_suspend_connection(conn);
-            rc = 1;
+            lp_ops.suspend(conn);
+            rc = LP_SUSPENDED;
         }
     } else {
         w->state = LP_IDLE;
@@ -150,9 +152,9 @@ void longpoll_wake(int64_t version)
     pthread_mutex_unlock(&lp_lock);
 }
 
-int longpoll_stream_open(struct lp_waiter *w, struct MHD_Connection *conn)
+enum lp_result longpoll_stream_open(struct lp_waiter *w, struct MHD_Connection *conn)
 {
-    int rc;
+    enum lp_result rc;
 
     pthread_mutex_lock(&lp_lock);
     w->repeat = true;
@@ -162,24 +164,24 @@ int longpoll_stream_open(struct lp_waiter *w, struct MHD_Connection *conn)
     return rc;
 }
 
-int longpoll_stream_wait(struct lp_waiter *w, int64_t since_version, int64_t deadline_us)
+enum lp_result longpoll_stream_wait(struct lp_waiter *w, int64_t since_version, int64_t deadline_us)
 {
-    int rc;
+    enum lp_result rc;
 
     pthread_mutex_lock(&lp_lock);
     if (lp_closing || w->next == NULL) {
-        rc = -2;
+        rc = LP_CLOSING;
     } else if (snapshot_version() != since_version) {
         /* Moved (either way: a restored database goes back) while the
          * stream was busy: no suspension, the caller sends it now. */
         w->state = LP_CHANGED;
-        rc = 0;
+        rc = LP_MOVED;
     } else {
         w->since_version = since_version;
         w->deadline_us = deadline_us;
         w->state = LP_PARKED;
-        MHD_suspend_connection(w->conn);
-        rc = 1;
+        lp_ops.suspend(w->conn);
+        rc = LP_SUSPENDED;
     }
     pthread_mutex_unlock(&lp_lock);
     return rc;
@@ -205,7 +207,7 @@ void longpoll_shutdown(void)
         /* A stream that is not suspended sees lp_closing when it next
          * asks to wait. */
         if (suspended)
-            MHD_resume_connection(w->conn);
+            lp_ops.resume(w->conn);
     }
     pthread_mutex_unlock(&lp_lock);
 }

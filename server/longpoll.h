@@ -1,13 +1,25 @@
 /* longpoll.h -- requests parked until the flag set changes or a deadline
  * passes.  A parked connection costs no thread: it is suspended in
  * libmicrohttpd and resumed from the listener (on change) or the timer
- * thread (on deadline). */
+ * thread (on deadline).  The connection is opaque here: suspending and
+ * resuming it are operations handed to longpoll_init, so this module needs
+ * no libmicrohttpd of its own (and is unit-tested without it). */
 #ifndef VX_LONGPOLL_H
 #define VX_LONGPOLL_H
 
-#include <microhttpd.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+struct MHD_Connection;
+
+/* What parking, opening a stream or waiting on one came to. */
+enum lp_result {
+    LP_SUSPENDED,  /* registered and suspended: answer after the resume */
+    LP_REGISTERED, /* longpoll_stream_open: the stream holds its place */
+    LP_MOVED,      /* the version already moved: not suspended, answer now */
+    LP_FULL,       /* max_waiters reached: not registered (503) */
+    LP_CLOSING,    /* the daemon is stopping: not registered (503, or end the stream) */
+};
 
 enum lp_state {
     LP_IDLE = 0, /* not parked */
@@ -26,29 +38,41 @@ struct lp_waiter {
     bool repeat; /* a stream: stays registered across wake-ups */
 };
 
-int longpoll_init(unsigned max_waiters);
+/* How to suspend and resume a connection: in the daemon
+ * MHD_suspend_connection and MHD_resume_connection.  suspend is called from
+ * the thread that parks, resume from any thread; both with the long-poll
+ * lock held. */
+struct longpoll_ops {
+    void (*suspend)(struct MHD_Connection *conn);
+    void (*resume)(struct MHD_Connection *conn);
+};
+
+/* Set the cap and the operations (copied) and start the timer thread.
+ * 0, or -1 when the thread cannot start. */
+int longpoll_init(unsigned max_waiters, const struct longpoll_ops *ops);
 void longpoll_shutdown(void); /* resume everything with LP_SHUTDOWN */
 void longpoll_stop(void);     /* stop the timer thread */
 
 /* Register w and suspend conn unless the version already moved past
- * since_version.  Call from the access handler only.
- * Returns 1 parked, 0 version already moved (not parked), -1 cap reached,
- * -2 shutting down. */
-int longpoll_park(struct lp_waiter *w, struct MHD_Connection *conn, int64_t since_version,
-                  int64_t deadline_us);
+ * since_version.  Call from the access handler only.  Returns LP_SUSPENDED,
+ * LP_MOVED (then w->state is LP_CHANGED), LP_FULL or LP_CLOSING (then
+ * w->state is LP_IDLE). */
+enum lp_result longpoll_park(struct lp_waiter *w, struct MHD_Connection *conn,
+                             int64_t since_version, int64_t deadline_us);
 
 /* Streams (SSE): register w for the life of the stream, counted against
- * the cap like a parked request.  Returns 0, -1 cap reached, -2 shutting
- * down.  Unregister with longpoll_forget. */
-int longpoll_stream_open(struct lp_waiter *w, struct MHD_Connection *conn);
+ * the cap like a parked request.  Returns LP_REGISTERED, LP_FULL or
+ * LP_CLOSING.  Unregister with longpoll_forget. */
+enum lp_result longpoll_stream_open(struct lp_waiter *w, struct MHD_Connection *conn);
 
 /* From the stream's content reader when it has nothing to send: suspend its
  * connection until the version differs from since_version or deadline_us
  * (monotonic) passes; libmicrohttpd calls the reader again after the
- * resume.  Returns 1 suspended (the reader must then return 0), 0 the
- * version already differs (not suspended), -2 shutting down (end the
- * stream). */
-int longpoll_stream_wait(struct lp_waiter *w, int64_t since_version, int64_t deadline_us);
+ * resume.  Returns LP_SUSPENDED (the reader must then return 0), LP_MOVED
+ * (the version already differs: not suspended, send it now) or LP_CLOSING
+ * (shutting down, or w is no longer registered: end the stream). */
+enum lp_result longpoll_stream_wait(struct lp_waiter *w, int64_t since_version,
+                                    int64_t deadline_us);
 
 /* Wake every parked waiter whose since_version < version. Any thread. */
 void longpoll_wake(int64_t version);

@@ -78,7 +78,8 @@ static int serve(int argc, char **argv)
     PQfinish(c);
     if (applied > 0)
         log_info("applied %d migration(s)", applied);
-    if (log_start() != 0 || longpoll_init(vx_cfg.max_waiters) != 0 ||
+    static const struct longpoll_ops mhd_ops = {MHD_suspend_connection, MHD_resume_connection};
+    if (log_start() != 0 || longpoll_init(vx_cfg.max_waiters, &mhd_ops) != 0 ||
         listen_start(vx_cfg.check_interval) != 0)
         return 1;
     if (http_start() != 0) {

@@ -455,10 +455,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         } else if (now >= st->keepalive_us) {
             stream_put(st, ": keep-alive\n\n");
         } else {
-            int rc = longpoll_stream_wait(&st->r->waiter, st->sent, st->keepalive_us);
-            if (rc == 1)
+            enum lp_result rc = longpoll_stream_wait(&st->r->waiter, st->sent, st->keepalive_us);
+            if (rc == LP_SUSPENDED)
                 return 0; /* suspended: called again after the resume */
-            if (rc == -2)
+            if (rc == LP_CLOSING)
                 return MHD_CONTENT_READER_END_OF_STREAM;
             continue; /* the version moved while we looked */
         }
@@ -550,12 +550,13 @@ enum http_rc ofrep_stream(struct vx_req *r)
     r->rh_ctx = st;
     r->rh_cleaner = stream_cleanup;
 
-    int open = longpoll_stream_open(&r->waiter, r->conn);
-    if (open != 0)
+    enum lp_result open = longpoll_stream_open(&r->waiter, r->conn);
+    if (open != LP_REGISTERED)
         return http_reply_unavailable(r, 1, "%s",
-                                      open == -2 ? "the server is shutting down"
-                                               : "too many held requests on this instance; retry "
-                                                 "shortly");
+                                      open == LP_CLOSING
+                                          ? "the server is shutting down"
+                                          : "too many held requests on this instance; retry "
+                                            "shortly");
     atomic_fetch_add(&st->refs, 1); /* the response's */
     struct MHD_Response *resp = MHD_create_response_from_callback(
         MHD_SIZE_UNKNOWN, 1024, stream_read, st, stream_response_free);

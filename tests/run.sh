@@ -3,10 +3,13 @@
 #
 # Runs as root on a fresh Debian 12 from a clean clone, in stages:
 #   deps          install what the tests need when missing (apt-get, npm)
-#   build:*       meson build dirs build/plain and build/asan (ASan + UBSan)
+#   build:*       meson build dirs build/plain, build/asan (ASan + UBSan) and
+#                 build/tsan (ThreadSanitizer)
 #   postgres      a throwaway PostgreSQL 15 cluster (tests/lib/pg.sh), stopped on exit
 #   unit:*        `meson test` in each build dir (Check unit tests)
-#   integration:* `node --test tests/integration/` against each build's vexil
+#   integration:* `node --test tests/integration/` against each build's vexil;
+#                 for build/tsan only TSAN_TESTS, the files whose daemons are
+#                 busiest across threads (the whole suite would double its time)
 #   browser       `node --test tests/browser/` when it holds *.test.mjs
 #   quality:coverage  line coverage of server/ >= 80 % over everything build/plain ran
 #                     (build/plain is a coverage build), printed per file
@@ -155,13 +158,15 @@ stage_deps() {
 }
 
 # build/plain: the project's default buildtype, instrumented for coverage
-# (its runs feed quality:coverage); build/asan: with ASan + UBSan.
+# (its runs feed quality:coverage); build/asan: with ASan + UBSan;
+# build/tsan: with ThreadSanitizer.
 build_opts() {
     case $1 in
     # The daemon is multi-threaded: count with atomic updates, or racing
     # increments corrupt the counters (gcov then reports negative hits).
     plain) echo "-Db_coverage=true -Dc_args=-fprofile-update=atomic" ;;
     asan) echo "-Db_sanitize=address,undefined -Db_lundef=false" ;;
+    tsan) echo "-Db_sanitize=thread" ;;
     esac
 }
 
@@ -180,8 +185,16 @@ sanitizer_env() {
     asan)
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        unset TSAN_OPTIONS
         ;;
-    *) unset ASAN_OPTIONS UBSAN_OPTIONS ;;
+    tsan)
+        # A report does not stop the daemon (the test would then fail on a
+        # refused connection, far from the cause): it is printed, and the
+        # exit status 66 and the harness's scan of stderr fail the test.
+        export TSAN_OPTIONS="exitcode=66:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan-suppressions.txt"
+        unset ASAN_OPTIONS UBSAN_OPTIONS
+        ;;
+    *) unset ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS ;;
     esac
 }
 
@@ -232,24 +245,36 @@ count_node() {
     say "$label: $pass passed, $((fail + cancelled)) failed, $((skip + todo)) skipped"
 }
 
-# node_tests LABEL DIR VARIANT: node --test on DIR with VEXIL_BIN of VARIANT;
-# a human-readable report on stdout and TAP in the artifacts for counting.
+# node_tests LABEL VARIANT PATH...: node --test on the PATHs (directories or
+# files) with VEXIL_BIN of VARIANT; a human-readable report on stdout and TAP
+# in the artifacts for counting.
 node_tests() {
-    local label=$1 dir=$2 v=$3 tap="$ART/$1.tap" rc=0
+    local label=$1 v=$2 tap="$ART/$1.tap" rc=0
+    shift 2
     (
         sanitizer_env "$v"
         export VEXIL_BIN="$ROOT/build/$v/vexil"
         exec timeout --kill-after=10 1500 node --test --test-concurrency="$JOBS" \
             --test-reporter=spec --test-reporter-destination=stdout \
-            --test-reporter=tap --test-reporter-destination="$tap" "$dir"
+            --test-reporter=tap --test-reporter-destination="$tap" "$@"
     ) 2>&1 | tee "$ART/$label.log"
     rc=${PIPESTATUS[0]}
     count_node "$tap" "$label"
     return "$rc"
 }
 
+# The integration tests that run against build/tsan: long-poll and two
+# instances (longpoll), database outage (outage, dbdown), and the OFREP
+# change streams (ofrep), which park and wake from several threads.
+TSAN_TESTS=(tests/integration/longpoll.test.mjs tests/integration/outage.test.mjs
+    tests/integration/dbdown.test.mjs tests/integration/ofrep.test.mjs)
+
 stage_integration() {
-    node_tests "integration-$1" tests/integration/ "$1"
+    if [ "$1" = tsan ]; then
+        node_tests "integration-$1" "$1" "${TSAN_TESTS[@]}"
+    else
+        node_tests "integration-$1" "$1" tests/integration/
+    fi
 }
 
 have_browser_tests() {
@@ -257,7 +282,7 @@ have_browser_tests() {
 }
 
 stage_browser() {
-    node_tests browser tests/browser/ plain
+    node_tests browser plain tests/browser/
 }
 
 stage_coverage() {
@@ -285,11 +310,14 @@ main() {
     run_stage deps "" stage_deps
     run_stage build:plain "deps" stage_build plain
     run_stage build:asan "deps" stage_build asan
+    run_stage build:tsan "deps" stage_build tsan
     run_stage postgres "deps" stage_postgres
     run_stage unit:plain "build:plain" stage_unit plain
     run_stage unit:asan "build:asan" stage_unit asan
+    run_stage unit:tsan "build:tsan" stage_unit tsan
     run_stage integration:plain "build:plain postgres" stage_integration plain
     run_stage integration:asan "build:asan postgres" stage_integration asan
+    run_stage integration:tsan "build:tsan postgres" stage_integration tsan
     if have_browser_tests; then
         run_stage browser "build:plain postgres" stage_browser
     fi

@@ -33,8 +33,9 @@ export const PG_URL = process.env.VEXIL_TEST_PG_URL || '';
 const PG_BINDIR = '/usr/lib/postgresql/15/bin';
 export const PSQL = existsSync(`${PG_BINDIR}/psql`) ? `${PG_BINDIR}/psql` : 'psql';
 export const PG_DUMP = existsSync(`${PG_BINDIR}/pg_dump`) ? `${PG_BINDIR}/pg_dump` : 'pg_dump';
-/** True when the binary under test is the sanitizer build. */
-export const SANITIZED = /asan/.test(VEXIL_BIN) || !!process.env.ASAN_OPTIONS;
+/** True when the binary under test is a sanitizer build (ASan or TSan). */
+export const SANITIZED = /[at]san/.test(VEXIL_BIN) || !!process.env.ASAN_OPTIONS ||
+  !!process.env.TSAN_OPTIONS;
 /** docs/operations.md §1: SIGTERM → exit 0 within 5 s (sanitizer builds get slack for the leak check). */
 export const STOP_TIMEOUT_MS = SANITIZED ? 15000 : 5000;
 const START_TIMEOUT_MS = SANITIZED ? 30000 : 15000;
@@ -48,7 +49,7 @@ export const RFC3339_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const SECRET = /^vx_[A-Za-z0-9_-]{43}$/;
 const SANITIZER_REPORT =
-  /ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer)|runtime error:|SUMMARY: (Address|Undefined|Leak)Sanitizer/;
+  /(ERROR|WARNING): (AddressSanitizer|LeakSanitizer|ThreadSanitizer)|runtime error:|SUMMARY: (Address|Undefined|Leak|Thread)Sanitizer/;
 
 /** The project version from meson.build (what `vexil version` must print). */
 export function projectVersion() {
