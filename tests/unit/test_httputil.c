@@ -182,7 +182,7 @@ START_TEST(test_etag_header_has)
     ck_assert(!etag_header_has(h, strlen(h), "7", 1));
     ck_assert(!etag_header_has(h, strlen(h), "1", 1));
     ck_assert(etag_header_has("*", 1, "anything", 8));
-    ck_assert(!etag_header_has("7-ab", 4, "7-ab", 4)); /* not quoted: malformed */
+    ck_assert(!etag_header_has("7-ab", 4, "7-ab", 4));     /* not quoted: malformed */
     ck_assert(!etag_header_has("\"a\" \"b\"", 7, "b", 1)); /* no comma */
     ck_assert(!etag_header_has("", 0, "", 0));
 }
