@@ -111,19 +111,28 @@ static enum http_rc not_modified(struct vx_req *r, int64_t version)
     return http_reply_empty(r, 304);
 }
 
+/* Is the request's token (found in its own snapshot) live in s too? */
+static bool token_live(struct vx_req *r, const struct vx_snapshot *s)
+{
+    return snapshot_find_token(s, r->token->hash) != NULL;
+}
+
 /* The shared flow of both endpoints: conditional, long-poll, answer. */
 static enum http_rc serve(struct vx_req *r, answer_fn answer)
 {
     struct vx_snapshot *s;
 
     if (r->waiter.state != LP_IDLE) {
-        /* Resumed: answer from the snapshot that is current now. */
+        /* Resumed: answer from the snapshot that is current now, if the
+         * token still lives there. */
+        bool revoked = r->waiter.state == LP_REVOKED;
         r->waiter.state = LP_IDLE;
         s = snapshot_acquire();
         if (s == NULL)
             return not_modified(r, r->since_version);
-        enum http_rc rc =
-            s->version > r->since_version ? answer(r, s) : not_modified(r, s->version);
+        enum http_rc rc = revoked || !token_live(r, s)    ? http_reply_revoked(r)
+                          : s->version > r->since_version ? answer(r, s)
+                                                          : not_modified(r, s->version);
         snapshot_release(s);
         return rc;
     }
@@ -153,10 +162,11 @@ static enum http_rc serve(struct vx_req *r, answer_fn answer)
     case HTTP_PARK_MOVED:
         break;
     }
-    /* The version moved while we looked: answer from the new one. */
+    /* The version (or the tokens) moved while we looked: answer from the
+     * new snapshot. */
     r->waiter.state = LP_IDLE;
     struct vx_snapshot *now = snapshot_acquire();
-    enum http_rc rc = answer(r, now);
+    enum http_rc rc = token_live(r, now) ? answer(r, now) : http_reply_revoked(r);
     snapshot_release(now);
     return rc;
 }

@@ -1,9 +1,13 @@
 /* api_flags.c -- docs/api.md §3 flags: CRUD with If-Match, history, revert, stale.
  *
- * Reads come from the snapshot like every other read.  Writes go to the
- * database through store.c in one transaction each, then wait (briefly) for
- * this instance's listener to publish the snapshot of the new version, so
- * a client that writes and then reads here sees its own write. */
+ * Reads come from the snapshot like every other read.  Writes (and the
+ * history, which lives only in the database) are validated here, on the
+ * HTTP thread, then run on a database thread (http_run_db) while the
+ * request waits suspended: each write is one transaction, followed by a
+ * short wait until this instance's listener publishes the new version, so
+ * a client that writes and then reads here sees its own write.  The
+ * handler runs a second time with the call's outcome and answers. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -40,15 +44,6 @@ static enum http_rc reply_store_failure(struct vx_req *r, enum store_status st, 
         return http_reply_unavailable(
             r, 2, "the database failed to apply the change; nothing was changed");
     }
-}
-
-static PGconn *conn_or_503(struct vx_req *r)
-{
-    PGconn *c = store_thread_conn();
-
-    if (c == NULL)
-        reply_store_failure(r, STORE_UNAVAILABLE, "");
-    return c;
 }
 
 /* The snapshot's flag named by the route's argument, or NULL with 404 queued. */
@@ -99,13 +94,128 @@ static const char *actor(struct vx_req *r)
     return r->token != NULL ? r->token->name : "";
 }
 
-static enum http_rc after_write(struct vx_req *r, unsigned status, const struct vx_flag *f,
-                                int64_t version)
+/* ------------------------------------------------------------------ */
+/* Database calls, on a database thread                                 */
+/* ------------------------------------------------------------------ */
+
+/* One database call of a handler here (http_run_db): what it needs, and
+ * what it found.  Its strings point into the request (the route's
+ * argument, the token's name in the request's snapshot), which outlives
+ * the call: the request waits, suspended, until the call is done. */
+struct flag_call {
+    enum store_status (*run)(PGconn *c, struct flag_call *fc);
+    /* in */
+    const char *name;
+    struct vx_flag_patch patch; /* create, update */
+    int64_t if_match;           /* update, delete */
+    int64_t event;              /* revert */
+    int limit;                  /* history */
+    int64_t before;             /* history */
+    const char *actor;
+    int64_t now;
+    /* out */
+    enum store_status st;
+    struct vx_flag flag; /* the flag as written (create, update, revert) */
+    bool have_flag;
+    int64_t version; /* the version the write made, 0 if none */
+    json_t *history;
+};
+
+static struct flag_call *flag_call_new(struct vx_req *r,
+                                       enum store_status (*run)(PGconn *c, struct flag_call *fc))
 {
-    if (version > 0)
-        listen_await_version(version, AWAIT_PUBLISH_MS);
-    return f != NULL ? reply_flag(r, status, f) : http_reply_empty(r, status);
+    struct flag_call *fc = calloc(1, sizeof(*fc));
+
+    if (fc != NULL) {
+        fc->run = run;
+        fc->name = http_arg(r, 0);
+        fc->actor = actor(r);
+        fc->now = time_now_us();
+        fc->if_match = -1;
+    }
+    return fc;
 }
+
+static void flag_call_free(void *job)
+{
+    struct flag_call *fc = job;
+
+    flag_patch_free(&fc->patch);
+    if (fc->have_flag)
+        flag_free(&fc->flag);
+    json_decref(fc->history);
+    free(fc);
+}
+
+/* The work of every call: the store, then (for a write) the wait until this
+ * instance serves the new version, so that a client that writes and then
+ * reads here sees its own write. */
+static void flag_call_work(PGconn *c, void *job)
+{
+    struct flag_call *fc = job;
+
+    fc->st = fc->run(c, fc);
+    if (fc->st == STORE_UNAVAILABLE)
+        listen_db_suspect();
+    if (fc->st == STORE_OK && fc->version > 0)
+        listen_await_version(fc->version, AWAIT_PUBLISH_MS);
+}
+
+static enum store_status run_create(PGconn *c, struct flag_call *fc)
+{
+    enum store_status st =
+        store_flag_create(c, &fc->patch, fc->actor, fc->now, &fc->flag, &fc->version);
+    fc->have_flag = st == STORE_OK;
+    return st;
+}
+
+static enum store_status run_update(PGconn *c, struct flag_call *fc)
+{
+    enum store_status st = store_flag_update(c, fc->name, &fc->patch, fc->if_match, fc->actor,
+                                             fc->now, &fc->flag, &fc->version);
+    fc->have_flag = st == STORE_OK;
+    return st;
+}
+
+static enum store_status run_delete(PGconn *c, struct flag_call *fc)
+{
+    return store_flag_delete(c, fc->name, fc->if_match, fc->actor, fc->now, &fc->version);
+}
+
+static enum store_status run_revert(PGconn *c, struct flag_call *fc)
+{
+    enum store_status st =
+        store_flag_revert(c, fc->name, fc->event, fc->actor, fc->now, &fc->flag, &fc->version);
+    fc->have_flag = st == STORE_OK;
+    return st;
+}
+
+static enum store_status run_history(PGconn *c, struct flag_call *fc)
+{
+    return store_flag_history(c, fc->name, fc->limit, fc->before, &fc->history);
+}
+
+/* Hand fc to a database thread (the handler runs again when it is done),
+ * or answer 500 when there is no fc (out of memory). */
+static enum http_rc submit(struct vx_req *r, struct flag_call *fc)
+{
+    if (fc == NULL)
+        return http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
+    return http_run_db(r, flag_call_work, fc, flag_call_free);
+}
+
+/* The answer to a finished write: the flag as written (or an empty body),
+ * else the failure. */
+static enum http_rc reply_written(struct vx_req *r, struct flag_call *fc, unsigned status)
+{
+    if (fc->st != STORE_OK)
+        return reply_store_failure(r, fc->st, "the flag");
+    return fc->have_flag ? reply_flag(r, status, &fc->flag) : http_reply_empty(r, status);
+}
+
+/* ------------------------------------------------------------------ */
+/* Handlers                                                             */
+/* ------------------------------------------------------------------ */
 
 /* What a list keeps of a flag: 1 keep, 0 skip, -1 out of memory. */
 typedef int (*keep_fn)(const struct vx_flag *f, int64_t now, int days, int rdays);
@@ -149,151 +259,167 @@ enum http_rc api_flags_get(struct vx_req *r)
     return f != NULL ? reply_flag(r, 200, f) : HTTP_QUEUED;
 }
 
-/* Read and validate a POST (create) or PATCH body into p, and get this
- * thread's database connection.  NULL with the 400/503 queued (and p
- * freed) when either fails; else the caller flag_patch_free()s p. */
-static PGconn *read_patch(struct vx_req *r, bool create, struct vx_flag_patch *p)
+/* Read and validate a POST (create) or PATCH body into a new call.  NULL
+ * with the 400 (or 500) queued when that fails. */
+static struct flag_call *read_patch(struct vx_req *r, bool create,
+                                    enum store_status (*run)(PGconn *c, struct flag_call *fc))
 {
     struct vx_error err;
     json_t *body = http_body_json(r, false);
+    struct flag_call *fc;
 
     if (body == NULL)
         return NULL;
-    if (flag_patch_from_json(body, create, p, &err) != 0) {
+    fc = flag_call_new(r, run);
+    if (fc == NULL) {
         json_decref(body);
+        http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    if (flag_patch_from_json(body, create, &fc->patch, &err) != 0) {
+        json_decref(body);
+        flag_call_free(fc);
         http_reply_error(r, 400, err.code, "%s", err.message);
         return NULL;
     }
     json_decref(body);
-    PGconn *c = conn_or_503(r);
-    if (c == NULL)
-        flag_patch_free(p);
-    return c;
+    return fc;
 }
 
 enum http_rc api_flags_create(struct vx_req *r)
 {
-    struct vx_flag_patch p;
-    struct vx_flag out;
-    int64_t version = 0;
-    enum http_rc rc;
-    PGconn *c = read_patch(r, true, &p);
+    struct flag_call *fc = http_db_job(r);
 
-    if (c == NULL)
-        return HTTP_QUEUED;
-    enum store_status st = store_flag_create(c, &p, actor(r), time_now_us(), &out, &version);
-    if (st == STORE_CONFLICT)
-        rc = http_reply_error(r, 409, VX_E_CONFLICT, "a flag named '%s' already exists", p.name);
-    else if (st != STORE_OK)
-        rc = reply_store_failure(r, st, "flag");
-    else {
-        rc = after_write(r, 201, &out, version);
-        flag_free(&out);
-    }
-    flag_patch_free(&p);
-    return rc;
+    if (fc != NULL && fc->st == STORE_CONFLICT)
+        return http_reply_error(r, 409, VX_E_CONFLICT, "a flag named '%s' already exists",
+                                fc->patch.name);
+    if (fc != NULL)
+        return reply_written(r, fc, 201);
+    fc = read_patch(r, true, run_create);
+    return fc != NULL ? submit(r, fc) : HTTP_QUEUED;
 }
 
 enum http_rc api_flags_patch(struct vx_req *r)
 {
-    struct vx_flag_patch p;
-    struct vx_flag out;
-    int64_t version = 0;
-    int64_t im = if_match(r);
+    struct flag_call *fc = http_db_job(r);
+    int64_t im;
 
+    if (fc != NULL)
+        return reply_written(r, fc, 200);
+    im = if_match(r);
     if (im == -2 || name_or_404(r) == NULL)
         return HTTP_QUEUED;
-    PGconn *c = read_patch(r, false, &p);
-    if (c == NULL)
+    fc = read_patch(r, false, run_update);
+    if (fc == NULL)
         return HTTP_QUEUED;
-    enum store_status st =
-        store_flag_update(c, http_arg(r, 0), &p, im, actor(r), time_now_us(), &out, &version);
-    flag_patch_free(&p);
-    if (st != STORE_OK)
-        return reply_store_failure(r, st, "the flag");
-    enum http_rc rc = after_write(r, 200, &out, version);
-    flag_free(&out);
-    return rc;
+    fc->if_match = im;
+    return submit(r, fc);
 }
 
 enum http_rc api_flags_delete(struct vx_req *r)
 {
-    int64_t version = 0;
-    int64_t im = if_match(r);
+    struct flag_call *fc = http_db_job(r);
+    int64_t im;
 
+    if (fc != NULL)
+        return reply_written(r, fc, 204);
+    im = if_match(r);
     if (im == -2 || name_or_404(r) == NULL)
         return HTTP_QUEUED;
-    PGconn *c = conn_or_503(r);
-    if (c == NULL)
-        return HTTP_QUEUED;
-    enum store_status st =
-        store_flag_delete(c, http_arg(r, 0), im, actor(r), time_now_us(), &version);
-    if (st != STORE_OK)
-        return reply_store_failure(r, st, "the flag");
-    return after_write(r, 204, NULL, version);
+    fc = flag_call_new(r, run_delete);
+    if (fc != NULL)
+        fc->if_match = im;
+    return submit(r, fc);
+}
+
+/* A query parameter within [lo, hi], def when absent: 0, or -1 with 400
+ * queued. */
+static int int_param(struct vx_req *r, const char *key, int64_t lo, int64_t hi, int64_t def,
+                     int64_t *out)
+{
+    const char *v = http_query(r, key);
+
+    *out = def;
+    if (v == NULL || parse_int_range(v, lo, hi, out) == 0)
+        return 0;
+    http_reply_error(r, 400, VX_E_INVALID_VALUE, "%s must be an integer from %lld to %lld", key,
+                     (long long)lo, (long long)hi);
+    return -1;
 }
 
 enum http_rc api_flags_history(struct vx_req *r)
 {
-    json_t *out = NULL;
+    struct flag_call *fc = http_db_job(r);
+    int64_t limit, before;
 
-    if (name_or_404(r) == NULL)
+    if (fc != NULL && fc->st != STORE_OK)
+        return reply_store_failure(r, fc->st, "the flag's history");
+    if (fc != NULL) {
+        json_t *out = fc->history;
+        fc->history = NULL;
+        return http_reply_json(r, 200, out);
+    }
+    if (name_or_404(r) == NULL ||
+        int_param(r, "limit", 1, STORE_HISTORY_LIMIT_MAX, STORE_HISTORY_LIMIT_DEFAULT, &limit) !=
+            0 ||
+        int_param(r, "before", 1, INT64_MAX, 0, &before) != 0)
         return HTTP_QUEUED;
-    PGconn *c = conn_or_503(r);
-    if (c == NULL)
-        return HTTP_QUEUED;
-    enum store_status st = store_flag_history(c, http_arg(r, 0), &out);
-    if (st != STORE_OK)
-        return reply_store_failure(r, st, "the flag's history");
-    return http_reply_json(r, 200, out);
+    fc = flag_call_new(r, run_history);
+    if (fc != NULL) {
+        fc->limit = (int)limit;
+        fc->before = before;
+    }
+    return submit(r, fc);
 }
 
-enum http_rc api_flags_revert(struct vx_req *r)
+/* The event id of a revert body {"event": id}: > 0, or 0 with 400 queued. */
+static int64_t revert_event(struct vx_req *r)
 {
-    if (name_or_404(r) == NULL)
-        return HTTP_QUEUED;
     json_t *body = http_body_json(r, false);
     const char *key;
     json_t *v;
     int64_t event = 0;
-    struct vx_flag out;
-    int64_t version = 0;
 
     if (body == NULL)
-        return HTTP_QUEUED;
+        return 0;
     json_object_foreach(body, key, v)
     {
         if (strcmp(key, "event") != 0) {
-            enum http_rc rc =
-                http_reply_error(r, 400, VX_E_UNKNOWN_FIELD, "unknown field '%.100s'", key);
+            http_reply_error(r, 400, VX_E_UNKNOWN_FIELD, "unknown field '%.100s'", key);
             json_decref(body); /* key lives in body */
-            return rc;
+            return 0;
         }
     }
     v = json_object_get(body, "event");
-    if (!json_is_integer(v) || json_integer_value(v) < 1) {
-        json_decref(body);
-        return http_reply_error(r, 400, VX_E_INVALID_VALUE,
-                                "event must be the positive integer id of a history event");
-    }
-    event = json_integer_value(v);
+    if (json_is_integer(v) && json_integer_value(v) >= 1)
+        event = json_integer_value(v);
+    else
+        http_reply_error(r, 400, VX_E_INVALID_VALUE,
+                         "event must be the positive integer id of a history event");
     json_decref(body);
-    PGconn *c = conn_or_503(r);
-    if (c == NULL)
-        return HTTP_QUEUED;
-    enum store_status st =
-        store_flag_revert(c, http_arg(r, 0), event, actor(r), time_now_us(), &out, &version);
-    if (st == STORE_CONFLICT)
+    return event;
+}
+
+enum http_rc api_flags_revert(struct vx_req *r)
+{
+    struct flag_call *fc = http_db_job(r);
+    int64_t event;
+
+    if (fc != NULL && fc->st == STORE_CONFLICT)
         return http_reply_error(r, 409, VX_E_CONFLICT,
-                                "event %lld has no state before it to restore", (long long)event);
-    if (st == STORE_NOT_FOUND)
+                                "event %lld has no state before it to restore",
+                                (long long)fc->event);
+    if (fc != NULL && fc->st == STORE_NOT_FOUND)
         return http_reply_error(r, 404, VX_E_NOT_FOUND, "no event %lld in the history of this flag",
-                                (long long)event);
-    if (st != STORE_OK)
-        return reply_store_failure(r, st, "the flag");
-    enum http_rc rc = after_write(r, 200, &out, version);
-    flag_free(&out);
-    return rc;
+                                (long long)fc->event);
+    if (fc != NULL)
+        return reply_written(r, fc, 200);
+    if (name_or_404(r) == NULL || (event = revert_event(r)) == 0)
+        return HTTP_QUEUED;
+    fc = flag_call_new(r, run_revert);
+    if (fc != NULL)
+        fc->event = event;
+    return submit(r, fc);
 }
 
 static int days_param(struct vx_req *r, const char *key, int def, int *out)

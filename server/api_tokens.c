@@ -4,7 +4,9 @@
  * change); they notify 'tokens' instead, and every instance reloads.  Here
  * we also wait for our own reload, so a token created or revoked through
  * this instance works (or stops working) on it as soon as the answer is
- * sent. */
+ * sent.  Every database call runs on a database thread (http_run_db) while
+ * the request waits, suspended; the handler runs again with its outcome. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -14,93 +16,167 @@
 
 #define AWAIT_RELOAD_MS 2000
 
+/* One database call of a handler here, run on a database thread
+ * (http_run_db) while the request waits, suspended. */
+struct token_call {
+    enum store_status (*run)(PGconn *c, struct token_call *tc);
+    /* in */
+    const char *id; /* revoke: the route's argument */
+    char *name;     /* create */
+    enum vx_role role;
+    /* out */
+    enum store_status st;
+    json_t *list;
+    char new_id[TOKEN_ID_LEN + 1], secret[64];
+};
+
+static void token_call_free(void *job)
+{
+    struct token_call *tc = job;
+
+    json_decref(tc->list);
+    explicit_bzero(tc->secret, sizeof(tc->secret));
+    free(tc->name);
+    free(tc);
+}
+
+static enum store_status run_list(PGconn *c, struct token_call *tc)
+{
+    return store_tokens_list(c, &tc->list);
+}
+
+/* Every call: the store, then for a change the wait until this instance
+ * has reloaded, so the token works (or stops working) here at once. */
+static void token_call_work(PGconn *c, void *job)
+{
+    struct token_call *tc = job;
+
+    tc->st = tc->run(c, tc);
+    if (tc->st == STORE_UNAVAILABLE)
+        listen_db_suspect();
+    if (tc->st == STORE_OK && tc->run != run_list)
+        listen_reload_sync(AWAIT_RELOAD_MS);
+}
+
+static enum store_status run_create(PGconn *c, struct token_call *tc)
+{
+    return store_token_create(c, tc->name, tc->role, tc->new_id, tc->secret);
+}
+
+static enum store_status run_revoke(PGconn *c, struct token_call *tc)
+{
+    return store_token_revoke(c, tc->id);
+}
+
+static enum http_rc submit(struct vx_req *r,
+                           enum store_status (*run)(PGconn *c, struct token_call *tc),
+                           struct token_call *tc)
+{
+    if (tc == NULL)
+        tc = calloc(1, sizeof(*tc));
+    if (tc == NULL)
+        return http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
+    tc->run = run;
+    return http_run_db(r, token_call_work, tc, token_call_free);
+}
+
 static enum http_rc unavailable(struct vx_req *r)
 {
-    listen_db_suspect();
     return http_reply_unavailable(r, 2, "the database is unreachable; nothing was changed");
 }
 
 enum http_rc api_tokens_list(struct vx_req *r)
 {
-    json_t *out = NULL;
-    PGconn *c = store_thread_conn();
+    struct token_call *tc = http_db_job(r);
 
-    if (c == NULL)
+    if (tc == NULL)
+        return submit(r, run_list, NULL);
+    if (tc->st != STORE_OK)
         return unavailable(r);
-    if (store_tokens_list(c, &out) != STORE_OK)
-        return unavailable(r);
-    return http_reply_json(r, 200, out);
+    json_t *list = tc->list;
+    tc->list = NULL;
+    return http_reply_json(r, 200, list);
 }
 
-enum http_rc api_tokens_create(struct vx_req *r)
+/* A create body {name, role} into a new call, or NULL with 400 queued. */
+static struct token_call *read_create(struct vx_req *r)
 {
     json_t *body = http_body_json(r, false);
     const char *key, *name, *role;
     json_t *v;
-    enum vx_role rl;
-    char id[TOKEN_ID_LEN + 1], secret[64];
+    struct token_call *tc;
 
     if (body == NULL)
-        return HTTP_QUEUED;
+        return NULL;
     json_object_foreach(body, key, v)
     {
         if (strcmp(key, "name") != 0 && strcmp(key, "role") != 0) {
-            enum http_rc rc =
-                http_reply_error(r, 400, VX_E_UNKNOWN_FIELD, "unknown field '%.100s'", key);
+            http_reply_error(r, 400, VX_E_UNKNOWN_FIELD, "unknown field '%.100s'", key);
             json_decref(body); /* key lives in body */
-            return rc;
+            return NULL;
         }
     }
     v = json_object_get(body, "name");
     name = json_string_value(v);
     if (name == NULL || strlen(name) != json_string_length(v) || !token_name_valid(name)) {
         json_decref(body);
-        return http_reply_error(r, 400, VX_E_INVALID_VALUE,
-                                "name must be 1 to %d characters of printable text",
-                                TOKEN_NAME_MAX);
+        http_reply_error(r, 400, VX_E_INVALID_VALUE,
+                         "name must be 1 to %d characters of printable text", TOKEN_NAME_MAX);
+        return NULL;
     }
     role = json_string_value(json_object_get(body, "role"));
-    if (role != NULL && strcmp(role, "admin") == 0)
-        rl = VX_ROLE_ADMIN;
-    else if (role != NULL && strcmp(role, "client") == 0)
-        rl = VX_ROLE_CLIENT;
-    else {
+    if (role == NULL || (strcmp(role, "admin") != 0 && strcmp(role, "client") != 0)) {
         json_decref(body);
-        return http_reply_error(r, 400, VX_E_INVALID_VALUE, "role must be \"admin\" or \"client\"");
+        http_reply_error(r, 400, VX_E_INVALID_VALUE, "role must be \"admin\" or \"client\"");
+        return NULL;
     }
-    PGconn *c = store_thread_conn();
-    if (c == NULL) {
-        json_decref(body);
-        return unavailable(r);
+    tc = calloc(1, sizeof(*tc));
+    if (tc != NULL) {
+        tc->role = strcmp(role, "admin") == 0 ? VX_ROLE_ADMIN : VX_ROLE_CLIENT;
+        tc->name = strdup(name);
     }
-    enum store_status st = store_token_create(c, name, rl, id, secret);
-    if (st != STORE_OK) {
-        json_decref(body);
-        return unavailable(r);
-    }
-    listen_reload_sync(AWAIT_RELOAD_MS);
-    json_t *out =
-        json_pack("{s:s, s:s, s:s, s:s}", "id", id, "name", name, "role", role, "token", secret);
     json_decref(body);
-    memset(secret, 0, sizeof(secret));
+    if (tc == NULL || tc->name == NULL) {
+        if (tc != NULL)
+            token_call_free(tc);
+        http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    return tc;
+}
+
+enum http_rc api_tokens_create(struct vx_req *r)
+{
+    struct token_call *tc = http_db_job(r);
+
+    if (tc == NULL) {
+        tc = read_create(r);
+        return tc != NULL ? submit(r, run_create, tc) : HTTP_QUEUED;
+    }
+    if (tc->st != STORE_OK)
+        return unavailable(r);
+    json_t *out = json_pack("{s:s, s:s, s:s, s:s}", "id", tc->new_id, "name", tc->name, "role",
+                            tc->role == VX_ROLE_ADMIN ? "admin" : "client", "token", tc->secret);
     http_add_header(r, "Cache-Control", "no-store");
     return http_reply_json(r, 201, out);
 }
 
 enum http_rc api_tokens_delete(struct vx_req *r)
 {
-    PGconn *c = store_thread_conn();
+    struct token_call *tc = http_db_job(r);
     const char *id = http_arg(r, 0);
 
-    if (strlen(id) != TOKEN_ID_LEN)
+    if (tc == NULL && strlen(id) != TOKEN_ID_LEN)
         return http_reply_error(r, 404, VX_E_NOT_FOUND, "no live token with id '%.40s'", id);
-    if (c == NULL)
-        return unavailable(r);
-    enum store_status st = store_token_revoke(c, id);
-    if (st == STORE_NOT_FOUND)
+    if (tc == NULL) {
+        tc = calloc(1, sizeof(*tc));
+        if (tc != NULL)
+            tc->id = id;
+        return submit(r, run_revoke, tc);
+    }
+    if (tc->st == STORE_NOT_FOUND)
         return http_reply_error(r, 404, VX_E_NOT_FOUND, "no live token with id '%.40s'", id);
-    if (st != STORE_OK)
+    if (tc->st != STORE_OK)
         return unavailable(r);
-    listen_reload_sync(AWAIT_RELOAD_MS);
     return http_reply_empty(r, 204);
 }

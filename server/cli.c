@@ -120,9 +120,9 @@ static PGconn *cli_connect(const char *cmd, const char *database)
     struct vx_error err;
     PGconn *c;
 
-    store_configure(database);
+    store_configure(database, NULL);
     c = store_connect(&err);
-    store_configure(NULL);
+    store_configure(NULL, NULL);
     if (c == NULL)
         cli_fail(cmd, "%s", err.message);
     return c;

@@ -6,6 +6,7 @@
  * validates every value; bad use prints one line and exits 2 (docs/operations.md §1). */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,13 +24,22 @@ static const char usage[] =
     "  --max-body BYTES         request body limit (VEXIL_MAX_BODY, default 1048576)\n"
     "  --max-url BYTES          URL limit, 414 beyond (VEXIL_MAX_URL, default 8192)\n"
     "  --max-connections N      connection limit (VEXIL_MAX_CONNECTIONS, default 10000)\n"
-    "  --max-waiters N          held long-polls and streams (VEXIL_MAX_WAITERS, default 10000)\n"
+    "  --max-waiters N          held long-polls and streams, below --max-connections\n"
+    "                           (VEXIL_MAX_WAITERS, default 9/10 of --max-connections)\n"
+    "  --max-connections-per-ip N  connections from one address (VEXIL_MAX_CONNECTIONS_PER_IP,\n"
+    "                           default halfway between --max-waiters and --max-connections)\n"
     "  --idle-timeout SECONDS   close idle connections (VEXIL_IDLE_TIMEOUT, default 60)\n"
     "  --threads N              HTTP worker threads (VEXIL_THREADS, default: CPUs)\n"
     "  --check-interval SECONDS version check period (VEXIL_CHECK_INTERVAL, default 10)\n"
     "  --connection-memory BYTES memory pool of each connection (VEXIL_CONNECTION_MEMORY,\n"
     "                           default 16384; requests whose line and headers exceed it\n"
-    "                           get 414/431, so keep it above the URL limit)\n";
+    "                           get 414/431, so keep it above the URL limit)\n"
+    "  --db-threads N           threads that run database work (VEXIL_DB_THREADS, default 4)\n"
+    "  --db-connect-timeout SECONDS  (VEXIL_DB_CONNECT_TIMEOUT, default 3)\n"
+    "  --db-statement-timeout MS  a statement running longer is cancelled and the write\n"
+    "                           answers 503 (VEXIL_DB_STATEMENT_TIMEOUT, default 5000)\n"
+    "  --db-lock-timeout MS     longest wait for a row lock (VEXIL_DB_LOCK_TIMEOUT, default "
+    "2000)\n";
 
 /* HOST:PORT, or [IPv6]:PORT, into out (struct vx_config). 0, or -1 if bad. */
 static int listen_parse(const char *v, void *out)
@@ -61,15 +71,44 @@ static const struct opts_opt serve_opts[] = {
     OPTS_STRING("cors-origins", "VEXIL_CORS_ORIGINS", vx_cfg.cors_origins),
     OPTS_NUMBER("max-body", "VEXIL_MAX_BODY", vx_cfg.max_body, 1024, INT64_C(1) << 30),
     OPTS_NUMBER("max-connections", "VEXIL_MAX_CONNECTIONS", vx_cfg.max_connections, 16, 1000000),
-    OPTS_NUMBER("max-waiters", "VEXIL_MAX_WAITERS", vx_cfg.max_waiters, 0, 1000000),
+    OPTS_NUMBER("max-waiters", "VEXIL_MAX_WAITERS", vx_cfg.max_waiters, 1, 1000000),
     OPTS_NUMBER("idle-timeout", "VEXIL_IDLE_TIMEOUT", vx_cfg.idle_timeout, 1, 86400),
     OPTS_NUMBER("threads", "VEXIL_THREADS", vx_cfg.threads, 1, 64),
     OPTS_NUMBER("check-interval", "VEXIL_CHECK_INTERVAL", vx_cfg.check_interval, 1, 30),
     OPTS_NUMBER("connection-memory", "VEXIL_CONNECTION_MEMORY", vx_cfg.conn_memory, 4096,
                 1024 * 1024),
     OPTS_NUMBER("max-url", "VEXIL_MAX_URL", vx_cfg.max_url, 256, 1024 * 1024),
+    OPTS_NUMBER("max-connections-per-ip", "VEXIL_MAX_CONNECTIONS_PER_IP", vx_cfg.max_conns_per_ip,
+                1, 1000000),
+    OPTS_NUMBER("db-threads", "VEXIL_DB_THREADS", vx_cfg.db_threads, 1, 64),
+    OPTS_NUMBER("db-connect-timeout", "VEXIL_DB_CONNECT_TIMEOUT", vx_cfg.db_connect_timeout, 1, 60),
+    OPTS_NUMBER("db-statement-timeout", "VEXIL_DB_STATEMENT_TIMEOUT", vx_cfg.db_statement_timeout,
+                100, 600000),
+    OPTS_NUMBER("db-lock-timeout", "VEXIL_DB_LOCK_TIMEOUT", vx_cfg.db_lock_timeout, 10, 600000),
     OPTS_END,
 };
+
+/* The connection limits hold together so that a rollback always gets
+ * through (docs/api.md §5): held requests stay below the connection cap,
+ * leaving room for writes, and one address (a flood, or a load balancer)
+ * may take more than every held request but not every connection.  0 or 2
+ * after the one line of bad use. */
+static int derive_limits(void)
+{
+    if (vx_cfg.max_waiters == 0)
+        vx_cfg.max_waiters = vx_cfg.max_connections - vx_cfg.max_connections / 10;
+    if (vx_cfg.max_waiters >= vx_cfg.max_connections) {
+        fprintf(stderr,
+                "vexil serve: --max-waiters (%u) must stay below --max-connections (%u), "
+                "so that a write always finds a connection\n",
+                vx_cfg.max_waiters, vx_cfg.max_connections);
+        return 2;
+    }
+    if (vx_cfg.max_conns_per_ip == 0)
+        vx_cfg.max_conns_per_ip =
+            vx_cfg.max_waiters + (vx_cfg.max_connections - vx_cfg.max_waiters) / 2;
+    return 0;
+}
 
 int config_parse_serve(int argc, char **argv)
 {
@@ -83,16 +122,21 @@ int config_parse_serve(int argc, char **argv)
     vx_cfg.max_body = 1024 * 1024;
     vx_cfg.max_url = 8192;
     vx_cfg.max_connections = 10000;
-    vx_cfg.max_waiters = 10000;
+    vx_cfg.max_waiters = 0;      /* derived below unless given */
+    vx_cfg.max_conns_per_ip = 0; /* likewise */
     vx_cfg.idle_timeout = 60;
     vx_cfg.threads = cpus > 0 && cpus < 64 ? (unsigned)cpus : 2;
     vx_cfg.conn_memory = 16 * 1024;
     vx_cfg.check_interval = 10;
+    vx_cfg.db_threads = 4;
+    vx_cfg.db_connect_timeout = 3;
+    vx_cfg.db_statement_timeout = 5000;
+    vx_cfg.db_lock_timeout = 2000;
 
     switch (
         opts_parse(&serve, argc > 0 ? argc - 1 : 0, argc > 0 ? argv + 1 : argv, NULL, 0, &n_pos)) {
     case OPTS_OK:
-        return 0;
+        return derive_limits();
     case OPTS_HELP:
         return 1;
     case OPTS_BAD:

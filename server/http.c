@@ -37,6 +37,7 @@
 #include "httputil.h"
 #include "log.h"
 #include "metrics.h"
+#include "store.h"
 #include "timeutil.h"
 
 static struct MHD_Daemon *daemon_;
@@ -62,6 +63,8 @@ static void req_free(struct vx_req *r)
     longpoll_forget(&r->waiter);
     if (r->rh_cleaner != NULL)
         r->rh_cleaner(r->rh_ctx);
+    if (r->db.job_free != NULL)
+        r->db.job_free(r->db.job);
     for (int i = 0; i < r->nheaders; i++)
         free(r->hvalue[i]);
     for (size_t i = 0; i < r->match.argc; i++)
@@ -395,6 +398,7 @@ int http_start(void)
         NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)vx_cfg.threads,
         /* room above our own limit (accept_cb), split across the workers */
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(vx_cfg.max_connections + 64 * vx_cfg.threads),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)vx_cfg.max_conns_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)vx_cfg.idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)vx_cfg.conn_memory,
         MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)1024, MHD_OPTION_LISTEN_BACKLOG_SIZE,
@@ -416,6 +420,10 @@ void http_stop(void)
     if (s != MHD_INVALID_SOCKET)
         close(s);
     longpoll_shutdown();
+    /* Writes waiting on the database give up now and answer 503. */
+    store_shutdown();
+    for (int i = 0; i < 120 && dbpool_busy() > 0; i++)
+        usleep(25000);
     /* Give the resumed requests a moment to be answered and sent. */
     for (int i = 0; i < 40; i++) {
         const union MHD_DaemonInfo *info =

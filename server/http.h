@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dbpool.h"
 #include "httputil.h"
 #include "longpoll.h"
 #include "router.h"
@@ -63,6 +64,16 @@ struct vx_req {
     /* long-poll / stream state */
     struct lp_waiter waiter;
     int64_t since_version;
+
+    /* Database work in flight or done (http_run_db). */
+    struct http_db_call {
+        struct db_task task; /* first: the pool hands it back */
+        struct MHD_Connection *conn;
+        void (*work)(PGconn *c, void *job);
+        void *job;
+        void (*job_free)(void *job);
+        atomic_bool done;
+    } db;
 
     /* State a handler keeps across the calls of one request (a stream's),
      * owned by the handler: when the request ends, rh_cleaner(rh_ctx) runs
@@ -140,12 +151,26 @@ json_t *http_body_json(struct vx_req *r, bool allow_empty);
  * request that outlives the snapshot it started on, such as a stream. */
 void http_release_snapshot(struct vx_req *r);
 
+/* Run work(conn, job) on a database thread (dbpool.h) while r waits,
+ * suspended: no HTTP thread waits on the database.  When work is done the
+ * handler is called again, and http_db_job(r) then returns job.  r owns
+ * job from here on: job_free(job) runs when the request ends.  Returns
+ * HTTP_SUSPENDED. */
+enum http_rc http_run_db(struct vx_req *r, void (*work)(PGconn *c, void *job), void *job,
+                         void (*job_free)(void *job));
+
+/* The job of r's finished http_run_db(), or NULL when none has run. */
+void *http_db_job(struct vx_req *r);
+
 /* Add `ETag: "n"` to the response. */
 void http_set_etag(struct vx_req *r, int64_t n);
 
 /* 503 unavailable with Retry-After: seconds. */
 enum http_rc http_reply_unavailable(struct vx_req *r, unsigned retry_after, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* 401 for a request whose token was revoked while it was held. */
+enum http_rc http_reply_revoked(struct vx_req *r);
 
 /* Authenticate r for role (ROUTE_CLIENT or ROUTE_ADMIN) from its
  * Authorization header against r->snap: true with r->token set, or false

@@ -220,6 +220,41 @@ json_t *http_body_json(struct vx_req *r, bool allow_empty)
     return j;
 }
 
+/* A pool thread: the work, then the request goes on.  r may be answered
+ * and freed as soon as its connection is resumed, so nothing of it is
+ * touched after that. */
+static void db_call_run(struct db_task *t, PGconn *c)
+{
+    struct http_db_call *call = (struct http_db_call *)t;
+    struct MHD_Connection *conn = call->conn;
+
+    call->work(c, call->job);
+    atomic_store(&call->done, true);
+    MHD_resume_connection(conn);
+}
+
+enum http_rc http_run_db(struct vx_req *r, void (*work)(PGconn *c, void *job), void *job,
+                         void (*job_free)(void *job))
+{
+    struct http_db_call *call = &r->db;
+
+    call->task.run = db_call_run;
+    call->conn = r->conn;
+    call->work = work;
+    call->job = job;
+    call->job_free = job_free;
+    atomic_store(&call->done, false);
+    /* Suspended before it is queued, so the resume always finds it so. */
+    MHD_suspend_connection(r->conn);
+    dbpool_submit(&call->task);
+    return HTTP_SUSPENDED;
+}
+
+void *http_db_job(struct vx_req *r)
+{
+    return r->db.job != NULL && atomic_load(&r->db.done) ? r->db.job : NULL;
+}
+
 void http_release_snapshot(struct vx_req *r)
 {
     snapshot_release(r->snap);
@@ -247,7 +282,8 @@ enum http_rc http_reply_unavailable(struct vx_req *r, unsigned retry_after, cons
     return http_reply_error(r, 503, VX_E_UNAVAILABLE, "%s", msg);
 }
 
-bool http_authenticate(struct vx_req *r, unsigned role, bool bodyless)
+/* 401 (with WWW-Authenticate) or 403, with a body unless bodyless. */
+static void refuse(struct vx_req *r, enum auth_result a, bool bodyless)
 {
     static const char *const why[] = {
         [AUTH_MISSING] = "an Authorization: Bearer token is required",
@@ -255,12 +291,8 @@ bool http_authenticate(struct vx_req *r, unsigned role, bool bodyless)
         [AUTH_UNKNOWN] = "the token is unknown or revoked",
         [AUTH_FORBIDDEN] = "this needs an admin token",
     };
-    enum auth_result a =
-        auth_token(r->snap, http_header(r, "Authorization"), role == ROUTE_ADMIN, &r->token);
     unsigned status = a == AUTH_FORBIDDEN ? 403 : 401;
 
-    if (a == AUTH_OK)
-        return true;
     if (status == 401)
         http_add_header(r, "WWW-Authenticate", "Bearer realm=\"vexil\"");
     if (bodyless)
@@ -268,6 +300,22 @@ bool http_authenticate(struct vx_req *r, unsigned role, bool bodyless)
     else
         http_reply_error(r, status, status == 401 ? VX_E_UNAUTHORIZED : VX_E_FORBIDDEN, "%s",
                          why[a]);
+}
+
+enum http_rc http_reply_revoked(struct vx_req *r)
+{
+    refuse(r, AUTH_UNKNOWN, false);
+    return HTTP_QUEUED;
+}
+
+bool http_authenticate(struct vx_req *r, unsigned role, bool bodyless)
+{
+    enum auth_result a =
+        auth_token(r->snap, http_header(r, "Authorization"), role == ROUTE_ADMIN, &r->token);
+
+    if (a == AUTH_OK)
+        return true;
+    refuse(r, a, bodyless);
     return false;
 }
 
@@ -288,6 +336,8 @@ enum http_inm http_if_none_match(struct vx_req *r, int64_t v)
 
 enum http_park http_park(struct vx_req *r, int64_t since_version, int64_t deadline_us)
 {
+    memcpy(r->waiter.token, r->token->hash, LP_TOKEN_LEN);
+    r->waiter.token_epoch = r->snap->token_epoch;
     enum lp_result rc = longpoll_park(&r->waiter, r->conn, since_version, deadline_us);
 
     if (rc == LP_SUSPENDED)

@@ -105,6 +105,21 @@ static void flush_current_token_use(void)
     snapshot_release(s);
 }
 
+static bool token_live(const uint8_t token[LP_TOKEN_LEN], void *cls)
+{
+    return snapshot_find_token(cls, token) != NULL;
+}
+
+/* The live tokens changed: end the held requests and streams of those that
+ * are gone (docs/api.md §4). */
+static void revoke_held(void)
+{
+    struct vx_snapshot *s = snapshot_acquire();
+
+    longpoll_revoke(s->token_epoch, token_live, s);
+    snapshot_release(s);
+}
+
 /* Load and publish; wake waiters if the version moved. 0 or -1 (connection dropped). */
 static int reload(void)
 {
@@ -127,7 +142,11 @@ static int reload(void)
     struct vx_snapshot *prev = snapshot_acquire();
     int64_t old = snapshot_version();
     int64_t now = s->version;
+    bool tokens_changed = prev != NULL && !snapshot_same_tokens(prev, s);
+    s->token_epoch = prev == NULL ? 1 : prev->token_epoch + tokens_changed;
     snapshot_publish(s);
+    if (tokens_changed)
+        revoke_held(); /* before the wake-up: a revoked request gets 401, not 200 */
     if (now > old)
         longpoll_wake(now);
     else if (now < old) /* the database went back in time (restore): wake all */
@@ -152,8 +171,9 @@ static int connect_and_listen(void)
     l_conn = store_connect(&err);
     if (l_conn == NULL)
         return -1;
-    res = PQexec(l_conn, "LISTEN " STORE_CHANNEL);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    res = NULL;
+    if (store_exec(l_conn, "LISTEN " STORE_CHANNEL, 0, NULL, &res) != STORE_OK ||
+        PQresultStatus(res) != PGRES_COMMAND_OK) {
         PQclear(res);
         drop_conn("LISTEN failed");
         return -1;

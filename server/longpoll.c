@@ -38,6 +38,7 @@ static unsigned lp_max;
 static struct longpoll_ops lp_ops;
 static atomic_uint lp_count;
 static bool lp_closing;
+static uint64_t lp_token_epoch; /* of the last longpoll_revoke */
 static bool lp_stopping;
 static pthread_t lp_timer;
 static bool lp_timer_started;
@@ -126,7 +127,7 @@ enum lp_result longpoll_park(struct lp_waiter *w, struct MHD_Connection *conn,
     if (rc == LP_REGISTERED) {
         /* Registered first, compared second: a publish that lands after
          * this load will find w in the list. */
-        if (snapshot_version() > since_version) {
+        if (snapshot_version() > since_version || w->token_epoch < lp_token_epoch) {
             unlink_waiter(w);
             w->state = LP_CHANGED;
             rc = LP_MOVED;
@@ -171,7 +172,7 @@ enum lp_result longpoll_stream_wait(struct lp_waiter *w, int64_t since_version, 
     pthread_mutex_lock(&lp_lock);
     if (lp_closing || w->next == NULL) {
         rc = LP_CLOSING;
-    } else if (snapshot_version() != since_version) {
+    } else if (snapshot_version() != since_version || w->token_epoch < lp_token_epoch) {
         /* Moved (either way: a restored database goes back) while the
          * stream was busy: no suspension, the caller sends it now. */
         w->state = LP_CHANGED;
@@ -185,6 +186,19 @@ enum lp_result longpoll_stream_wait(struct lp_waiter *w, int64_t since_version, 
     }
     pthread_mutex_unlock(&lp_lock);
     return rc;
+}
+
+void longpoll_revoke(uint64_t epoch, bool (*live)(const uint8_t token[LP_TOKEN_LEN], void *cls),
+                     void *cls)
+{
+    pthread_mutex_lock(&lp_lock);
+    lp_token_epoch = epoch;
+    for (struct lp_waiter *w = head.next, *next; w != &head; w = next) {
+        next = w->next;
+        if (w->state == LP_PARKED && !live(w->token, cls))
+            resume(w, LP_REVOKED);
+    }
+    pthread_mutex_unlock(&lp_lock);
 }
 
 void longpoll_forget(struct lp_waiter *w)

@@ -27,7 +27,10 @@ enum lp_state {
     LP_CHANGED,  /* resumed: the version moved */
     LP_TIMEOUT,  /* resumed: deadline passed */
     LP_SHUTDOWN, /* resumed: the daemon is stopping */
+    LP_REVOKED,  /* resumed: the token it was made with is no longer live */
 };
+
+#define LP_TOKEN_LEN 32 /* the SHA-256 of a token's secret */
 
 struct lp_waiter {
     struct MHD_Connection *conn;
@@ -36,6 +39,11 @@ struct lp_waiter {
     enum lp_state state;
     struct lp_waiter *prev, *next;
     bool repeat; /* a stream: stays registered across wake-ups */
+    /* Set by the caller before parking or waiting: the token the request
+     * holds, and the token epoch of the snapshot that found it live (see
+     * longpoll_revoke). */
+    uint8_t token[LP_TOKEN_LEN];
+    uint64_t token_epoch;
 };
 
 /* How to suspend and resume a connection: in the daemon
@@ -73,6 +81,15 @@ enum lp_result longpoll_stream_open(struct lp_waiter *w, struct MHD_Connection *
  * (shutting down, or w is no longer registered: end the stream). */
 enum lp_result longpoll_stream_wait(struct lp_waiter *w, int64_t since_version,
                                     int64_t deadline_us);
+
+/* The set of live tokens changed, to epoch (which only grows): resume
+ * every suspended waiter whose token live() no longer knows with
+ * LP_REVOKED.  From now on a park or stream wait made with an older epoch
+ * answers LP_MOVED instead of suspending, so that a request that found its
+ * token live just before the change cannot slip in and stay.  Any
+ * thread. */
+void longpoll_revoke(uint64_t epoch, bool (*live)(const uint8_t token[LP_TOKEN_LEN], void *cls),
+                     void *cls);
 
 /* Wake every parked waiter whose since_version < version. Any thread. */
 void longpoll_wake(int64_t version);

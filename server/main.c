@@ -14,6 +14,7 @@
 #include "http.h"
 #include "listen.h"
 #include "log.h"
+#include "dbpool.h"
 #include "longpoll.h"
 #include "migrate.h"
 #include "snapshot.h"
@@ -63,7 +64,10 @@ static int serve(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    store_configure(vx_cfg.database);
+    const struct store_limits limits = {.connect_timeout_s = vx_cfg.db_connect_timeout,
+                                        .statement_timeout_ms = vx_cfg.db_statement_timeout,
+                                        .lock_timeout_ms = vx_cfg.db_lock_timeout};
+    store_configure(vx_cfg.database, &limits);
     PGconn *c = store_connect(&err);
     if (c == NULL) {
         log_error("cannot reach the database: %s", err.message);
@@ -80,9 +84,11 @@ static int serve(int argc, char **argv)
         log_info("applied %d migration(s)", applied);
     static const struct longpoll_ops mhd_ops = {MHD_suspend_connection, MHD_resume_connection};
     if (log_start() != 0 || longpoll_init(vx_cfg.max_waiters, &mhd_ops) != 0 ||
-        listen_start(vx_cfg.check_interval) != 0)
+        dbpool_start(vx_cfg.db_threads) != 0 || listen_start(vx_cfg.check_interval) != 0)
         return 1;
     if (http_start() != 0) {
+        store_shutdown();
+        dbpool_stop();
         listen_stop();
         longpoll_stop();
         log_stop();
@@ -93,7 +99,8 @@ static int serve(int argc, char **argv)
     sigwait(&set, &sig);
     log_info("received %s; answering held requests and stopping",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    http_stop();
+    http_stop(); /* also ends every wait on the database (store_shutdown) */
+    dbpool_stop();
     longpoll_stop();
     listen_stop();
     snapshot_shutdown();

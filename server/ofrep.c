@@ -442,6 +442,9 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         bool valid = snapshot_find_token(s, st->token_hash) != NULL;
         int64_t v = s->version;
         int64_t lm = valid && v != st->sent ? last_modified(s) : 0;
+        /* A revocation after this check wakes the wait below, or keeps it
+         * from suspending (longpoll_revoke). */
+        st->r->waiter.token_epoch = s->token_epoch;
         snapshot_release(s);
         if (!valid)
             return MHD_CONTENT_READER_END_OF_STREAM;
@@ -460,7 +463,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
                 return 0; /* suspended: called again after the resume */
             if (rc == LP_CLOSING)
                 return MHD_CONTENT_READER_END_OF_STREAM;
-            continue; /* the version moved while we looked */
+            continue; /* the version or the tokens moved while we looked */
         }
         st->keepalive_us = now + OFREP_KEEPALIVE_SEC * VX_USEC_PER_SEC;
     }
@@ -545,6 +548,7 @@ enum http_rc ofrep_stream(struct vx_req *r)
     atomic_init(&st->refs, 1);
     st->r = r;
     memcpy(st->token_hash, t->hash, SHA256_LEN);
+    memcpy(r->waiter.token, t->hash, LP_TOKEN_LEN);
     st->sent = last_event_id(r);
     st->keepalive_us = time_monotonic_us() + OFREP_KEEPALIVE_SEC * VX_USEC_PER_SEC;
     r->rh_ctx = st;

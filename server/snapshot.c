@@ -250,6 +250,16 @@ const struct vx_token *snapshot_find_token(const struct vx_snapshot *s,
     return NULL;
 }
 
+bool snapshot_same_tokens(const struct vx_snapshot *a, const struct vx_snapshot *b)
+{
+    if (a->n_tokens != b->n_tokens)
+        return false;
+    for (size_t i = 0; i < a->n_tokens; i++)
+        if (memcmp(a->tokens[i].hash, b->tokens[i].hash, SHA256_LEN) != 0)
+            return false;
+    return true;
+}
+
 void snapshot_token_used(struct vx_snapshot *s, const struct vx_token *t, int64_t now)
 {
     struct vx_token_use *u = &s->token_use[t - s->tokens];

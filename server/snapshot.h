@@ -47,7 +47,8 @@ struct vx_snapshot {
     struct vx_token *tokens; /* not revoked; sorted by hash (memcmp) */
     size_t n_tokens;
     struct vx_token_use *token_use; /* per token, same order: mutable, see above */
-    char *flags_body;               /* pre-serialised GET /flags answer */
+    uint64_t token_epoch; /* moves when the set of live tokens does (set before publishing) */
+    char *flags_body;     /* pre-serialised GET /flags answer */
     size_t flags_body_len;
     char **keys; /* per flag: its name as a JSON string plus ':' */
     size_t *keys_len;
@@ -91,6 +92,9 @@ const struct vx_flag *snapshot_find(const struct vx_snapshot *s, const char *nam
 /* Token whose hash equals hash, or NULL.  Compares in constant time. */
 const struct vx_token *snapshot_find_token(const struct vx_snapshot *s,
                                            const uint8_t hash[SHA256_LEN]);
+
+/* Do a and b hold the same live tokens? */
+bool snapshot_same_tokens(const struct vx_snapshot *a, const struct vx_snapshot *b);
 
 /* Stamp token t (one of s's) as used at now (µs).  At most about once a
  * second per token, to keep the cache line quiet under load. */

@@ -33,10 +33,8 @@
  * session state, such as the listener's LISTEN).  To keep a dead database
  * from costing every request a connect timeout, a thread that failed to
  * connect does not try again for STORE_RECONNECT_BACKOFF_US.  The last
- * failure of each thread is kept for store_last_error().
- *
- * Connections.  HTTP worker threads each own one connection, kept in a
- * pthread key whose destructor closes it when the thread ends. */
+ * failure of each thread is kept for store_last_error().  Connecting, and
+ * waiting for each statement within its bounds, is store_conn.c's. */
 #include "store_int.h"
 
 #include <errno.h>
@@ -50,8 +48,7 @@
 
 #include "timeutil.h"
 
-#define STORE_MAX_RETRIES          5
-#define STORE_RECONNECT_BACKOFF_US (1 * VX_USEC_PER_SEC)
+#define STORE_MAX_RETRIES 5
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                               */
@@ -65,7 +62,7 @@ static _Thread_local char store_errmsg[512];
 static _Thread_local bool store_retry_wanted;
 
 /* Copy msg into buf on one line (libpq messages span several). */
-static void store_oneline(char *buf, size_t size, const char *msg)
+void store_oneline(char *buf, size_t size, const char *msg)
 {
     size_t n = 0;
     bool space = false;
@@ -170,9 +167,14 @@ const char *store_last_error(PGconn *c)
 PGresult *store_query(PGconn *c, const char *sql, int n, const char *const *params,
                       enum store_status *st)
 {
-    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *r = NULL;
+    enum store_status waited = store_exec(c, sql, n, params, &r);
     ExecStatusType s = PQresultStatus(r);
 
+    if (waited != STORE_OK) {
+        *st = waited;
+        return NULL;
+    }
     if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
         return r;
     *st = store_failed(c, r);
@@ -294,13 +296,13 @@ static json_t *store_row_json(const PGresult *r, int row, const struct store_jso
     return o;
 }
 
-json_t *store_rows_json(const PGresult *r, const char *key, const struct store_json_field *fields,
-                        size_t n)
+json_t *store_rows_json(const PGresult *r, int rows, const char *key,
+                        const struct store_json_field *fields, size_t n)
 {
     json_t *list = json_array();
     int rc = list == NULL;
 
-    for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+    for (int i = 0; i < rows && i < PQntuples(r) && rc == 0; i++)
         rc = json_array_append_new(list, store_row_json(r, i, fields, n));
     if (rc != 0) {
         json_decref(list);
@@ -310,142 +312,16 @@ json_t *store_rows_json(const PGresult *r, const char *key, const struct store_j
 }
 
 /* ------------------------------------------------------------------ */
-/* Connections                                                          */
-/* ------------------------------------------------------------------ */
-
-static char *store_conninfo;
-static pthread_key_t store_key;
-static pthread_once_t store_key_once = PTHREAD_ONCE_INIT;
-/* This thread's last failed connection attempt: no new one before this
- * (monotonic µs). */
-static _Thread_local int64_t store_reconnect_after;
-
-void store_configure(const char *conninfo)
-{
-    free(store_conninfo);
-    store_conninfo = conninfo != NULL && conninfo[0] != '\0' ? strdup(conninfo) : NULL;
-}
-
-/* Server messages below WARNING (NOTICE, INFO...) are of no interest to an
- * operator; libpq would print them on stderr. */
-static void store_notice(void *arg, const PGresult *r)
-{
-    (void)arg;
-    const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
-    char line[512];
-
-    if (sev != NULL && strcmp(sev, "WARNING") != 0)
-        return;
-    store_oneline(line, sizeof line, PQresultErrorMessage(r));
-    fprintf(stderr, "vexil: database: %s\n", line);
-}
-
-PGconn *store_connect(struct vx_error *err)
-{
-    /* Our defaults come first: values in the user's conninfo (expanded in
-     * place of dbname) override them. */
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const values[] = {"3", "vexil", store_conninfo, NULL};
-    PGconn *c = PQconnectdbParams(keys, values, 1);
-    char msg[256];
-
-    if (c == NULL) {
-        vx_fail(err, VX_E_UNAVAILABLE, "out of memory");
-        return NULL;
-    }
-    if (PQstatus(c) != CONNECTION_OK) {
-        store_oneline(msg, sizeof msg, PQerrorMessage(c));
-        vx_fail(err, VX_E_UNAVAILABLE, "cannot connect to the database: %s", msg);
-        PQfinish(c);
-        return NULL;
-    }
-    PQsetNoticeReceiver(c, store_notice, NULL);
-    return c;
-}
-
-static void store_key_destroy(void *c)
-{
-    PQfinish(c);
-}
-
-static void store_key_create(void)
-{
-    pthread_key_create(&store_key, store_key_destroy);
-}
-
-/* Bumped by store_database_back(): a thread's back-off ends early when the
- * database has been seen again since its last failure. */
-static atomic_uint store_back_epoch;
-static _Thread_local unsigned store_failed_epoch;
-
-void store_database_back(void)
-{
-    atomic_fetch_add(&store_back_epoch, 1);
-}
-
-/* May this thread try to connect again now? */
-static bool store_may_reconnect(void)
-{
-    return time_monotonic_us() >= store_reconnect_after ||
-           atomic_load(&store_back_epoch) != store_failed_epoch;
-}
-
-static void store_reconnect_failed(void)
-{
-    store_reconnect_after = time_monotonic_us() + STORE_RECONNECT_BACKOFF_US;
-    store_failed_epoch = atomic_load(&store_back_epoch);
-}
-
-PGconn *store_thread_conn(void)
-{
-    struct vx_error err;
-    PGconn *c;
-
-    pthread_once(&store_key_once, store_key_create);
-    c = pthread_getspecific(store_key);
-    if (c != NULL && PQstatus(c) == CONNECTION_OK)
-        return c;
-    if (!store_may_reconnect())
-        return NULL;
-    if (c != NULL) {
-        PQfinish(c);
-        pthread_setspecific(store_key, NULL);
-    }
-    c = store_connect(&err);
-    if (c == NULL) {
-        store_fail(STORE_UNAVAILABLE, "%s", err.message);
-        store_reconnect_failed();
-        return NULL;
-    }
-    pthread_setspecific(store_key, c);
-    return c;
-}
-
-/* Reconnect c in place (one attempt, subject to the backoff) -- only if it
- * is this thread's own connection from store_thread_conn(): any other (the
- * listener's) may carry session state such as LISTEN, which a reset would
- * silently drop, so its owner must see the failure and reconnect itself. */
-static bool store_reset(PGconn *c)
-{
-    pthread_once(&store_key_once, store_key_create);
-    if (c != pthread_getspecific(store_key) || !store_may_reconnect())
-        return false;
-    PQreset(c);
-    if (PQstatus(c) == CONNECTION_OK)
-        return true;
-    store_failed(c, NULL);
-    store_reconnect_failed();
-    return false;
-}
-
-/* ------------------------------------------------------------------ */
 /* Transactions                                                         */
 /* ------------------------------------------------------------------ */
 
 static void store_rollback(PGconn *c)
 {
-    if (PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE)
-        PQclear(PQexec(c, "ROLLBACK"));
+    PGresult *r = NULL;
+
+    if (PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE &&
+        store_exec(c, "ROLLBACK", 0, NULL, &r) == STORE_OK)
+        PQclear(r);
 }
 
 static enum store_status store_commit(PGconn *c)

@@ -13,7 +13,7 @@
  * token writes send NOTIFY vexil, 'tokens'.  All statements are
  * parameterised.
  *
- * A PGconn is used by one thread at a time: HTTP worker threads use
+ * A PGconn is used by one thread at a time: the database threads use
  * store_thread_conn(), the listener has its own.  Every function taking a
  * PGconn answers STORE_UNAVAILABLE when it is NULL, so the result of
  * store_thread_conn() may be passed straight in. */
@@ -39,14 +39,42 @@ enum store_status {
     STORE_ERROR,        /* anything else (logged) */
 };
 
-/* Remember the conninfo (URI or key=value; NULL or "" = libpq defaults)
- * used by store_connect() and store_thread_conn(). Copies the string.  Call
- * before any thread uses the store. */
-void store_configure(const char *conninfo);
+/* The bounds on every database call (docs/operations.md §1).  A statement
+ * that runs past statement_timeout_ms, or waits past lock_timeout_ms for a
+ * lock, is cancelled by the server; one whose answer does not come within
+ * statement_timeout_ms plus a second (a hung network) is given up here and
+ * its connection closed.  Connecting gives up after connect_timeout_s. */
+struct store_limits {
+    int connect_timeout_s;
+    int statement_timeout_ms;
+    int lock_timeout_ms;
+};
+#define STORE_LIMITS_DEFAULT                                                                       \
+    {                                                                                              \
+        .connect_timeout_s = 3, .statement_timeout_ms = 5000, .lock_timeout_ms = 2000              \
+    }
 
-/* A new connection with connect_timeout=3 and application_name=vexil, or
- * NULL (err filled) if the database is unreachable. Caller PQfinish()es. */
+/* Remember the conninfo (URI or key=value; NULL or "" = libpq defaults)
+ * used by store_connect() and store_thread_conn(), and the limits (NULL:
+ * the defaults).  Copies the string.  Call before any thread uses the
+ * store. */
+void store_configure(const char *conninfo, const struct store_limits *limits);
+
+/* From now on every wait for the database gives up at once (SIGTERM: the
+ * threads that wait can then be joined). */
+void store_shutdown(void);
+
+/* A new connection (application_name=vexil, TCP keepalives, the limits
+ * above), or NULL (err filled) if the database cannot be reached in time.
+ * Caller PQfinish()es. */
 PGconn *store_connect(struct vx_error *err);
+
+/* Run one statement on c (a NULL params entry is SQL NULL) and wait for its
+ * last result within the limits.  STORE_OK with *out the result (caller
+ * PQclear()s; it may be an error result); else STORE_UNAVAILABLE (the wait
+ * ran out and c is closed, or store_shutdown() was called). */
+enum store_status store_exec(PGconn *c, const char *sql, int n, const char *const *params,
+                             PGresult **out);
 
 /* The calling thread's own connection, (re)connected on demand; NULL when
  * the database is unreachable (after a failed attempt the thread does not
@@ -95,9 +123,15 @@ enum store_status store_flag_update(PGconn *c, const char *name, const struct vx
 enum store_status store_flag_delete(PGconn *c, const char *name, int64_t if_match,
                                     const char *actor, int64_t now, int64_t *version);
 
-/* {"events":[{id, at, actor, action, before, after}]} newest first.
- * STORE_NOT_FOUND if the name never had an event. *out new reference. */
-enum store_status store_flag_history(PGconn *c, const char *name, json_t **out);
+/* One page of history: {"events":[{id, at, actor, action, before, after}],
+ * "next": id|null}, newest first, at most limit events with ids below
+ * before (0: from the newest); next is the before of the following page,
+ * null on the last.  STORE_NOT_FOUND if the name never had an event (a
+ * page past the end is empty, not missing).  *out new reference. */
+#define STORE_HISTORY_LIMIT_DEFAULT 50
+#define STORE_HISTORY_LIMIT_MAX     500
+enum store_status store_flag_history(PGconn *c, const char *name, int limit, int64_t before,
+                                     json_t **out);
 
 /* Restore the flag to event event_id's `before` (the event must belong to
  * name, else STORE_NOT_FOUND; before null: STORE_CONFLICT).  Brings back a

@@ -35,7 +35,9 @@ static const char SQL_HISTORY[] =
     "SELECT id, " US("at") ", actor, action, before::text, after::text "
     "FROM flag_events "
     "WHERE flag_name = $1 "
-    "ORDER BY id DESC";
+    "AND ($2::bigint IS NULL OR id < $2::bigint) "
+    "ORDER BY id DESC "
+    "LIMIT $3";
 /* clang-format on */
 
 /* ------------------------------------------------------------------ */
@@ -153,30 +155,49 @@ static const struct store_json_field event_fields[] = {
     /* clang-format on */
 };
 
-/* History rows of flag name (arg) as {"events":[...]}; new reference in
- * *out.  STORE_NOT_FOUND when the name never had an event. */
+/* One page of a flag's history, newest first (store_flag_history). */
+struct history_page {
+    const char *name;
+    int limit;
+    int64_t before; /* 0: from the newest */
+};
+
+/* History rows of the page (arg) as {"events":[...], "next": id|null}; new
+ * reference in *out.  STORE_NOT_FOUND when the name never had an event. */
 static enum store_status store_history_select(PGconn *c, const void *arg, json_t **out)
 {
-    const char *name = arg;
+    const struct history_page *pg = arg;
     enum store_status st = STORE_OK;
-    const char *params[] = {name};
-    PGresult *r = store_query(c, SQL_HISTORY, 1, params, &st);
+    char before[24], limit[24];
+    /* One row more than the page shows: whether there is a next page. */
+    const char *params[] = {pg->name, pg->before > 0 ? store_itoa(pg->before, before) : NULL,
+                            store_itoa(pg->limit + 1, limit)};
+    PGresult *r = store_query(c, SQL_HISTORY, 3, params, &st);
 
     *out = NULL;
     if (r == NULL)
         return st;
-    if (PQntuples(r) == 0) {
+    int rows = PQntuples(r);
+    if (rows == 0 && pg->before == 0) {
         PQclear(r);
         return STORE_NOT_FOUND;
     }
-    *out = store_rows_json(r, "events", event_fields, sizeof event_fields / sizeof event_fields[0]);
+    *out = store_rows_json(r, pg->limit, "events", event_fields,
+                           sizeof event_fields / sizeof event_fields[0]);
+    json_t *next = rows > pg->limit ? json_integer(store_int64(r, pg->limit - 1, 0)) : json_null();
     PQclear(r);
-    if (*out == NULL)
-        return store_fail(STORE_ERROR, "out of memory building the history of %s", name);
+    if (*out == NULL || json_object_set_new(*out, "next", next) != 0) {
+        json_decref(*out);
+        *out = NULL;
+        return store_fail(STORE_ERROR, "out of memory building the history of %s", pg->name);
+    }
     return STORE_OK;
 }
 
-enum store_status store_flag_history(PGconn *c, const char *name, json_t **out)
+enum store_status store_flag_history(PGconn *c, const char *name, int limit, int64_t before,
+                                     json_t **out)
 {
-    return store_read_json(c, store_history_select, name, out);
+    const struct history_page pg = {name, limit, before};
+
+    return store_read_json(c, store_history_select, &pg, out);
 }

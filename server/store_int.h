@@ -52,6 +52,16 @@ __attribute__((format(printf, 1, 2))) enum store_status store_retry(const char *
 /* Remember the failure of r (NULL: of the connection) and classify it. */
 enum store_status store_failed(PGconn *c, const PGresult *r);
 
+/* Copy a libpq message into buf on one line (they span several). */
+void store_oneline(char *buf, size_t size, const char *msg);
+
+/* Reconnect c in place (one attempt, subject to the back-off) -- only if it
+ * is this thread's own connection from store_thread_conn(): any other (the
+ * listener's) may carry session state such as LISTEN, which a reset would
+ * silently drop, so its owner must see the failure and reconnect itself
+ * (store_conn.c). */
+bool store_reset(PGconn *c);
+
 /* ------------------------------------------------------------------ */
 /* Statements (store.c)                                                 */
 /* ------------------------------------------------------------------ */
@@ -100,11 +110,11 @@ struct store_json_field {
     store_json_fn *value;
 };
 
-/* Every row of r as an object whose field i comes from column i by
- * fields[i] (n fields), all as {"key": [...]}.  New reference; NULL on
- * OOM. */
-json_t *store_rows_json(const PGresult *r, const char *key, const struct store_json_field *fields,
-                        size_t n);
+/* The first rows rows of r (at most all) as objects whose field i comes
+ * from column i by fields[i] (n fields), all as {"key": [...]}.  New
+ * reference; NULL on OOM. */
+json_t *store_rows_json(const PGresult *r, int rows, const char *key,
+                        const struct store_json_field *fields, size_t n);
 
 /* ------------------------------------------------------------------ */
 /* Transactions (store.c)                                               */

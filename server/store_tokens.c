@@ -126,7 +126,8 @@ static enum store_status store_tokens_list_select(PGconn *c, const void *arg, js
     *out = NULL;
     if (r == NULL)
         return st;
-    *out = store_rows_json(r, "tokens", token_fields, sizeof token_fields / sizeof token_fields[0]);
+    *out = store_rows_json(r, PQntuples(r), "tokens", token_fields,
+                           sizeof token_fields / sizeof token_fields[0]);
     PQclear(r);
     if (*out == NULL)
         return store_fail(STORE_ERROR, "out of memory listing tokens");

@@ -24,7 +24,9 @@ const pick = (f) => Object.fromEntries(FLAG_KEYS.map((k) => [k, f[k]]));
 async function history(name) {
   const r = await env.admin.get(`/api/flags/${encodeURIComponent(name)}/history`);
   assert.equal(r.status, 200, r.text);
-  assert.deepEqual(Object.keys(r.json), ['events']);
+  // Paginated (docs/api.md §3): the first page of 50, and where the next begins.
+  assert.deepEqual(Object.keys(r.json), ['events', 'next']);
+  if (r.json.events.length < 50) assert.equal(r.json.next, null);
   return r.json.events;
 }
 
@@ -226,5 +228,45 @@ describe('revert', () => {
     const raw = await env.admin.request('POST', '/api/flags/h1/revert', { raw: '{"event":' });
     assertError(raw, 400, 'invalid_json');
     assert.deepEqual(await tableCounts(env.db.url), counts);
+  });
+});
+
+describe('history pages', () => {
+  before(async () => {
+    assert.equal((await env.admin.post('/api/flags', { name: 'paged' })).status, 201);
+    for (let i = 1; i <= 7; i++) {
+      assert.equal((await env.admin.patch('/api/flags/paged', { percentage: i })).status, 200);
+    }
+  });
+
+  test('limit and before walk the whole history, newest first, each event once', async () => {
+    const all = (await env.admin.get('/api/flags/paged/history')).json;
+    assert.equal(all.events.length, 8);
+    assert.equal(all.next, null);
+    const seen = [];
+    let before = null;
+    for (let page = 0; page < 10; page++) {
+      const q = before === null ? '?limit=3' : `?limit=3&before=${before}`;
+      const r = await env.admin.get(`/api/flags/paged/history${q}`);
+      assert.equal(r.status, 200, r.text);
+      assert.ok(r.json.events.length <= 3);
+      seen.push(...r.json.events.map((e) => e.id));
+      if (r.json.next === null) break;
+      assert.equal(r.json.next, r.json.events.at(-1).id, 'next is the id the following page is below');
+      before = r.json.next;
+    }
+    assert.deepEqual(seen, all.events.map((e) => e.id));
+  });
+
+  test('a page past the end is empty, and limit/before out of range are 400', async () => {
+    const all = (await env.admin.get('/api/flags/paged/history')).json;
+    const oldest = all.events.at(-1).id;
+    const r = await env.admin.get(`/api/flags/paged/history?before=${oldest}`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json, { events: [], next: null });
+    for (const q of ['limit=0', 'limit=501', 'limit=x', 'before=0', 'before=-1', 'before=1.5']) {
+      assertError(await env.admin.get(`/api/flags/paged/history?${q}`), 400, 'invalid_value');
+    }
+    assert.equal((await env.admin.get('/api/flags/paged/history?limit=500')).json.events.length, 8);
   });
 });
