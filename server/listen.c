@@ -84,16 +84,31 @@ static void take_notifications(void)
 }
 
 /* Write the last-use stamps of s's tokens that moved since their last
- * flush. */
+ * flush, all in one statement. */
 static void flush_token_use(struct vx_snapshot *s)
 {
-    for (size_t i = 0; s != NULL && i < s->n_tokens && l_conn != NULL; i++) {
-        struct vx_token_use *u = &s->token_use[i];
-        int64_t lu = atomic_load_explicit(&u->last_used, memory_order_relaxed);
-        if (lu > u->flushed && store_token_touch(l_conn, s->tokens[i].id, lu) == STORE_OK)
-            u->flushed = lu;
-        take_notifications();
+    size_t n = 0;
+
+    if (s == NULL || s->n_tokens == 0 || l_conn == NULL)
+        return;
+    const char **ids = calloc(s->n_tokens, sizeof(*ids));
+    int64_t *ats = calloc(s->n_tokens, sizeof(*ats));
+    size_t *which = calloc(s->n_tokens, sizeof(*which));
+    for (size_t i = 0; ids != NULL && ats != NULL && which != NULL && i < s->n_tokens; i++) {
+        int64_t lu = atomic_load_explicit(&s->token_use[i].last_used, memory_order_relaxed);
+        if (lu > s->token_use[i].flushed) {
+            ids[n] = s->tokens[i].id;
+            ats[n] = lu;
+            which[n++] = i;
+        }
     }
+    if (n > 0 && store_tokens_touch(l_conn, ids, ats, n) == STORE_OK)
+        for (size_t k = 0; k < n; k++)
+            s->token_use[which[k]].flushed = ats[k];
+    take_notifications();
+    free(ids);
+    free(ats);
+    free(which);
 }
 
 /* flush_token_use() of the current snapshot. */
@@ -187,6 +202,27 @@ static int connect_and_listen(void)
     return 0;
 }
 
+/* The periodic check: do the version and the live tokens in the database
+ * still match the snapshot's?  Catches whatever a notification missed.
+ * 0 they match, 1 they do not (reload), -1 the query failed. */
+static int check(void)
+{
+    int64_t v;
+    struct vx_token *tokens = NULL;
+    size_t n = 0;
+
+    if (store_check(l_conn, &v, &tokens, &n) != STORE_OK)
+        return -1;
+    take_notifications();
+    struct vx_snapshot *s = snapshot_acquire();
+    bool same = s != NULL && s->version == v && snapshot_tokens_are(s, tokens, n);
+    snapshot_release(s);
+    for (size_t i = 0; i < n; i++)
+        free(tokens[i].name);
+    free(tokens);
+    return same ? 0 : 1;
+}
+
 /* Read what the socket has; false if the connection broke. */
 static bool consume(void)
 {
@@ -231,15 +267,14 @@ static void *listen_main(void *arg)
         need = l_requested > l_done;
         pthread_mutex_unlock(&l_mu);
         if (time_monotonic_us() >= next_check) {
-            int64_t v;
             next_check = time_monotonic_us() + (int64_t)l_check_s * VX_USEC_PER_SEC;
             flush_current_token_use();
-            if (store_version(l_conn, &v) != STORE_OK) {
+            int c = check();
+            if (c < 0) {
                 drop_conn("version check failed");
                 continue;
             }
-            take_notifications();
-            need = need || v != snapshot_version();
+            need = need || c > 0;
         }
         if (need || l_pending)
             reload();

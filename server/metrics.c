@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "httputil.h"
+#include "dbpool.h"
 #include "listen.h"
 #include "longpoll.h"
 #include "snapshot.h"
@@ -114,9 +115,14 @@ char *metrics_render(size_t *len)
              "# HELP vexil_database_up 1 while the database is reachable.\n"
              "# TYPE vexil_database_up gauge\nvexil_database_up %d\n"
              "# HELP vexil_snapshots_live Snapshots in memory: the served one and any still held.\n"
-             "# TYPE vexil_snapshots_live gauge\nvexil_snapshots_live %ld\n",
+             "# TYPE vexil_snapshots_live gauge\nvexil_snapshots_live %ld\n"
+             "# HELP vexil_database_busy Database calls of requests queued or running now.\n"
+             "# TYPE vexil_database_busy gauge\nvexil_database_busy %u\n"
+             "# HELP vexil_database_queued Database calls of requests waiting for a database "
+             "thread.\n"
+             "# TYPE vexil_database_queued gauge\nvexil_database_queued %u\n",
              longpoll_held(), s != NULL ? s->n_flags : 0, (long long)(s != NULL ? s->version : -1),
-             listen_db_up() ? 1 : 0, snapshot_live());
+             listen_db_up() ? 1 : 0, snapshot_live(), dbpool_busy(), dbpool_queued());
     snapshot_release(s);
     return buf_take(&b, len);
 }

@@ -250,6 +250,18 @@ const struct vx_token *snapshot_find_token(const struct vx_snapshot *s,
     return NULL;
 }
 
+bool snapshot_tokens_are(const struct vx_snapshot *s, struct vx_token *tokens, size_t n)
+{
+    if (s->n_tokens != n)
+        return false;
+    if (n > 1)
+        qsort(tokens, n, sizeof(*tokens), cmp_token);
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(s->tokens[i].hash, tokens[i].hash, SHA256_LEN) != 0)
+            return false;
+    return true;
+}
+
 bool snapshot_same_tokens(const struct vx_snapshot *a, const struct vx_snapshot *b)
 {
     if (a->n_tokens != b->n_tokens)

@@ -93,6 +93,9 @@ const struct vx_flag *snapshot_find(const struct vx_snapshot *s, const char *nam
 const struct vx_token *snapshot_find_token(const struct vx_snapshot *s,
                                            const uint8_t hash[SHA256_LEN]);
 
+/* Does s hold exactly the live tokens tokens[0..n) (sorted here by hash)? */
+bool snapshot_tokens_are(const struct vx_snapshot *s, struct vx_token *tokens, size_t n);
+
 /* Do a and b hold the same live tokens? */
 bool snapshot_same_tokens(const struct vx_snapshot *a, const struct vx_snapshot *b);
 

@@ -97,8 +97,9 @@ enum store_status store_run_transaction(PGconn *c, enum store_status (*cb)(PGcon
  * transaction into a new snapshot (refs = 1, caller owns). */
 enum store_status store_snapshot_load(PGconn *c, struct vx_snapshot **out);
 
-/* The global version. */
-enum store_status store_version(PGconn *c, int64_t *version);
+/* The version and the live tokens (caller frees each name and the array),
+ * read together: what the periodic check compares with the snapshot. */
+enum store_status store_check(PGconn *c, int64_t *version, struct vx_token **tokens, size_t *n);
 
 /* All flags sorted by name (for `vexil stale`); caller frees each with
  * flag_free and the array with free. */
@@ -149,8 +150,10 @@ enum store_status store_token_create(PGconn *c, const char *name, enum vx_role r
                                      char id[TOKEN_ID_LEN + 1], char secret[64]);
 enum store_status store_token_revoke(PGconn *c, const char *id);
 
-/* Record last use of tokens (batched by the caller). */
-enum store_status store_token_touch(PGconn *c, const char *id, int64_t at);
+/* Record when tokens were last used: ids[i] at ats[i] (µs), n of them, in
+ * one statement.  A stamp only ever moves forward. */
+enum store_status store_tokens_touch(PGconn *c, const char *const *ids, const int64_t *ats,
+                                     size_t n);
 
 /* Human text (one line) for the last failure of a store call on this
  * thread, else PQerrorMessage(c) (for logs).  Valid until the next call. */

@@ -48,6 +48,31 @@ static enum store_status snapshot_load_cb(PGconn *c, void *cls)
     return st;
 }
 
+static enum store_status check_cb(PGconn *c, void *cls)
+{
+    struct snapshot_load *l = cls;
+    enum store_status st;
+
+    snapshot_load_free(l);
+    st = store_version_select(c, &l->version);
+    if (st == STORE_OK)
+        st = store_tokens_select(c, &l->tokens, &l->n_tokens);
+    return st;
+}
+
+enum store_status store_check(PGconn *c, int64_t *version, struct vx_token **tokens, size_t *n)
+{
+    struct snapshot_load l = {0};
+    enum store_status st = store_transaction(c, BEGIN_READ_ONLY, check_cb, &l);
+
+    if (st != STORE_OK)
+        snapshot_load_free(&l);
+    *version = l.version;
+    *tokens = l.tokens;
+    *n = l.n_tokens;
+    return st;
+}
+
 enum store_status store_snapshot_load(PGconn *c, struct vx_snapshot **out)
 {
     struct snapshot_load l = {0};

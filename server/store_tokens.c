@@ -10,7 +10,7 @@
  * How.  A secret is "vx_" + 43 base64url characters from 32 bytes of
  * getrandom() (docs/decisions.md "HTTP").  The hash crosses the wire as hex
  * (encode()/decode() on the server side).  last_used_at is written in
- * batches by the listener (store_token_touch) and only ever moves forward,
+ * batches by the listener (store_tokens_touch) and only ever moves forward,
  * so that batches may arrive in any order.  An id that is not a canonical
  * uuid is refused before it reaches the ::uuid cast, which would fail the
  * statement. */
@@ -22,6 +22,7 @@
 #include <uuid/uuid.h>
 
 #include "encode.h"
+#include "httputil.h"
 #include "sha256.h"
 #include "store_int.h"
 
@@ -57,11 +58,14 @@ static const char SQL_TOKEN_REVOKE[] =
     "SET revoked_at = now() "
     "WHERE id = $1::uuid AND revoked_at IS NULL";
 
-/* Only ever moves last_used_at forward, so batches may arrive in any order. */
-static const char SQL_TOKEN_TOUCH[] =
-    "UPDATE tokens "
-    "SET last_used_at = greatest(last_used_at, " TS(2) ") "
-    "WHERE id = $1::uuid";
+/* Only ever moves last_used_at forward, so batches may arrive in any order.
+ * $1 and $2 are parallel arrays of ids and µs stamps. */
+static const char SQL_TOKENS_TOUCH[] =
+    "UPDATE tokens AS t "
+    "SET last_used_at = greatest(t.last_used_at, "
+                                "'epoch'::timestamptz + u.at * interval '1 microsecond') "
+    "FROM unnest($1::uuid[], $2::bigint[]) AS u(id, at) "
+    "WHERE t.id = u.id";
 /* clang-format on */
 
 /* Does s look like a canonical uuid?  (Anything else cannot be a token id,
@@ -220,25 +224,31 @@ enum store_status store_token_revoke(PGconn *c, const char *id)
     return store_run_transaction(c, token_revoke_cb, (void *)id);
 }
 
-struct token_touch {
-    const char *id;
-    int64_t at;
-};
-
-static enum store_status token_touch_cb(PGconn *c, void *cls)
+enum store_status store_tokens_touch(PGconn *c, const char *const *ids, const int64_t *ats,
+                                     size_t n)
 {
-    struct token_touch *t = cls;
-    char at[24];
-    const char *params[] = {t->id, store_itoa(t->at, at)};
+    struct buf id_list = {0}, at_list = {0};
+    int bad = buf_adds(&id_list, "{") | buf_adds(&at_list, "{");
+    enum store_status st;
 
-    return store_command(c, SQL_TOKEN_TOUCH, 2, params, NULL);
-}
-
-enum store_status store_token_touch(PGconn *c, const char *id, int64_t at)
-{
-    struct token_touch t = {id, at};
-
-    if (!store_uuid_valid(id))
-        return c == NULL ? STORE_UNAVAILABLE : STORE_NOT_FOUND;
-    return store_run_transaction(c, token_touch_cb, &t);
+    /* Array literals: an id is a canonical uuid (checked) and a stamp a
+     * number, so neither needs quoting. */
+    for (size_t i = 0; i < n; i++) {
+        if (!store_uuid_valid(ids[i]))
+            continue;
+        bad |= buf_addf(&id_list, "%s%s", id_list.len > 1 ? "," : "", ids[i]);
+        bad |= buf_addf(&at_list, "%s%lld", at_list.len > 1 ? "," : "", (long long)ats[i]);
+    }
+    bad |= buf_adds(&id_list, "}") | buf_adds(&at_list, "}");
+    if (bad != 0)
+        st = store_fail(STORE_ERROR, "out of memory recording token use");
+    else if (id_list.len == 2)
+        st = STORE_OK; /* nothing to write */
+    else {
+        const char *params[] = {id_list.p, at_list.p};
+        st = store_command(c, SQL_TOKENS_TOUCH, 2, params, NULL);
+    }
+    buf_free(&id_list);
+    buf_free(&at_list);
+    return st;
 }

@@ -40,17 +40,6 @@ enum store_status store_version_select(PGconn *c, int64_t *version)
     return store_query_int64(c, SQL_VERSION, 0, NULL, version);
 }
 
-static enum store_status version_cb(PGconn *c, void *cls)
-{
-    return store_version_select(c, cls);
-}
-
-enum store_status store_version(PGconn *c, int64_t *version)
-{
-    *version = 0;
-    return store_transaction(c, BEGIN_READ_ONLY, version_cb, version);
-}
-
 enum store_status store_notify_tokens(PGconn *c)
 {
     const char *params[] = {STORE_CHANNEL};
