@@ -177,6 +177,10 @@ enum http_rc http_reply_revoked(struct vx_req *r);
  * with 401/403 queued (without a body when bodyless). */
 bool http_authenticate(struct vx_req *r, unsigned role, bool bodyless);
 
+/* 503 for a long-poll or stream that cannot be held (why: LP_FULL or
+ * LP_CLOSING), closing the connection. */
+enum http_rc http_reply_not_held(struct vx_req *r, enum lp_result why);
+
 /* If-None-Match against version v. */
 enum http_inm {
     HTTP_INM_NONE,  /* absent, or no tag matches */

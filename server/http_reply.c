@@ -344,9 +344,17 @@ enum http_park http_park(struct vx_req *r, int64_t since_version, int64_t deadli
         return HTTP_PARKED;
     if (rc == LP_MOVED)
         return HTTP_PARK_MOVED;
-    http_reply_unavailable(r, 1, "%s",
-                           rc == LP_CLOSING
-                               ? "the server is shutting down"
-                               : "too many held requests on this instance; retry shortly");
+    http_reply_not_held(r, rc);
     return HTTP_PARK_REFUSED;
+}
+
+enum http_rc http_reply_not_held(struct vx_req *r, enum lp_result why)
+{
+    /* The connection goes too: a client told to come back later must not
+     * keep a connection that a write may need (docs/api.md §5). */
+    http_add_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    return http_reply_unavailable(r, 1, "%s",
+                                  why == LP_CLOSING
+                                      ? "the server is shutting down"
+                                      : "too many held requests on this instance; retry shortly");
 }

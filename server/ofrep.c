@@ -556,11 +556,7 @@ enum http_rc ofrep_stream(struct vx_req *r)
 
     enum lp_result open = longpoll_stream_open(&r->waiter, r->conn);
     if (open != LP_REGISTERED)
-        return http_reply_unavailable(r, 1, "%s",
-                                      open == LP_CLOSING
-                                          ? "the server is shutting down"
-                                          : "too many held requests on this instance; retry "
-                                            "shortly");
+        return http_reply_not_held(r, open);
     atomic_fetch_add(&st->refs, 1); /* the response's */
     struct MHD_Response *resp = MHD_create_response_from_callback(
         MHD_SIZE_UNKNOWN, 1024, stream_read, st, stream_response_free);

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {
-  assertError, createDatabase, createFlag, createToken, migrate, PG_URL, Server, sleep, startEnv,
+  assertError, createDatabase, createFlag, createToken, migrate, PG_URL, psql, Server, sleep, startEnv,
 } from './lib/harness.mjs';
 import { TcpProxy } from './lib/proxy.mjs';
 
@@ -215,5 +215,128 @@ describe('revocations reach every instance', () => {
       await sleep(20);
     }
     assert.equal(left.size, 0, `${left.size} revoked token(s) still accepted on B after 1 s`);
+  });
+});
+
+/** GET with a timeout; resolves {status, ms} (status 0 when it failed). */
+async function timedGet(url, headers = {}, ms = 15000) {
+  const t0 = Date.now();
+  try {
+    const r = await fetch(url, { headers, signal: AbortSignal.timeout(ms) });
+    await r.arrayBuffer();
+    return { status: r.status, ms: Date.now() - t0, headers: r.headers };
+  } catch {
+    return { status: 0, ms: Date.now() - t0 };
+  }
+}
+
+describe('a database that hangs', () => {
+  let db;
+  let proxy;
+  let a; // through the proxy, whose database connections will hang
+  let b; // straight to the database
+  let admin;
+  let client;
+  before(async () => {
+    db = await createDatabase();
+    await migrate(db.url);
+    admin = await createToken(db.url, 'hang-admin', 'admin');
+    client = await createToken(db.url, 'hang-client', 'client');
+    proxy = await new TcpProxy(Number(new URL(PG_URL).port)).start();
+    a = await new Server(proxy.url(db.name), {
+      args: ['--db-statement-timeout', '1000', '--db-lock-timeout', '500', '--db-connect-timeout', '1',
+        '--threads', '2'],
+    }).start();
+    b = await new Server(db.url).start();
+    await createFlag(b.client(admin), { name: 'hung', enabled: true, percentage: 10 });
+    await createFlag(b.client(admin), { name: 'free', enabled: true });
+    // One write through A, so that a database thread of A holds a
+    // connection; then every connection of A hangs but its listener's (the
+    // second it made, after the start-up migration).
+    assert.equal((await a.client(admin).patch('/api/flags/hung', { percentage: 11 })).status, 200);
+    proxy.hang((p) => p.n !== 2);
+  });
+  after(async () => {
+    await a?.kill();
+    await b?.stop();
+    await proxy?.close();
+    await db?.drop();
+  });
+
+  test('writes answer 503 in bounded time; reads on every worker keep their speed; a long-poll still wakes', async () => {
+    const before = (await b.client(admin).get('/api/flags/hung')).json;
+    const historyBefore = (await b.client(admin).get('/api/flags/hung/history')).json.events.length;
+    const v = (await a.client(client).get('/flags')).json.version;
+    const held = timedGet(`${a.base}/flags?wait=20`, { Authorization: `Bearer ${client}`, 'If-None-Match': `"${v}"` });
+    // More writes than A has database and HTTP threads together.
+    const t0 = Date.now();
+    const writes = Array.from({ length: 8 }, (_, i) => a.client(admin).patch('/api/flags/hung', { percentage: 20 + i })
+      .then((r) => ({ ...r, ms: Date.now() - t0 })));
+    let slowest = 0;
+    let reads = 0;
+    while (Date.now() - t0 < 2500) {
+      const batch = await Promise.all(Array.from({ length: 20 },
+        (_, i) => timedGet(`${a.base}/flags?user=u${reads + i}`, { Authorization: `Bearer ${client}` }, 5000)));
+      for (const r of batch) {
+        assert.equal(r.status, 200);
+        slowest = Math.max(slowest, r.ms);
+      }
+      reads += batch.length;
+    }
+    // A write on the other instance reaches the request held on this one.
+    const tw = Date.now();
+    assert.equal((await b.client(admin).patch('/api/flags/free', { enabled: false })).status, 200);
+    const h = await held;
+    assert.equal(h.status, 200, 'the held long-poll answered with the change');
+    assert.ok(h.ms < 20000 && Date.now() - tw < 1500, `woke ${Date.now() - tw} ms after the write on B`);
+    for (const w of await Promise.all(writes)) {
+      assertError(w, 503, 'unavailable');
+      assert.ok(w.headers.get('retry-after'), 'Retry-After on a refused write');
+      assert.ok(w.ms < 9000, `a write answered after ${w.ms} ms`);
+    }
+    assert.ok(slowest < 1000, `${reads} reads during the hang; the slowest took ${slowest} ms`);
+    // Nothing half-written.
+    const after = (await b.client(admin).get('/api/flags/hung')).json;
+    assert.equal(after.revision, before.revision);
+    assert.equal(after.percentage, before.percentage);
+    assert.equal((await b.client(admin).get('/api/flags/hung/history')).json.events.length, historyBefore);
+  });
+
+  test('SIGTERM while writes wait on the hung database: exit 0 within 5 s', async () => {
+    const w = a.client(admin).patch('/api/flags/hung', { percentage: 33 }).catch(() => ({ status: 0 }));
+    await sleep(200);
+    await a.stop(); // asserts exit status 0 within 5 s, no sanitizer report
+    const r = await w;
+    assert.ok([0, 503].includes(r.status), `the waiting write got ${r.status}`);
+  });
+});
+
+describe('a row lock held by another session', () => {
+  let env;
+  before(async () => {
+    env = await startEnv({ args: ['--db-lock-timeout', '500'] });
+    await createFlag(env.admin, { name: 'locked', enabled: true });
+    await createFlag(env.admin, { name: 'unlocked', enabled: true });
+  });
+  after(async () => { await env?.close(); });
+
+  test('a write to the locked flag is 503 after the lock timeout; other writes and reads go on', async () => {
+    // A forgotten session holds the row for 4 s.
+    const holder = psql(env.db.url,
+      "BEGIN; SELECT 1 FROM flags WHERE name = 'locked' FOR UPDATE; SELECT pg_sleep(4); COMMIT;");
+    await sleep(400);
+    const t0 = Date.now();
+    const stuck = env.admin.patch('/api/flags/locked', { enabled: false }).then((r) => ({ ...r, ms: Date.now() - t0 }));
+    const other = await env.admin.patch('/api/flags/unlocked', { percentage: 5 });
+    assert.equal(other.status, 200, 'a write to another flag is not held up');
+    const read = await timedGet(`${env.server.base}/flags?user=x`, { Authorization: `Bearer ${env.clientToken}` });
+    assert.equal(read.status, 200);
+    assert.ok(read.ms < 500, `read took ${read.ms} ms`);
+    const r = await stuck;
+    assertError(r, 503, 'unavailable');
+    assert.ok(r.ms < 3000, `the locked write answered after ${r.ms} ms`);
+    assert.equal((await env.admin.get('/api/flags/locked')).json.enabled, true, 'nothing written');
+    await holder;
+    assert.equal((await env.admin.patch('/api/flags/locked', { enabled: false })).status, 200, 'works once the lock is gone');
   });
 });

@@ -37,7 +37,7 @@ export class TcpProxy {
   _accept(client) {
     this.accepted++;
     const mode = this.policy ? this.policy(this.accepted) : this.mode;
-    const pair = { client, upstream: null, hung: mode === 'blackhole' };
+    const pair = { n: this.accepted, client, upstream: null, hung: mode === 'blackhole' };
     this.pairs.add(pair);
     client.on('error', () => {});
     client.on('close', () => {
@@ -56,10 +56,15 @@ export class TcpProxy {
     up.on('data', (d) => { if (!pair.hung) client.write(d); });
   }
 
-  /** Stop forwarding on every open connection and refuse to forward new ones. */
-  hang() {
+  /**
+   * Stop forwarding on the open connections that `which` picks (all by
+   * default; it gets {n}, the 1-based order of acceptance), and black-hole
+   * new ones.
+   */
+  hang(which = () => true) {
     this.mode = 'blackhole';
-    for (const p of this.pairs) p.hung = true;
+    this.policy = null;
+    for (const p of this.pairs) if (which(p)) p.hung = true;
   }
 
   /** Forward new connections again; hung ones stay hung (as after a failover). */
