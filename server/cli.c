@@ -95,21 +95,48 @@ static int cli_exit(enum opts_result r)
     return r == OPTS_HELP ? CLI_EXIT_OK : CLI_EXIT_ERROR;
 }
 
-/* Characters of a string known to be UTF-8 (for column widths). */
+/* Text from the database is shown through buf_add_visible, so that a
+ * control character in an owner or a name is seen, escaped, instead of
+ * acting on the terminal or the mail that shows the table (docs/decisions.md,
+ * "Text for people").  Columns are as wide as what they show. */
 static size_t cli_width(const char *s)
 {
-    size_t n = 0;
-    for (; *s != '\0'; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
+    return s != NULL ? text_visible_width(s, strlen(s)) : 0;
 }
 
-/* Print s left-aligned in a column of width characters, then two spaces. */
-static void cli_cell(const char *s, size_t width)
+/* Add s (NULL: nothing), made visible.  0, or -1 when out of memory. */
+static int cli_text(struct buf *out, const char *s)
 {
-    fputs(s, stdout);
+    return s != NULL ? buf_add_visible(out, s, strlen(s)) : 0;
+}
+
+/* Add s, made visible, left-aligned in a column of width characters, then
+ * two spaces.  0, or -1 when out of memory. */
+static int cli_cell(struct buf *out, const char *s, size_t width)
+{
+    if (cli_text(out, s) != 0)
+        return -1;
     for (size_t w = cli_width(s); w < width + 2; w++)
-        fputc(' ', stdout);
+        if (buf_add(out, " ", 1) != 0)
+            return -1;
+    return 0;
+}
+
+/* Write out (built: 0, or -1 when building it ran out of memory) to stdout
+ * and free it.  0, or -1 after printing the error line. */
+static int cli_write(const char *cmd, struct buf *out, int built)
+{
+    int rc = 0;
+
+    if (built != 0) {
+        rc = -1;
+        cli_fail(cmd, "out of memory");
+    } else if (fwrite(out->p, 1, out->len, stdout) != out->len || fflush(stdout) != 0) {
+        rc = -1;
+        cli_fail(cmd, "cannot write the output");
+    }
+    buf_free(out);
+    return rc;
 }
 
 /* Connect with --database (or $VEXIL_DATABASE_URL, as the option tables
@@ -139,9 +166,14 @@ static int cli_store_fail(const char *cmd, PGconn *c, enum store_status st, cons
 /* Print a JSON value and a newline on stdout. 0 or CLI_EXIT_ERROR. */
 static int cli_print_json(const char *cmd, const json_t *v)
 {
-    if (json_dumpf(v, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF)
-        return cli_fail(cmd, "cannot write the output");
-    return 0;
+    /* jansson escapes C0 but writes DEL and C1 as they are: escape those too
+     * (the same JSON value) before a terminal sees them. */
+    char *s = json_dumps(v, JSON_INDENT(2));
+    struct buf out = {0};
+    int built = s != NULL ? buf_add_json_visible(&out, s, strlen(s)) | buf_add(&out, "\n", 1) : -1;
+
+    free(s);
+    return cli_write(cmd, &out, built) == 0 ? 0 : CLI_EXIT_ERROR;
 }
 
 /* ------------------------------------------------------------------ */
@@ -266,22 +298,21 @@ static int cli_token_list(int argc, char **argv)
         size_t w = cli_width(json_string_value(json_object_get(t, "name")));
         wname = w > wname ? w : wname;
     }
-    cli_cell("ID", TOKEN_ID_LEN);
-    cli_cell("NAME", wname);
-    cli_cell("ROLE", 6);
-    cli_cell("CREATED", 24);
-    printf("LAST USED\n");
+    struct buf out = {0};
+    int built = cli_cell(&out, "ID", TOKEN_ID_LEN) | cli_cell(&out, "NAME", wname) |
+                cli_cell(&out, "ROLE", 6) | cli_cell(&out, "CREATED", 24) |
+                buf_adds(&out, "LAST USED\n");
     json_array_foreach(tokens, i, t)
     {
         const char *used = json_string_value(json_object_get(t, "last_used_at"));
-        cli_cell(json_string_value(json_object_get(t, "id")), TOKEN_ID_LEN);
-        cli_cell(json_string_value(json_object_get(t, "name")), wname);
-        cli_cell(json_string_value(json_object_get(t, "role")), 6);
-        cli_cell(json_string_value(json_object_get(t, "created_at")), 24);
-        printf("%s\n", used != NULL ? used : "never");
+        built |= cli_cell(&out, json_string_value(json_object_get(t, "id")), TOKEN_ID_LEN) |
+                 cli_cell(&out, json_string_value(json_object_get(t, "name")), wname) |
+                 cli_cell(&out, json_string_value(json_object_get(t, "role")), 6) |
+                 cli_cell(&out, json_string_value(json_object_get(t, "created_at")), 24) |
+                 cli_text(&out, used != NULL ? used : "never") | buf_add(&out, "\n", 1);
     }
     json_decref(list);
-    return CLI_EXIT_OK;
+    return cli_write(cmd, &out, built) == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
 }
 
 static int cli_token_revoke(int argc, char **argv)
@@ -340,11 +371,13 @@ int cli_token(int argc, char **argv)
 /* vexil stale                                                          */
 /* ------------------------------------------------------------------ */
 
-/* The stale flags as a table for a cron mail. */
-static void cli_stale_table(const json_t *stale, int days, int rolled_out_days)
+/* The stale flags as a table for a cron mail, added to out.  0, or -1 when
+ * out of memory. */
+static int cli_stale_table(struct buf *out, const json_t *stale, int days, int rolled_out_days)
 {
     size_t i, wname = 4, wowner = 5, n = json_array_size(stale);
     const json_t *f;
+    int built;
 
     json_array_foreach(stale, i, f)
     {
@@ -353,13 +386,12 @@ static void cli_stale_table(const json_t *stale, int days, int rolled_out_days)
         wname = a > wname ? a : wname;
         wowner = b > wowner ? b : wowner;
     }
-    printf("%zu flag%s due for removal (older than %d days, or rolled out to 100 %% for more "
-           "than %d days):\n\n",
-           n, n == 1 ? " is" : "s are", days, rolled_out_days);
-    cli_cell("NAME", wname);
-    cli_cell("OWNER", wowner);
-    cli_cell("AGE (DAYS)", 10);
-    printf("REASONS\n");
+    built = buf_addf(out,
+                     "%zu flag%s due for removal (older than %d days, or rolled out to 100 %% for "
+                     "more than %d days):\n\n",
+                     n, n == 1 ? " is" : "s are", days, rolled_out_days);
+    built |= cli_cell(out, "NAME", wname) | cli_cell(out, "OWNER", wowner) |
+             cli_cell(out, "AGE (DAYS)", 10) | buf_adds(out, "REASONS\n");
     json_array_foreach(stale, i, f)
     {
         const char *owner = json_string_value(json_object_get(f, "owner"));
@@ -369,15 +401,16 @@ static void cli_stale_table(const json_t *stale, int days, int rolled_out_days)
 
         snprintf(age, sizeof age, "%lld",
                  (long long)json_integer_value(json_object_get(f, "age_days")));
-        cli_cell(json_string_value(json_object_get(f, "name")), wname);
-        cli_cell(owner != NULL && owner[0] != '\0' ? owner : "-", wowner);
-        cli_cell(age, 10);
+        built |= cli_cell(out, json_string_value(json_object_get(f, "name")), wname) |
+                 cli_cell(out, owner != NULL && owner[0] != '\0' ? owner : "-", wowner) |
+                 cli_cell(out, age, 10);
         json_array_foreach(reasons, j, r)
         {
-            printf("%s%s", j > 0 ? ", " : "", json_string_value(r));
+            built |= buf_adds(out, j > 0 ? ", " : "") | cli_text(out, json_string_value(r));
         }
-        putchar('\n');
+        built |= buf_add(out, "\n", 1);
     }
+    return built != 0 ? -1 : 0;
 }
 
 int cli_stale(int argc, char **argv)
@@ -450,10 +483,10 @@ int cli_stale(int argc, char **argv)
         json_decref(root);
         return rc;
     }
-    if (rc == CLI_EXIT_STALE)
-        cli_stale_table(stale, days, ro_days);
+    struct buf out = {0};
+    int built = rc == CLI_EXIT_STALE ? cli_stale_table(&out, stale, days, ro_days) : 0;
     json_decref(stale);
-    if (fflush(stdout) != 0)
-        return cli_fail(cmd, "cannot write the output");
+    if (cli_write(cmd, &out, built) != 0)
+        return CLI_EXIT_ERROR;
     return rc;
 }

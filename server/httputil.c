@@ -1,4 +1,5 @@
-/* httputil.c -- entity tags, integer parameters and JSON string output.
+/* httputil.c -- entity tags, integer parameters, JSON string output, and
+ * text from data made safe to show on a terminal or in a mail.
  *
  * The read path writes its JSON answers itself (not through jansson) to
  * avoid building a tree per request; buf_add_json_string is what keeps that
@@ -355,6 +356,121 @@ int buf_add_json_string(struct buf *b, const char *s, size_t len)
     b->len = (size_t)(o - b->p);
     b->p[b->len] = '\0';
     return 0;
+}
+
+/* The code point of the valid UTF-8 character of n bytes at p. */
+static unsigned long utf8_decode(const unsigned char *p, size_t n)
+{
+    static const unsigned char lead_mask[5] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+    unsigned long cp = p[0] & lead_mask[n];
+
+    for (size_t i = 1; i < n; i++)
+        cp = (cp << 6) | (p[i] & 0x3Fu);
+    return cp;
+}
+
+bool text_char_control(unsigned long cp)
+{
+    return cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || cp == 0x061C || cp == 0x200E || cp == 0x200F ||
+           (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* The visible form of what starts at p (left > 0 bytes): *used is how many
+ * bytes of the input it stands for; the escape is written to esc (NUL-
+ * terminated) and its length returned, or 0 when those bytes are shown as
+ * they are. */
+static size_t visible_escape(const unsigned char *p, size_t left, size_t *used, char esc[16])
+{
+    size_t n = utf8_char_len(p, left);
+    unsigned long cp;
+
+    if (n == 0) {
+        *used = 1;
+        return (size_t)snprintf(esc, 16, "\\x%02x", p[0]);
+    }
+    *used = n;
+    cp = utf8_decode(p, n);
+    switch (cp) {
+    case '\\':
+        return (size_t)snprintf(esc, 16, "\\\\");
+    case '\n':
+        return (size_t)snprintf(esc, 16, "\\n");
+    case '\r':
+        return (size_t)snprintf(esc, 16, "\\r");
+    case '\t':
+        return (size_t)snprintf(esc, 16, "\\t");
+    default:
+        break;
+    }
+    if (!text_char_control(cp))
+        return 0;
+    if (cp < 0x80)
+        return (size_t)snprintf(esc, 16, "\\x%02x", (unsigned)cp);
+    return (size_t)snprintf(esc, 16, "\\u%04x", (unsigned)cp);
+}
+
+int buf_add_visible(struct buf *b, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, run = 0; /* [run, i): bytes shown as they are, not yet added */
+
+    while (i < len) {
+        char esc[16];
+        size_t used, n = visible_escape(p + i, len - i, &used, esc);
+        if (n == 0) {
+            i += used;
+            continue;
+        }
+        if (buf_add(b, s + run, i - run) != 0 || buf_add(b, esc, n) != 0)
+            return -1;
+        i += used;
+        run = i;
+    }
+    return buf_add(b, s + run, len - run);
+}
+
+size_t text_visible_width(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, width = 0;
+
+    while (i < len) {
+        char esc[16];
+        size_t used, n = visible_escape(p + i, len - i, &used, esc);
+        width += n > 0 ? n : 1;
+        i += used;
+    }
+    return width;
+}
+
+int buf_add_json_visible(struct buf *b, const char *json, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)json;
+    size_t i = 0, run = 0; /* [run, i): bytes copied as they are, not yet added */
+
+    while (i < len) {
+        char esc[16];
+        size_t n = utf8_char_len(p + i, len - i);
+        /* C0 stays: JSON escapes it inside strings, so outside them it can
+         * only be the white space between tokens (the newlines of
+         * JSON_INDENT). */
+        unsigned long cp = n > 0 ? utf8_decode(p + i, n) : 0;
+        if (n > 0 && (cp < 0x20 || !text_char_control(cp))) {
+            i += n;
+            continue;
+        }
+        if (n == 0) {
+            snprintf(esc, sizeof esc, "\\ufffd");
+            n = 1;
+        } else {
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+        }
+        if (buf_add(b, json + run, i - run) != 0 || buf_add(b, esc, 6) != 0)
+            return -1;
+        i += n;
+        run = i;
+    }
+    return buf_add(b, json + run, len - run);
 }
 
 char *buf_take(struct buf *b, size_t *len)

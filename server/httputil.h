@@ -79,6 +79,37 @@ bool token_name_valid(const char *s);
 /* Is s (len bytes) valid UTF-8 without NUL bytes? */
 bool utf8_valid(const char *s, size_t len);
 
+/* Text from data (a flag's name or owner, a token's name) on its way to a
+ * terminal or a mail, where a control character would act instead of being
+ * seen (docs/decisions.md, "Text for people").
+ *
+ * The characters kept out: C0 (NUL included), DEL, C1 (U+0080-U+009F), the
+ * line and paragraph separators U+2028 and U+2029, and the bidirectional
+ * controls U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069 (they
+ * reorder what follows them on the line). */
+bool text_char_control(unsigned long cp);
+
+/* Append s (len bytes) with every such character, every byte that is not
+ * part of valid UTF-8, and the backslash escaped as visible ASCII:
+ *   \\  a backslash;  \n \r \t  LF, CR, TAB;  \xHH  other C0 and DEL (\x1b
+ *   for ESC), and a byte that is not valid UTF-8 (always >= \x80);
+ *   \uHHHH  the other characters (\u009b for the C1 CSI).
+ * Everything else (valid UTF-8 text) is copied as it is.  The result is
+ * printable, and two different inputs never look the same. */
+int buf_add_visible(struct buf *b, const char *s, size_t len);
+
+/* Characters that buf_add_visible writes for s (len bytes): its width in a
+ * table, each character counted 1. */
+size_t text_visible_width(const char *s, size_t len);
+
+/* Append JSON text (len bytes, as jansson writes it) with the characters of
+ * text_char_control that a JSON writer may leave as they are (DEL, C1,
+ * U+2028, ...) written as \uHHHH instead: the same JSON value, nothing that
+ * a terminal acts on.  C0 is left alone (a JSON writer escapes it inside
+ * strings; outside them it is white space).  A byte that is not valid UTF-8
+ * becomes \ufffd. */
+int buf_add_json_visible(struct buf *b, const char *json, size_t len);
+
 /* Decode %XX escapes of s (NUL-terminated) in place and return the new
  * length.  Like libmicrohttpd's own, except that %00 stays as it is, so a
  * NUL can never cut a path or parameter short and make it mean something

@@ -126,25 +126,54 @@ jq -e '.flags | type == "array" and length > 0' >/dev/null 2>&1 <<<"$json" ||
 
 # ---------------------------------------------------------------- messages
 
+# Text from the database (owners, names) is free text and may hold control
+# characters: in a mail or on a terminal they would act (a CR LF in an owner
+# would start a new mail header, an ESC sequence would drive the terminal).
+# jq's `visible` shows them escaped, as `vexil stale` does in its table
+# (docs/decisions.md, "Text for people"): \\ \n \r \t, \xHH for the other C0
+# and DEL, \uHHHH for C1, U+2028, U+2029 and the bidirectional controls.
+# shellcheck disable=SC2016 # $w and $n are jq's
+JQ_VISIBLE='
+def hex($w): . as $n | [range($w - 1; -1; -1) | ($n / pow(16; .) | floor) % 16]
+    | map("0123456789abcdef"[.:.+1]) | join("");
+def visible: [explode[]
+    | if . == 92 then "\\\\" elif . == 10 then "\\n" elif . == 13 then "\\r" elif . == 9 then "\\t"
+      elif . < 32 or . == 127 then "\\x" + hex(2)
+      elif (. >= 128 and . < 160) or . == 1564 or . == 8206 or . == 8207
+        or (. >= 8232 and . <= 8238) or (. >= 8294 and . <= 8297) then "\\u" + hex(4)
+      else [.] | implode end] | join("");
+'
+
 # The owner's flags as an aligned text table (jq: name, age, reasons).
 table() {
-    jq -r --arg o "$1" '
-        [.flags[] | select(.owner == $o)] as $f
-        | ([$f[].name | length] | max) as $w
+    jq -r --arg o "$1" "$JQ_VISIBLE"'
+        [.flags[] | select(.owner == $o) | .shown = (.name | visible)] as $f
+        | ([$f[].shown | length] | max) as $w
         | $f[]
-        | "  " + .name + (" " * ($w - (.name | length) + 2))
+        | "  " + .shown + (" " * ($w - (.shown | length) + 2))
           + (.age_days | tostring) + " days old" + "  "
-          + (if (.stale | length) > 0 then (.stale | join(", ")) else "" end)' <<<"$json"
+          + (.stale | map(visible) | join(", "))' <<<"$json"
 }
 
 count() { jq --arg o "$1" '[.flags[] | select(.owner == $o)] | length' <<<"$json"; }
 
-label() { if [ -n "$1" ]; then printf '%s' "$1"; else printf '(no owner)'; fi; }
+# The owner as shown to people: escaped (see JQ_VISIBLE), never empty; at
+# most $2 characters and "..." when $2 is given (for the Subject).
+label() {
+    if [ -n "$1" ]; then
+        jq -jn --arg s "$1" --argjson max "${2:-0}" "$JQ_VISIBLE"'
+            $s | visible | if $max > 0 and length > $max then .[:$max] + "..." else . end'
+    else
+        printf '(no owner)'
+    fi
+}
 
-# RFC 2047 for a Subject that is not plain ASCII.
+# RFC 2047 for a Subject that is not plain ASCII.  Its text comes from
+# label(), so it holds no control character; any that did would be dropped
+# here rather than end the header.
 subject() {
     local s
-    s=$(printf '%s' "$1" | tr -d '\r\n')
+    s=$(printf '%s' "$1" | LC_ALL=C tr -d '\000-\037\177')
     if LC_ALL=C grep -q '[^ -~]' <<<"$s"; then
         printf '=?UTF-8?B?%s?=' "$(printf '%s' "$s" | base64 -w0)"
     else
@@ -169,9 +198,9 @@ body() {
 send_mail() {
     local owner=$1 to=$2 n=$3 subj
     if [ "$n" -eq 1 ]; then
-        subj="[vexil] 1 flag of $(label "$owner") is due for removal"
+        subj="[vexil] 1 flag of $(label "$owner" 60) is due for removal"
     else
-        subj="[vexil] $n flags of $(label "$owner") are due for removal"
+        subj="[vexil] $n flags of $(label "$owner" 60) are due for removal"
     fi
     {
         printf 'To: %s\n' "${to//,/, }"
@@ -206,7 +235,13 @@ failed=0
 unrouted=()
 mapfile -t owners < <(jq -r '[.flags[].owner] | unique | .[] | @base64' <<<"$json")
 for enc in "${owners[@]}"; do
-    owner=$(printf '%s' "$enc" | base64 -d)
+    # The sentinel keeps a trailing newline of the owner (command
+    # substitution would drop it, and then no flag would match).
+    owner=$(
+        printf '%s' "$enc" | base64 -d
+        printf x
+    )
+    owner=${owner%x}
     n=$(count "$owner")
     to=
     if [ -n "$owner" ] && [ -n "${ADDR[$owner]+set}" ]; then

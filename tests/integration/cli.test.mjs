@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { spawn } from 'node:child_process';
 import {
   SECRET, Server, VEXIL_BIN, assertNoSanitizerReport, createDatabase, createToken, freePort, migrate,
-  projectVersion, sleep, vexil,
+  projectVersion, psql, sleep, vexil,
 } from './lib/harness.mjs';
 
 let db;
@@ -155,6 +155,27 @@ describe('migrate and tokens on the command line', () => {
     assert.ok(t.id !== undefined && t.id !== null, 'id present');
     assert.ok(!r.stdout.includes(secret.slice(3)), 'no secret in token list --json');
     id = t.id;
+  });
+
+  // docs/decisions.md "Text for people".  `token create` refuses control
+  // characters in a name; one written straight into the database (a hand
+  // edit) is still shown escaped, never as it is.
+  test('token list shows control characters in a name escaped; --json gives it back exactly', async () => {
+    await psql(db.url, `INSERT INTO tokens (id, name, role, secret_hash) VALUES
+      (gen_random_uuid(), E'ctl\\x1b[2J\\r\\nname\\u009b\\x7f', 'client', sha256('ctl-token'::bytea))`);
+    const r = await vexil(['token', 'list', '--database', db.url]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(r.stdout), `a control character: ${JSON.stringify(r.stdout)}`);
+    const lines = r.stdout.split('\n');
+    const row = lines.find((l) => l.includes('ctl\\x1b[2J\\r\\nname\\u009b\\x7f'));
+    assert.ok(row, `the name escaped:\n${r.stdout}`);
+    const header = lines[0];
+    assert.equal(row.indexOf('client'), header.indexOf('ROLE'), `the columns line up:\n${r.stdout}`);
+    const j = await vexil(['token', 'list', '--json', '--database', db.url]);
+    assert.equal(j.code, 0, j.stderr);
+    assert.ok(!/[\u007f-\u009f]/.test(j.stdout), `DEL and C1 escaped in the JSON too: ${JSON.stringify(j.stdout)}`);
+    assert.ok(JSON.parse(j.stdout).tokens.some((t) => t.name === 'ctl\u001b[2J\r\nname\u009b\u007f'), j.stdout);
+    await psql(db.url, "DELETE FROM tokens WHERE name LIKE 'ctl%'");
   });
 
   test('token revoke stops the token working on a running server within a second', async () => {

@@ -299,3 +299,76 @@ describe('vexil-stale.sh', () => {
     assert.match(r.stdout, /Usage: vexil-stale\.sh/);
   });
 });
+
+// docs/decisions.md "Text for people": an owner is free text from the API, so
+// it may hold CR LF and terminal controls.  They must not start a mail
+// header, nor reach a mail, a webhook's text or cron's stdout as they are.
+describe('vexil-stale.sh: control characters in an owner', () => {
+  // Ends in LF too: the owner must still be matched to its flag.
+  const EVIL = 'mallory\r\nBcc: evil@example.com\r\nX-Evil: 1\u001b[31m\u009b2J\u007f\u202e\n';
+  const SHOWN = 'mallory\\r\\nBcc: evil@example.com\\r\\nX-Evil: 1\\x1b[31m\\u009b2J\\x7f\\u202e\\n';
+  // Not stale under any threshold the tests above use; stale at --days 3.
+  const args = ['--owner', EVIL, '--days', '3'];
+  let starFile;
+
+  before(async () => {
+    await createFlag(env.admin, { name: 'evil_flag', owner: EVIL, description: 'd\r\n\u001b]0;x\u0007' });
+    await psql(env.db.url, "UPDATE flags SET created_at = now() - interval '5 days' WHERE name = 'evil_flag'");
+    starFile = path.join(tmp, 'owners-evil');
+    writeFileSync(starFile, `${OWNERS}*   cleanup@example.test\n`);
+  });
+
+  /** No byte < 0x20 but LF, no DEL, no C1 (C2 80..C2 9F); valid UTF-8. */
+  function assertNoControls(buf, what) {
+    for (let i = 0; i < buf.length; i++) {
+      const b = buf[i];
+      assert.ok(!(b < 0x20 && b !== 0x0a), `${what}: byte 0x${b.toString(16)} at ${i}: ${JSON.stringify(buf.toString('utf8'))}`);
+      assert.notEqual(b, 0x7f, `${what}: DEL at ${i}`);
+      assert.ok(!(b === 0xc2 && buf[i + 1] >= 0x80 && buf[i + 1] < 0xa0), `${what}: a C1 character at ${i}`);
+    }
+    new TextDecoder('utf-8', { fatal: true }).decode(buf);
+  }
+
+  test('the mail: no header added through the owner, no raw control character anywhere', async () => {
+    const r = await cron(args, { VEXIL_STALE_OWNERS: starFile });
+    assert.equal(r.code, 1, r.stderr);
+    const got = mails();
+    assert.equal(got.length, 1, `one mail, to the '*' address: ${got.map((m) => m.raw).join('\n----\n')}`);
+    const m = got[0];
+    assert.match(m.args, /^-t -oi$/, 'sendmail gets -t -oi and nothing from the data');
+    assert.deepEqual(Object.keys(m.headers).sort(),
+      ['auto-submitted', 'content-transfer-encoding', 'content-type', 'from', 'mime-version', 'subject', 'to'],
+      `only the script's own headers:\n${m.raw}`);
+    assert.equal(m.headers.to, 'cleanup@example.test');
+    for (const f of readdirSync(mailDir).filter((x) => !x.endsWith('.args'))) {
+      assertNoControls(readFileSync(path.join(mailDir, f)), 'the mail');
+    }
+    const subject = decodeSubject(m.headers.subject);
+    assert.ok(subject.includes('mallory\\r\\nBcc: evil@example.com'), `the owner escaped in the subject: ${subject}`);
+    assert.ok(subject.includes('1 flag'), subject);
+    assert.ok(m.body.includes(`Hello ${SHOWN},`), `the owner escaped in the greeting:\n${m.body}`);
+    assert.match(m.body, /^ {2}evil_flag\s+5 days old\s+older_than_3_days$/m, `the flag is listed:\n${m.body}`);
+    assert.ok(!/^bcc:/im.test(m.raw), 'no line starts with Bcc:');
+  });
+
+  test('the webhook: the text is escaped too; the owner field is the exact owner', async () => {
+    const r = await cron(args, { VEXIL_STALE_WEBHOOK: `${hook.url}/hook` });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(hook.posts.length, 1);
+    const j = JSON.parse(hook.posts[0].body);
+    assert.equal(j.owner, EVIL);
+    assert.deepEqual(j.flags.map((f) => f.name), ['evil_flag']);
+    assert.ok(j.text.includes(SHOWN), j.text);
+    assertNoControls(Buffer.from(j.text.replace(/\n/g, ' ')), 'the webhook text');
+  });
+
+  test("what reaches nobody goes to cron's stdout, escaped", async () => {
+    const r = await cron(args);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(mails().length, 0);
+    assert.ok(r.stdout.includes(`${SHOWN}:`), r.stdout);
+    assert.ok(r.stdout.includes('evil_flag'), r.stdout);
+    assertNoControls(Buffer.from(r.stdout), 'stdout');
+    assertNoControls(Buffer.from(r.stderr), 'stderr');
+  });
+});

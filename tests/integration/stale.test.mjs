@@ -7,9 +7,10 @@
 // serves from its snapshot, so each edit is followed by NOTIFY vexil, 'tokens'
 // (which makes the listener reload) and a wait until the snapshot shows it.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import {
-  RFC3339_MS, assertError, createDatabase, createFlag, psql, startEnv, vexil, assertNoSanitizerReport,
+  RFC3339_MS, VEXIL_BIN, assertError, createDatabase, createFlag, psql, startEnv, vexil, assertNoSanitizerReport,
 } from './lib/harness.mjs';
 import { waitFor } from './lib/cluster.mjs';
 
@@ -490,5 +491,90 @@ describe('rolled_out_at follows one rule (docs/decisions.md)', () => {
     assert.deepEqual(r.stale, ['older_than_30_days']);
     const g = await flag('ro_born');
     assert.equal(g.rolled_out_at, r.rolled_out_at, 'the snapshot agrees');
+  });
+});
+
+// docs/decisions.md "Text for people": an owner or a description is free text
+// (the API takes any character but NUL), so it may hold terminal controls.
+// The table shows them escaped, with its columns still lined up; --json
+// stays JSON and gives the exact text back.
+describe('vexil stale: control characters in owners and descriptions', () => {
+  const OWNER = '\u001b[31mred\u001b[0m\r\nBcc: x\u009b2J\u007f\tend';
+  const DESC = 'desc \u001b]0;title\u0007 \u009b6n \r\n line2';
+  const SHOWN = '\\x1b[31mred\\x1b[0m\\r\\nBcc: x\\u009b2J\\x7f\\tend';
+  let cenv;
+
+  before(async () => {
+    cenv = await startEnv();
+    // The API lets these through (owner and description: any text but NUL).
+    await createFlag(cenv.admin, { name: 'ctl_flag', owner: OWNER, description: DESC });
+    await createFlag(cenv.admin, { name: 'plain_flag_with_a_long_name', owner: 'bob' });
+    // As a hand edit or an older version could have left it: C1 and a
+    // bidirectional override straight into the database.
+    await createFlag(cenv.admin, { name: 'db_flag' });
+    await psql(cenv.db.url, `UPDATE flags SET owner = E'x\\u009b31m\\u202eevil\\u0085', description = E'\\x1b[2J'
+      WHERE name = 'db_flag'`);
+    await psql(cenv.db.url, "UPDATE flags SET created_at = now() - interval '40 days'");
+  });
+  after(async () => {
+    await cenv?.close();
+  });
+
+  /** `vexil stale args`, stdout as bytes. */
+  const runBytes = (args) => {
+    const r = spawnSync(VEXIL_BIN, ['stale', ...args, '--database', cenv.db.url], { encoding: 'buffer', timeout: 30000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString('utf8') };
+  };
+
+  /** No byte < 0x20 but LF, no DEL, no C1 (C2 80..C2 9F), and valid UTF-8. */
+  function assertNoControls(buf, what) {
+    for (let i = 0; i < buf.length; i++) {
+      const b = buf[i];
+      assert.ok(!(b < 0x20 && b !== 0x0a), `${what}: byte 0x${b.toString(16)} at ${i}: ${JSON.stringify(buf.toString('utf8'))}`);
+      assert.notEqual(b, 0x7f, `${what}: DEL at ${i}`);
+      assert.ok(!(b === 0xc2 && buf[i + 1] >= 0x80 && buf[i + 1] < 0xa0), `${what}: a C1 character at ${i}`);
+    }
+    return new TextDecoder('utf-8', { fatal: true }).decode(buf);
+  }
+
+  test('the table shows them escaped; nothing but its own newlines below 0x20', () => {
+    const r = runBytes([]);
+    assertNoSanitizerReport(r.stderr, 'vexil stale');
+    assert.equal(r.code, 1, r.stderr);
+    const text = assertNoControls(r.stdout, 'vexil stale');
+    const lines = text.split('\n');
+    const row = lines.find((l) => l.startsWith('ctl_flag '));
+    assert.ok(row, `a row for ctl_flag:\n${text}`);
+    assert.ok(row.includes(SHOWN), `owner shown escaped: ${row}`);
+    const db = lines.find((l) => l.startsWith('db_flag '));
+    assert.ok(db.includes('x\\u009b31m\\u202eevil\\u0085'), `C1 and U+202E shown escaped: ${db}`);
+    assert.ok(!text.includes('desc'), 'the description is not in the table');
+    // Columns line up: every row has its age where the header has AGE.
+    const header = lines.find((l) => l.startsWith('NAME'));
+    const ageAt = [...header].join('').indexOf('AGE (DAYS)');
+    const rows = lines.filter((l) => /^(ctl_flag|db_flag|plain_flag_with_a_long_name) /.test(l));
+    assert.equal(rows.length, 3, text);
+    for (const l of rows) {
+      const chars = [...l];
+      assert.equal(chars.slice(ageAt, ageAt + 2).join(''), '40', `age column of ${JSON.stringify(l)} in:\n${text}`);
+      assert.equal(chars[ageAt - 1], ' ');
+    }
+  });
+
+  test('--json stays JSON, has no raw control character, and gives the exact owner and description back', async () => {
+    const r = runBytes(['--json']);
+    assert.equal(r.code, 1, r.stderr);
+    const text = assertNoControls(r.stdout, 'vexil stale --json');
+    const flags = Object.fromEntries(JSON.parse(text).flags.map((f) => [f.name, f]));
+    assert.equal(flags.ctl_flag.owner, OWNER);
+    assert.equal(flags.ctl_flag.description, DESC);
+    assert.equal(flags.db_flag.owner, 'x\u009b31m\u202eevil\u0085');
+    assert.equal(flags.db_flag.description, '\u001b[2J');
+    const api = (await cenv.admin.get('/api/flags/ctl_flag')).json;
+    assert.equal(api.owner, OWNER, 'the API stores the text as given');
+    const byOwner = runBytes(['--json', '--owner', OWNER]);
+    assert.equal(byOwner.code, 1, byOwner.stderr);
+    assert.deepEqual(JSON.parse(byOwner.stdout.toString('utf8')).flags.map((f) => f.name), ['ctl_flag'],
+      '--owner matches the exact text');
   });
 });
