@@ -38,8 +38,8 @@ static const char usage[] =
     "  --db-connect-timeout SECONDS  (VEXIL_DB_CONNECT_TIMEOUT, default 3)\n"
     "  --db-statement-timeout MS  a statement running longer is cancelled and the write\n"
     "                           answers 503 (VEXIL_DB_STATEMENT_TIMEOUT, default 5000)\n"
-    "  --db-lock-timeout MS     longest wait for a row lock (VEXIL_DB_LOCK_TIMEOUT, default "
-    "2000)\n";
+    "  --db-lock-timeout MS     longest wait for each lock a write takes\n"
+    "                           (VEXIL_DB_LOCK_TIMEOUT, default 2000)\n";
 
 /* HOST:PORT, or [IPv6]:PORT, into out (struct vx_config). 0, or -1 if bad. */
 static int listen_parse(const char *v, void *out)

@@ -340,3 +340,106 @@ describe('a row lock held by another session', () => {
     assert.equal((await env.admin.patch('/api/flags/locked', { enabled: false })).status, 200, 'works once the lock is gone');
   });
 });
+
+describe('a revoked token loses what it holds open', () => {
+  let env;
+  let b;
+  before(async () => {
+    env = await startEnv();
+    b = await new Server(env.db.url).start();
+    await createFlag(env.admin, { name: 'held', enabled: true });
+  });
+  after(async () => {
+    await b?.stop();
+    await env?.close();
+  });
+
+  test('a long-poll and an OFREP stream held on B end within a second of a revocation on A', async () => {
+    const made = (await env.admin.post('/api/tokens', { name: 'leaver', role: 'client' })).json;
+    const auth = { Authorization: `Bearer ${made.token}` };
+    let v = 0;
+    for (let i = 0; i < 40; i++) {
+      const r = await b.client(made.token).get('/flags');
+      if (r.status === 200) { v = r.json.version; break; }
+      await sleep(25);
+    }
+    assert.ok(v > 0, 'the new token works on B');
+    const held = timedGet(`${b.base}/flags?wait=30`, { ...auth, 'If-None-Match': `"${v}"` });
+    const ctl = new AbortController();
+    const stream = await fetch(`${b.base}/ofrep/v1/events`, { headers: auth, signal: ctl.signal });
+    assert.equal(stream.status, 200);
+    const reader = stream.body.getReader();
+    await reader.read(); // started
+    const ended = (async () => {
+      try {
+        for (;;) if ((await reader.read()).done) return Date.now();
+      } catch {
+        return Date.now();
+      }
+    })();
+    await sleep(300); // both are held now
+    const t0 = Date.now();
+    assert.equal((await env.admin.del(`/api/tokens/${made.id}`)).status, 204);
+    const h = await held;
+    assert.equal(h.status, 401, 'the held long-poll is answered 401');
+    assert.ok(Date.now() - t0 < 1500, `long-poll answered ${Date.now() - t0} ms after the revocation`);
+    const timer = sleep(1500).then(() => 0);
+    const at = await Promise.race([ended, timer]);
+    ctl.abort();
+    assert.ok(at > 0, 'the stream ended within a second and a half of the revocation');
+    // Requests of other tokens held at the same time are not touched.
+    assert.equal((await b.client(env.clientToken).get('/flags')).status, 200);
+  });
+});
+
+describe('a rollback gets through a full connection table', () => {
+  let env;
+  before(async () => {
+    // The waiting cap defaults to 9/10 of the connection cap.
+    env = await startEnv({ args: ['--max-connections', '100', '--idle-timeout', '30'] });
+    await createFlag(env.admin, { name: 'rollback', enabled: true });
+  });
+  after(async () => { await env?.close(); });
+
+  test('100 clients holding long-polls: PATCH enabled=false succeeds and wakes every held one', async () => {
+    const v = (await env.client.get('/flags')).json.version;
+    const head = `GET /flags?wait=30 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${env.clientToken}\r\n` +
+      `If-None-Match: "${v}"\r\n\r\n`;
+    const socks = [];
+    const answers = [];
+    for (let i = 0; i < 100; i++) {
+      const s = net.connect(env.server.port, '127.0.0.1');
+      s.on('error', () => {});
+      let got = '';
+      answers.push(new Promise((resolve) => {
+        s.on('data', (d) => {
+          got += d.toString('latin1');
+          const m = /^HTTP\/1\.1 (\d{3})/.exec(got);
+          if (m && got.includes('\r\n\r\n')) resolve({ status: Number(m[1]), at: Date.now() });
+        });
+        s.on('close', () => resolve({ status: 0, at: Date.now() }));
+      }));
+      s.on('connect', () => s.write(head));
+      socks.push(s);
+    }
+    await sleep(1000);
+    const early = (await Promise.race([Promise.all(answers), sleep(10).then(() => null)])) ?? [];
+    // The rollback comes on a connection of its own, as an operator's would.
+    const t0 = Date.now();
+    const body = '{"enabled":false}';
+    const r = await partialUpload(env.server.port,
+      `PATCH /api/flags/rollback HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${env.adminToken}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`, 0, 5000);
+    r.close();
+    assert.equal(r.status, 200, 'the rollback was let in');
+    const got = await Promise.race([Promise.all(answers), sleep(3000).then(() => null)]);
+    for (const s of socks) s.destroy();
+    assert.ok(got, 'every held client was answered');
+    const woken = got.filter((a) => a.status === 200);
+    const refused = got.filter((a) => a.status === 503 || a.status === 0);
+    assert.equal(woken.length + refused.length, 100);
+    assert.ok(woken.length >= 80, `${woken.length} held long-polls woke (the rest were refused at the cap)`);
+    for (const a of woken) assert.ok(a.at - t0 < 1000, `a held request woke ${a.at - t0} ms after the write`);
+    assert.equal(early.length, 0);
+  });
+});
