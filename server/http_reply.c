@@ -8,6 +8,7 @@
  * added to every reply of a route that allows it (docs/ofrep.md).  The
  * request's life cycle -- routing, admission, the libmicrohttpd callbacks --
  * is http.c's. */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +142,34 @@ enum http_rc http_reply_snapshot(struct vx_req *r, unsigned status, struct vx_sn
     snapshot_retain(s);
     resp = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)body,
                                                                   release_snapshot_cb, s);
+    if (resp == NULL)
+        snapshot_release(s);
+    return http_queue(r, status, resp, "application/json");
+}
+
+enum http_rc http_reply_snapshot_body(struct vx_req *r, unsigned status, struct vx_snapshot *s)
+{
+    struct MHD_Response *resp = NULL;
+    const unsigned char *gz;
+    size_t gz_len;
+
+    /* Vary on both forms, so that a cache never serves one for the other. */
+    http_add_header(r, "Vary", "Accept-Encoding");
+    if (accepts_gzip(http_header(r, "Accept-Encoding")) && snapshot_gzip(s, &gz, &gz_len)) {
+        http_add_header(r, "Content-Encoding", "gzip");
+        return http_reply_snapshot(r, status, s, (const char *)gz, gz_len);
+    }
+    /* The pieces as they lie in the snapshot; MHD copies only the iovec. */
+    struct MHD_IoVec *iov = calloc(s->body_n, sizeof(*iov));
+    if (iov == NULL || s->body_n > UINT_MAX) {
+        free(iov);
+        return http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
+    }
+    for (size_t i = 0; i < s->body_n; i++)
+        iov[i] = (struct MHD_IoVec){s->body[i].base, s->body[i].len};
+    snapshot_retain(s);
+    resp = MHD_create_response_from_iovec(iov, (unsigned)s->body_n, release_snapshot_cb, s);
+    free(iov);
     if (resp == NULL)
         snapshot_release(s);
     return http_queue(r, status, resp, "application/json");
