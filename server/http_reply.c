@@ -8,7 +8,6 @@
  * added to every reply of a route that allows it (docs/ofrep.md).  The
  * request's life cycle -- routing, admission, the libmicrohttpd callbacks --
  * is http.c's. */
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,9 +146,55 @@ enum http_rc http_reply_snapshot(struct vx_req *r, unsigned status, struct vx_sn
     return http_queue(r, status, resp, "application/json");
 }
 
+/* Streams the spans of a snapshot's body to libmicrohttpd, which asks for
+ * the bytes in order, a connection buffer at a time.  (An iovec response
+ * would avoid the copy, but libmicrohttpd 0.9.75 copies the iovec array
+ * into the connection's memory pool, 16 bytes a span: a few hundred flags
+ * exhaust it.) */
+struct body_reader {
+    struct vx_snapshot *s; /* a reference */
+    size_t span;           /* the span holding byte at */
+    uint64_t at;           /* where that span starts */
+};
+
+static ssize_t body_read_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct body_reader *b = cls;
+    const struct vx_snapshot *s = b->s;
+    size_t n = 0;
+
+    if (pos < b->at) { /* asked again from earlier (never, in order): start over */
+        b->span = 0;
+        b->at = 0;
+    }
+    while (b->span < s->body_n && b->at + s->body[b->span].len <= pos)
+        b->at += s->body[b->span++].len;
+    while (n < max && b->span < s->body_n) {
+        const struct vx_span *sp = &s->body[b->span];
+        size_t off = (size_t)(pos + n - b->at), k = sp->len - off;
+        if (k > max - n)
+            k = max - n;
+        memcpy(buf + n, (const char *)sp->base + off, k);
+        n += k;
+        if (off + k == sp->len) {
+            b->at += sp->len;
+            b->span++;
+        }
+    }
+    return n > 0 ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void body_free_cb(void *cls)
+{
+    struct body_reader *b = cls;
+
+    snapshot_release(b->s);
+    free(b);
+}
+
 enum http_rc http_reply_snapshot_body(struct vx_req *r, unsigned status, struct vx_snapshot *s)
 {
-    struct MHD_Response *resp = NULL;
+    struct MHD_Response *resp;
     const unsigned char *gz;
     size_t gz_len;
 
@@ -159,19 +204,14 @@ enum http_rc http_reply_snapshot_body(struct vx_req *r, unsigned status, struct 
         http_add_header(r, "Content-Encoding", "gzip");
         return http_reply_snapshot(r, status, s, (const char *)gz, gz_len);
     }
-    /* The pieces as they lie in the snapshot; MHD copies only the iovec. */
-    struct MHD_IoVec *iov = calloc(s->body_n, sizeof(*iov));
-    if (iov == NULL || s->body_n > UINT_MAX) {
-        free(iov);
+    struct body_reader *b = calloc(1, sizeof(*b));
+    if (b == NULL)
         return http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
-    }
-    for (size_t i = 0; i < s->body_n; i++)
-        iov[i] = (struct MHD_IoVec){s->body[i].base, s->body[i].len};
     snapshot_retain(s);
-    resp = MHD_create_response_from_iovec(iov, (unsigned)s->body_n, release_snapshot_cb, s);
-    free(iov);
+    b->s = s;
+    resp = MHD_create_response_from_callback(s->body_len, 64 * 1024, body_read_cb, b, body_free_cb);
     if (resp == NULL)
-        snapshot_release(s);
+        body_free_cb(b);
     return http_queue(r, status, resp, "application/json");
 }
 
