@@ -209,7 +209,8 @@ enum http_rc http_reply_snapshot_body(struct vx_req *r, unsigned status, struct 
         return http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
     snapshot_retain(s);
     b->s = s;
-    resp = MHD_create_response_from_callback(s->body_len, 64 * 1024, body_read_cb, b, body_free_cb);
+    resp = MHD_create_response_from_callback(s->body_len, (size_t)64 * 1024, body_read_cb, b,
+                                             body_free_cb);
     if (resp == NULL)
         body_free_cb(b);
     return http_queue(r, status, resp, "application/json");

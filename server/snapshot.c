@@ -154,8 +154,8 @@ static int build_index(struct vx_snapshot *s)
     s->body = calloc(s->n_flags + 2, sizeof(*s->body));
     if (s->flags == NULL || s->keys == NULL || s->keys_len == NULL || s->body == NULL)
         return -1;
-    int hl = snprintf(s->head, sizeof(s->head), "{\"version\":%lld,\"flags\":[",
-                      (long long)s->version);
+    int hl =
+        snprintf(s->head, sizeof(s->head), "{\"version\":%lld,\"flags\":[", (long long)s->version);
     s->body[0] = (struct vx_span){s->head, (size_t)hl};
     s->body_len = (size_t)hl;
     for (size_t i = 0; i < s->n_flags; i++) {
@@ -212,7 +212,7 @@ static struct vx_snapshot *snapshot_alloc(int64_t version, size_t n, struct vx_t
     s->n_tokens = n_tokens;
     if (n_tokens > 1)
         qsort(tokens, n_tokens, sizeof(*tokens), cmp_token);
-    s->pieces = calloc(n ? n : 1, sizeof(*s->pieces));
+    s->pieces = calloc(n ? n : 1, sizeof(struct vx_flag_piece *));
     if (s->pieces == NULL || build_mutable(s) != 0) {
         snapshot_free(s);
         return NULL;
@@ -331,7 +331,9 @@ static void gzip_build(struct vx_snapshot *s)
     z.avail_out = (uInt)bound;
     rc = out != NULL ? Z_OK : Z_MEM_ERROR;
     for (size_t i = 0; rc == Z_OK && i < s->body_n; i++) {
-        z.next_in = (Bytef *)(uintptr_t)s->body[i].base;
+        /* zlib's next_in is not const (ZLIB_CONST is not defined); deflate
+         * only reads through it. */
+        memcpy(&z.next_in, &s->body[i].base, sizeof(z.next_in));
         z.avail_in = (uInt)s->body[i].len;
         rc = deflate(&z, i + 1 == s->body_n ? Z_FINISH : Z_NO_FLUSH);
         if (rc == Z_BUF_ERROR && z.avail_in == 0)

@@ -412,8 +412,8 @@ START_TEST(test_gzip_once)
     ck_assert_int_eq(g1[0], 0x1f); /* the gzip magic */
     ck_assert_int_eq(g1[1], 0x8b);
     /* ISIZE, the last four bytes: the plain length. */
-    uint32_t isize = (uint32_t)g1[l1 - 4] | (uint32_t)g1[l1 - 3] << 8 |
-                     (uint32_t)g1[l1 - 2] << 16 | (uint32_t)g1[l1 - 1] << 24;
+    uint32_t isize = (uint32_t)g1[l1 - 4] | (uint32_t)g1[l1 - 3] << 8 | (uint32_t)g1[l1 - 2] << 16 |
+                     (uint32_t)g1[l1 - 1] << 24;
     ck_assert_uint_eq(isize, s->body_len);
     snapshot_release(s);
 }
