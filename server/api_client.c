@@ -1,6 +1,7 @@
 /* api_client.c -- docs/api.md §2: what services ask, answered from the snapshot.
  *
- * GET /flags serves the snapshot's pre-serialised body without copying it.
+ * GET /flags serves the snapshot's pre-serialised pieces without copying
+ * them, or its gzip form when the client accepts it.
  * GET /flags?user=U writes its answer straight into one buffer sized from
  * the snapshot: no JSON tree, one allocation.  With If-None-Match equal to
  * the current version the answer is 304, or, with wait=S, the request is
@@ -49,7 +50,7 @@ static enum http_rc answer_flags(struct vx_req *r, struct vx_snapshot *s)
         return HTTP_QUEUED;
     set_etag(r, s->version);
     if (user == NULL)
-        return http_reply_snapshot(r, 200, s, s->flags_body, s->flags_body_len);
+        return http_reply_snapshot_body(r, 200, s);
 
     size_t ul = strlen(user);
     struct buf b = {0};

@@ -130,6 +130,10 @@ enum http_rc http_reply_owned(struct vx_req *r, unsigned status, const char *con
  * once MHD is done with them). */
 enum http_rc http_reply_snapshot(struct vx_req *r, unsigned status, struct vx_snapshot *s,
                                  const char *body, size_t len);
+/* Serve the GET /flags body of snapshot s: gzip-compressed when the request
+ * accepts it (Content-Encoding: gzip), else from its pieces; Vary:
+ * Accept-Encoding on both. */
+enum http_rc http_reply_snapshot_body(struct vx_req *r, unsigned status, struct vx_snapshot *s);
 /* A JSON body built in b (emptied either way).  bad != 0 (an append
  * failed for lack of memory) closes the connection instead. */
 enum http_rc http_reply_buf(struct vx_req *r, unsigned status, struct buf *b, int bad);

@@ -146,6 +146,76 @@ enum http_rc http_reply_snapshot(struct vx_req *r, unsigned status, struct vx_sn
     return http_queue(r, status, resp, "application/json");
 }
 
+/* Streams the spans of a snapshot's body to libmicrohttpd, which asks for
+ * the bytes in order, a connection buffer at a time.  (An iovec response
+ * would avoid the copy, but libmicrohttpd 0.9.75 copies the iovec array
+ * into the connection's memory pool, 16 bytes a span: a few hundred flags
+ * exhaust it.) */
+struct body_reader {
+    struct vx_snapshot *s; /* a reference */
+    size_t span;           /* the span holding byte at */
+    uint64_t at;           /* where that span starts */
+};
+
+static ssize_t body_read_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct body_reader *b = cls;
+    const struct vx_snapshot *s = b->s;
+    size_t n = 0;
+
+    if (pos < b->at) { /* asked again from earlier (never, in order): start over */
+        b->span = 0;
+        b->at = 0;
+    }
+    while (b->span < s->body_n && b->at + s->body[b->span].len <= pos)
+        b->at += s->body[b->span++].len;
+    while (n < max && b->span < s->body_n) {
+        const struct vx_span *sp = &s->body[b->span];
+        size_t off = (size_t)(pos + n - b->at), k = sp->len - off;
+        if (k > max - n)
+            k = max - n;
+        memcpy(buf + n, (const char *)sp->base + off, k);
+        n += k;
+        if (off + k == sp->len) {
+            b->at += sp->len;
+            b->span++;
+        }
+    }
+    return n > 0 ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void body_free_cb(void *cls)
+{
+    struct body_reader *b = cls;
+
+    snapshot_release(b->s);
+    free(b);
+}
+
+enum http_rc http_reply_snapshot_body(struct vx_req *r, unsigned status, struct vx_snapshot *s)
+{
+    struct MHD_Response *resp;
+    const unsigned char *gz;
+    size_t gz_len;
+
+    /* Vary on both forms, so that a cache never serves one for the other. */
+    http_add_header(r, "Vary", "Accept-Encoding");
+    if (accepts_gzip(http_header(r, "Accept-Encoding")) && snapshot_gzip(s, &gz, &gz_len)) {
+        http_add_header(r, "Content-Encoding", "gzip");
+        return http_reply_snapshot(r, status, s, (const char *)gz, gz_len);
+    }
+    struct body_reader *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
+    snapshot_retain(s);
+    b->s = s;
+    resp = MHD_create_response_from_callback(s->body_len, (size_t)64 * 1024, body_read_cb, b,
+                                             body_free_cb);
+    if (resp == NULL)
+        body_free_cb(b);
+    return http_queue(r, status, resp, "application/json");
+}
+
 enum http_rc http_reply_json(struct vx_req *r, unsigned status, json_t *j)
 {
     char *s;

@@ -540,3 +540,43 @@ bool origin_listed(const char *list, const char *origin)
     }
     return false;
 }
+
+/* The q value of one Accept-Encoding element's parameters (";q=0.5" ...),
+ * 1 when absent; q=0 (any number of zeros) is the only refusal. */
+static bool coding_q_positive(const char *p, const char *end)
+{
+    while (p < end) {
+        while (p < end && (*p == ';' || *p == ' ' || *p == '\t'))
+            p++;
+        if (end - p >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+            p += 2;
+            while (p < end && (*p == '0' || *p == '.'))
+                p++;
+            return p < end && *p >= '1' && *p <= '9';
+        }
+        while (p < end && *p != ';')
+            p++;
+    }
+    return true;
+}
+
+bool accepts_gzip(const char *accept_encoding)
+{
+    const char *p = accept_encoding;
+    int gzip = -1, star = -1; /* -1 unnamed, 0 refused, 1 accepted */
+
+    while (p != NULL && *p != '\0') {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *end = p + strcspn(p, ",");
+        size_t nl = strcspn(p, ",; \t");
+        bool ok = coding_q_positive(p + nl, end);
+        if ((nl == 4 && strncasecmp(p, "gzip", 4) == 0) ||
+            (nl == 6 && strncasecmp(p, "x-gzip", 6) == 0))
+            gzip = ok;
+        else if (nl == 1 && *p == '*')
+            star = ok;
+        p = end;
+    }
+    return gzip == 1 || (gzip == -1 && star == 1);
+}

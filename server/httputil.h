@@ -120,4 +120,9 @@ size_t url_unescape(char *s);
  * ignored), or is list "*"?  A NULL list allows none. */
 bool origin_listed(const char *list, const char *origin);
 
+/* Does an Accept-Encoding value (RFC 9110 §12.5.3; NULL: absent) accept
+ * gzip?  Yes when gzip (or x-gzip) is listed with a q above 0, or when it
+ * is not named and "*" is, with a q above 0. */
+bool accepts_gzip(const char *accept_encoding);
+
 #endif

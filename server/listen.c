@@ -2,11 +2,15 @@
  *
  * One thread owns one PostgreSQL connection that does nothing but LISTEN
  * vexil and reload.  Every write transaction sends NOTIFY vexil with the new
- * version (or 'tokens'); on a newer version the thread loads the whole flag
- * set in one REPEATABLE READ transaction, publishes it, and wakes the
- * long-polls parked on older versions.  Notifications sent while we were
- * disconnected are lost, so every (re)connect is followed by a full reload,
- * and a version check every check_interval seconds catches anything missed.
+ * version (or 'tokens'); on a newer version the thread reads what changed
+ * since the version it serves, in one REPEATABLE READ transaction, builds a
+ * snapshot that shares every unchanged flag with the current one
+ * (store_snapshot_update), publishes it, and wakes the long-polls parked on
+ * older versions.  It loads everything instead after every (re)connect
+ * (notifications sent while we were disconnected are lost), on any other
+ * notification ('tokens', or one sent by hand to force a reload), and when
+ * the change log cannot explain the versions in between.  A version check
+ * every check_interval seconds catches anything missed.
  * The connection's health is the instance's view of the database
  * (/readyz, /metrics); reconnects back off from 100 ms to 2 s.
  *
@@ -41,7 +45,8 @@ static atomic_bool l_db_up;
 static int l_wakefd = -1;
 static unsigned l_check_s = 10;
 static PGconn *l_conn;
-static bool l_pending; /* a notification asked for a reload not yet done */
+static bool l_pending;      /* a notification asked for an update not yet done */
+static bool l_pending_full; /* ... or for a full reload */
 
 static pthread_mutex_t l_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t l_cv;  /* on the monotonic clock: time_cond_init in listen_start */
@@ -77,8 +82,10 @@ static void take_notifications(void)
     while ((n = PQnotifies(l_conn)) != NULL) {
         char *end = NULL;
         long long v = strtoll(n->extra, &end, 10);
-        if (end == n->extra || *end != '\0' || v != snapshot_version())
-            l_pending = true; /* 'tokens', or a version we do not serve yet */
+        if (end == n->extra || *end != '\0')
+            l_pending_full = true; /* 'tokens', or anything else */
+        else if (v != snapshot_version())
+            l_pending = true; /* a version we do not serve yet */
         PQfreemem(n);
     }
 }
@@ -135,8 +142,26 @@ static void revoke_held(void)
     snapshot_release(s);
 }
 
+/* Bring the snapshot up to date -- from what changed since prev, or in full
+ * when full is set, there is no prev, or the changes cannot be read -- into
+ * *s.  A store status. */
+static enum store_status load(struct vx_snapshot *prev, bool full, struct vx_snapshot **s)
+{
+    enum store_status st;
+
+    *s = NULL;
+    if (!full && prev != NULL) {
+        st = store_snapshot_update(l_conn, prev, s);
+        if (st != STORE_OK || *s != NULL)
+            return st;
+        log_info("the change log does not explain the versions after %lld; loading in full",
+                 (long long)prev->version);
+    }
+    return store_snapshot_load(l_conn, s);
+}
+
 /* Load and publish; wake waiters if the version moved. 0 or -1 (connection dropped). */
-static int reload(void)
+static int reload(bool full)
 {
     struct vx_snapshot *s = NULL;
     uint64_t gen;
@@ -145,16 +170,18 @@ static int reload(void)
     gen = l_requested;
     pthread_mutex_unlock(&l_mu);
     /* What is queued now is covered by this load. */
-    l_pending = false;
-    enum store_status st = store_snapshot_load(l_conn, &s);
-    take_notifications(); /* what came during it may be newer */
-    if (st != STORE_OK) {
-        drop_conn(store_last_error(l_conn));
-        return -1;
-    }
+    full = full || l_pending_full;
+    l_pending = l_pending_full = false;
     /* Requests stamped the tokens of the snapshot served until now: its
      * stamps are written below, once the new one is published. */
     struct vx_snapshot *prev = snapshot_acquire();
+    enum store_status st = load(prev, full, &s);
+    take_notifications(); /* what came during it may be newer */
+    if (st != STORE_OK) {
+        snapshot_release(prev);
+        drop_conn(store_last_error(l_conn));
+        return -1;
+    }
     int64_t old = snapshot_version();
     int64_t now = s->version;
     bool tokens_changed = prev != NULL && !snapshot_same_tokens(prev, s);
@@ -195,7 +222,7 @@ static int connect_and_listen(void)
     }
     PQclear(res);
     take_notifications();
-    if (reload() != 0)
+    if (reload(true) != 0)
         return -1;
     store_database_back();
     log_info("listening for changes; snapshot version %lld", (long long)snapshot_version());
@@ -250,7 +277,8 @@ static void *listen_main(void *arg)
             backoff = BACKOFF_MIN_MS;
         }
         int64_t now = time_monotonic_us();
-        int timeout = next_check > now && !l_pending ? (int)((next_check - now) / 1000) + 1 : 0;
+        bool pending = l_pending || l_pending_full;
+        int timeout = next_check > now && !pending ? (int)((next_check - now) / 1000) + 1 : 0;
         struct pollfd p[2] = {{.fd = PQsocket(l_conn), .events = POLLIN},
                               {.fd = l_wakefd, .events = POLLIN}};
         if (poll(p, 2, timeout) < 0 && errno != EINTR)
@@ -276,8 +304,8 @@ static void *listen_main(void *arg)
             }
             need = need || c > 0;
         }
-        if (need || l_pending)
-            reload();
+        if (need || l_pending || l_pending_full)
+            reload(false);
     }
     if (l_conn != NULL) {
         flush_current_token_use();

@@ -1,14 +1,23 @@
 /* snapshot.h -- the immutable in-memory view of all flags and tokens.
  *
  * Every read (client API, admin GETs, auth) is answered from one snapshot,
- * never from the database.  A snapshot is built whole by the reloader (from
- * store_snapshot_load), published with one atomic pointer swap, and freed
- * when the last reader lets go of it.  Readers never take a lock:
- * snapshot_acquire() publishes the pointer it is about to use in a per-thread
- * hazard slot, re-checks it, then bumps the refcount (see snapshot.c). */
+ * never from the database.  A snapshot is built by the listener -- whole
+ * (snapshot_new, from store_snapshot_load) or from the previous one plus
+ * what changed (snapshot_apply) -- published with one atomic pointer swap,
+ * and freed when the last reader lets go of it.  Readers never take a lock:
+ * snapshot_acquire() publishes the pointer it is about to use in a
+ * per-thread hazard slot, re-checks it, then bumps the refcount (see
+ * snapshot.c).
+ *
+ * Each flag lives in a reference-counted piece (struct vx_flag_piece) that
+ * holds everything derived from it: its hash prefix, its JSON key and its
+ * serialised JSON object.  Snapshots share the pieces of the flags a change
+ * did not touch, so a change costs what changed plus one array of pointers,
+ * and no second copy of the flag set exists while one is applied. */
 #ifndef VX_SNAPSHOT_H
 #define VX_SNAPSHOT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -40,29 +49,84 @@ struct vx_token_use {
     int64_t flushed;
 };
 
+/* One flag and what is derived from it, shared by every snapshot in which
+ * the flag is unchanged.  Immutable once built; freed with its last
+ * reference (snapshot.c). */
+struct vx_flag_piece {
+    struct vx_flag flag;       /* owns its strings */
+    struct murmur3_ctx prefix; /* eval_prefix() of the name */
+    char *key;                 /* the name as a JSON string plus ':' */
+    size_t key_len;
+    char *json; /* ',' then flag_to_json() dumped compact */
+    size_t json_len;
+    atomic_long refs;
+};
+
+/* One piece of a body made of pieces (for an iovec). */
+struct vx_span {
+    const void *base;
+    size_t len;
+};
+
+/* The gzip form of the GET /flags body, made at most once per snapshot, on
+ * first demand (snapshot_gzip).  The one other part of a snapshot that
+ * changes after it is published, apart from the token use. */
+struct vx_snapshot_gzip {
+    pthread_mutex_t mu;
+    atomic_bool ready;
+    unsigned char *data; /* NULL when building it failed */
+    size_t len;
+};
+
 struct vx_snapshot {
-    int64_t version;       /* global flag-set version (docs/propagation.md) */
-    struct vx_flag *flags; /* sorted by name (strcmp) */
+    int64_t version; /* global flag-set version (docs/propagation.md) */
+    /* Sorted by name (strcmp).  flags[i] is a shallow copy of
+     * pieces[i]->flag: it shares the piece's strings (never flag_free it),
+     * and lets readers index flags as one array. */
+    struct vx_flag *flags;
     size_t n_flags;
-    struct vx_token *tokens; /* not revoked; sorted by hash (memcmp) */
+    struct vx_flag_piece **pieces; /* per flag, a reference each */
+    struct vx_token *tokens;       /* not revoked; sorted by hash (memcmp) */
     size_t n_tokens;
     struct vx_token_use *token_use; /* per token, same order: mutable, see above */
     uint64_t token_epoch; /* moves when the set of live tokens does (set before publishing) */
-    char *flags_body;     /* pre-serialised GET /flags answer */
-    size_t flags_body_len;
-    char **keys; /* per flag: its name as a JSON string plus ':' */
+    /* The GET /flags answer, {"version":N,"flags":[...]}: the head, each
+     * piece's JSON (the first without its leading comma), the tail. */
+    struct vx_span *body;
+    size_t body_n;
+    size_t body_len; /* sum of the spans' lengths */
+    char head[48];
+    char **keys; /* per flag: pieces[i]->key */
     size_t *keys_len;
-    size_t keys_total;          /* sum of keys_len */
-    struct murmur3_ctx *prefix; /* per flag: eval_prefix() of its name */
+    size_t keys_total;             /* sum of keys_len */
+    struct vx_snapshot_gzip *gzip; /* mutable, see above */
     atomic_long refs;
 };
 
 /* Build a snapshot; takes ownership of flags[] and tokens[] (malloc'd arrays
- * and their contents), sorts both, pre-serialises the GET /flags body.
- * Returns a snapshot with refs = 1 (the caller's), or NULL on OOM (then the
- * arrays have been freed). */
+ * and their contents), sorts both, pre-serialises each flag.  Returns a
+ * snapshot with refs = 1 (the caller's), or NULL on OOM (then the arrays
+ * have been freed). */
 struct vx_snapshot *snapshot_new(int64_t version, struct vx_flag *flags, size_t n_flags,
                                  struct vx_token *tokens, size_t n_tokens);
+
+/* The snapshot at version that is prev with the flags changed[] added or
+ * replaced (by name) and the flags named deleted[] removed; it shares every
+ * other flag's piece with prev, which is left as it was.  Takes ownership of
+ * changed[], deleted[] (malloc'd strings) and tokens[] (the live tokens
+ * now), as snapshot_new does, also on failure.  refs = 1, or NULL on OOM. */
+struct vx_snapshot *snapshot_apply(const struct vx_snapshot *prev, int64_t version,
+                                   struct vx_flag *changed, size_t n_changed, char **deleted,
+                                   size_t n_deleted, struct vx_token *tokens, size_t n_tokens);
+
+/* The GET /flags body of s in one malloc'd string (caller frees); *len its
+ * length.  NULL on OOM.  For tests and tools: the server sends the spans. */
+char *snapshot_body_copy(const struct vx_snapshot *s, size_t *len);
+
+/* The GET /flags body of s compressed with gzip, built on the first call for
+ * s (others wait for it) and kept with s.  Valid while the caller holds s.
+ * false if it could not be built (out of memory). */
+bool snapshot_gzip(struct vx_snapshot *s, const unsigned char **data, size_t *len);
 
 /* Take a reference to the current snapshot (NULL before the first publish).
  * Lock-free.  Pair with snapshot_release(). */

@@ -97,6 +97,13 @@ enum store_status store_run_transaction(PGconn *c, enum store_status (*cb)(PGcon
  * transaction into a new snapshot (refs = 1, caller owns). */
 enum store_status store_snapshot_load(PGconn *c, struct vx_snapshot **out);
 
+/* prev brought up to date by reading only what changed since its version
+ * (docs/propagation.md): a new snapshot (refs = 1, caller owns) that shares
+ * prev's unchanged flags.  STORE_OK with *out NULL when the changes since
+ * prev cannot be read from the change log (load in full instead). */
+enum store_status store_snapshot_update(PGconn *c, const struct vx_snapshot *prev,
+                                        struct vx_snapshot **out);
+
 /* The version and the live tokens (caller frees each name and the array),
  * read together: what the periodic check compares with the snapshot. */
 enum store_status store_check(PGconn *c, int64_t *version, struct vx_token **tokens, size_t *n);

@@ -72,7 +72,7 @@ static enum store_status flag_write_record(PGconn *c, struct flag_write *w, enum
     if (st == STORE_OK)
         st = store_event_insert(c, name, w->now, w->actor, action, before, after);
     if (st == STORE_OK)
-        st = store_version_bump(c, &w->version);
+        st = store_version_bump(c, name, &w->version);
     if (after == NULL)
         return st;
     if (st != STORE_OK) {

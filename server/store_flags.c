@@ -299,6 +299,12 @@ static const char SQL_FLAGS_ALL[] =
     "FROM flags "
     "ORDER BY name COLLATE \"C\"";
 
+static const char SQL_FLAGS_CHANGED[] =
+    "SELECT %s "
+    "FROM flags "
+    "WHERE name IN (SELECT name FROM flag_changes WHERE version > $1) "
+    "ORDER BY name COLLATE \"C\"";
+
 static const char SQL_FLAG_INSERT[] =
     "INSERT INTO flags (%s) "
     "VALUES (%s) "
@@ -320,6 +326,7 @@ static const char SQL_FLAG_DELETE[] =
 static struct flag_sql {
     char lock[FLAG_SQL_MAX];
     char all[FLAG_SQL_MAX];
+    char changed[FLAG_SQL_MAX];
     char insert[FLAG_SQL_MAX];
     char update[FLAG_SQL_MAX];
 } flag_sql_built;
@@ -371,6 +378,7 @@ static void flag_sql_build(void)
     }
     ok &= flag_sql_append(q->lock, sizeof q->lock, SQL_FLAG_LOCK, select);
     ok &= flag_sql_append(q->all, sizeof q->all, SQL_FLAGS_ALL, select);
+    ok &= flag_sql_append(q->changed, sizeof q->changed, SQL_FLAGS_CHANGED, select);
     ok &= flag_sql_append(q->insert, sizeof q->insert, SQL_FLAG_INSERT, columns, values);
     ok &= flag_sql_append(q->update, sizeof q->update, SQL_FLAG_UPDATE, set, key);
     flag_sql_ok = ok;
@@ -451,11 +459,12 @@ enum store_status store_flag_remove(PGconn *c, const char *name)
     return store_command(c, SQL_FLAG_DELETE, 1, params, NULL);
 }
 
-enum store_status store_flags_select(PGconn *c, struct vx_flag **flags, size_t *n)
+/* Run one of the SELECTs of whole rows and read every row. */
+static enum store_status flags_query(PGconn *c, const char *sql, int n_params,
+                                     const char *const *params, struct vx_flag **flags, size_t *n)
 {
-    const struct flag_sql *q = flag_sql();
     enum store_status st = STORE_ERROR;
-    PGresult *r = q != NULL ? store_query(c, q->all, 0, NULL, &st) : NULL;
+    PGresult *r = sql != NULL ? store_query(c, sql, n_params, params, &st) : NULL;
 
     *flags = NULL;
     *n = 0;
@@ -464,6 +473,22 @@ enum store_status store_flags_select(PGconn *c, struct vx_flag **flags, size_t *
     st = flags_from_result(r, flags, n);
     PQclear(r);
     return st;
+}
+
+enum store_status store_flags_select(PGconn *c, struct vx_flag **flags, size_t *n)
+{
+    const struct flag_sql *q = flag_sql();
+
+    return flags_query(c, q != NULL ? q->all : NULL, 0, NULL, flags, n);
+}
+
+enum store_status store_flags_changed(PGconn *c, int64_t since, struct vx_flag **flags, size_t *n)
+{
+    const struct flag_sql *q = flag_sql();
+    char v[24];
+    const char *params[] = {store_itoa(since, v)};
+
+    return flags_query(c, q != NULL ? q->changed : NULL, 1, params, flags, n);
 }
 
 /* ------------------------------------------------------------------ */

@@ -150,6 +150,10 @@ enum store_status store_flag_remove(PGconn *c, const char *name);
  * flag_free and the array with free. */
 enum store_status store_flags_select(PGconn *c, struct vx_flag **flags, size_t *n);
 
+/* Like store_flags_select, but only the flags the change log names after
+ * version since. */
+enum store_status store_flags_changed(PGconn *c, int64_t since, struct vx_flag **flags, size_t *n);
+
 /* ------------------------------------------------------------------ */
 /* The flag_events table (store_events.c)                               */
 /* ------------------------------------------------------------------ */
@@ -171,9 +175,17 @@ enum store_status store_max_revision(PGconn *c, const char *name, int64_t *rev);
 /* vexil_state and notifications (store_version.c)                      */
 /* ------------------------------------------------------------------ */
 
-/* Increment the global version into *version and NOTIFY it (delivered at
- * COMMIT). */
-enum store_status store_version_bump(PGconn *c, int64_t *version);
+/* Increment the global version into *version, log that it changed flag
+ * name (table flag_changes, the last 10 000 versions kept) and NOTIFY it
+ * (delivered at COMMIT). */
+enum store_status store_version_bump(PGconn *c, const char *name, int64_t *version);
+
+/* How many versions after since the change log holds. */
+enum store_status store_changes_count(PGconn *c, int64_t since, int64_t *n);
+
+/* The names logged after version since that no flag has now (deleted),
+ * sorted in strcmp order; caller frees each and the array. */
+enum store_status store_changes_deleted(PGconn *c, int64_t since, char ***names, size_t *n);
 
 enum store_status store_version_select(PGconn *c, int64_t *version);
 

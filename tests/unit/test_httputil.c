@@ -356,6 +356,27 @@ START_TEST(test_json_visible)
 }
 END_TEST
 
+START_TEST(test_accepts_gzip)
+{
+    ck_assert(accepts_gzip("gzip"));
+    ck_assert(accepts_gzip("gzip, deflate, br"));
+    ck_assert(accepts_gzip("br;q=1.0, GZIP;q=0.5"));
+    ck_assert(accepts_gzip("x-gzip"));
+    ck_assert(accepts_gzip("*"));
+    ck_assert(accepts_gzip("gzip;q=0.001"));
+    ck_assert(accepts_gzip(" deflate ,gzip ; q=1"));
+    ck_assert(!accepts_gzip(NULL));
+    ck_assert(!accepts_gzip(""));
+    ck_assert(!accepts_gzip("identity"));
+    ck_assert(!accepts_gzip("gzip;q=0"));
+    ck_assert(!accepts_gzip("gzip;q=0.000"));
+    ck_assert(!accepts_gzip("gzip;q=0, *"));
+    ck_assert(!accepts_gzip("*;q=0"));
+    ck_assert(!accepts_gzip("gzipx, xgzip"));
+    ck_assert(!accepts_gzip("br"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("httputil");
@@ -379,6 +400,7 @@ int main(void)
     tcase_add_test(tc, test_visible_width);
     tcase_add_test(tc, test_char_control);
     tcase_add_test(tc, test_json_visible);
+    tcase_add_test(tc, test_accepts_gzip);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }

@@ -87,9 +87,13 @@ START_TEST(test_new_sorts_and_serialises)
 
     /* The GET /flags body: the version, then the flags in name order, each
      * exactly as flag_to_json writes it. */
-    ck_assert_uint_eq(s->flags_body_len, strlen(s->flags_body));
+    size_t body_len;
+    char *text = snapshot_body_copy(s, &body_len);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_uint_eq(body_len, strlen(text));
+    ck_assert_uint_eq(body_len, s->body_len);
     json_error_t jerr;
-    json_t *body = json_loadb(s->flags_body, s->flags_body_len, 0, &jerr);
+    json_t *body = json_loadb(text, body_len, 0, &jerr);
     ck_assert_msg(body != NULL, "body does not parse: %s", jerr.text);
     ck_assert_int_eq(json_integer_value(json_object_get(body, "version")), 42);
     json_t *arr = json_object_get(body, "flags");
@@ -99,8 +103,13 @@ START_TEST(test_new_sorts_and_serialises)
         ck_assert(json_equal(json_array_get(arr, i), want));
         json_decref(want);
     }
+    /* Byte for byte what jansson writes for the whole body. */
+    char *whole = json_dumps(body, JSON_COMPACT);
+    ck_assert_str_eq(text, whole);
+    free(whole);
     json_decref(body);
-    ck_assert_int_eq(strncmp(s->flags_body, "{\"version\":42,\"flags\":[{", 24), 0);
+    ck_assert_int_eq(strncmp(text, "{\"version\":42,\"flags\":[{", 24), 0);
+    free(text);
 
     /* Per flag: its JSON key, and keys_total their sum. */
     size_t total = 0;
@@ -120,7 +129,10 @@ START_TEST(test_new_empty)
 {
     struct vx_snapshot *s = snapshot_new(0, NULL, 0, NULL, 0);
     ck_assert_ptr_nonnull(s);
-    ck_assert_str_eq(s->flags_body, "{\"version\":0,\"flags\":[]}");
+    size_t len;
+    char *text = snapshot_body_copy(s, &len);
+    ck_assert_str_eq(text, "{\"version\":0,\"flags\":[]}");
+    free(text);
     ck_assert_uint_eq(s->keys_total, 0);
     ck_assert_ptr_null(snapshot_find(s, "a", 1));
     ck_assert_ptr_null(snapshot_find(s, "", 0));
@@ -270,6 +282,143 @@ static struct vx_snapshot *numbered(int64_t version)
     return s;
 }
 
+/* ---- applying changes ------------------------------------------------- */
+
+/* The plain body of s (caller frees). */
+static char *body_of(const struct vx_snapshot *s)
+{
+    size_t len;
+    char *b = snapshot_body_copy(s, &len);
+    ck_assert_ptr_nonnull(b);
+    return b;
+}
+
+static char **make_names(const char *const *names, size_t n)
+{
+    char **a = calloc(n ? n : 1, sizeof(*a));
+    ck_assert_ptr_nonnull(a);
+    for (size_t i = 0; i < n; i++)
+        a[i] = dup_or_die(names[i]);
+    return a;
+}
+
+/* The piece of flag name in s, or NULL. */
+static const struct vx_flag_piece *piece_of(const struct vx_snapshot *s, const char *name)
+{
+    const struct vx_flag *f = snapshot_find(s, name, strlen(name));
+    return f != NULL ? s->pieces[f - s->flags] : NULL;
+}
+
+START_TEST(test_apply_shares_unchanged)
+{
+    static const char *const names[] = {"b", "d", "f", "h"};
+    struct vx_snapshot *prev = snapshot_new(5, make_flags(names, 4), 4, NULL, 0);
+    ck_assert_ptr_nonnull(prev);
+
+    /* Replace d, add a and e and z (given out of order), delete f and an
+     * unknown name. */
+    static const char *const changed[] = {"z", "d", "a", "e"};
+    struct vx_flag *ch = make_flags(changed, 4);
+    ch[1].percentage = 7; /* the new d */
+    static const char *const gone[] = {"nope", "f"};
+    struct vx_snapshot *s = snapshot_apply(prev, 9, ch, 4, make_names(gone, 2), 2, NULL, 0);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(s->version, 9);
+
+    static const char *const want[] = {"a", "b", "d", "e", "h", "z"};
+    ck_assert_uint_eq(s->n_flags, N(want));
+    for (size_t i = 0; i < N(want); i++) {
+        ck_assert_str_eq(s->flags[i].name, want[i]);
+        ck_assert_ptr_eq(s->flags[i].name, s->pieces[i]->flag.name); /* a view, not a copy */
+    }
+    /* Unchanged flags: the same pieces, one reference more. */
+    ck_assert_ptr_eq(piece_of(s, "b"), piece_of(prev, "b"));
+    ck_assert_ptr_eq(piece_of(s, "h"), piece_of(prev, "h"));
+    ck_assert_int_eq(atomic_load(&piece_of(s, "b")->refs), 2);
+    ck_assert_ptr_ne(piece_of(s, "d"), piece_of(prev, "d"));
+    ck_assert_int_eq(snapshot_find(s, "d", 1)->percentage, 7);
+    ck_assert_int_eq(snapshot_find(prev, "d", 1)->percentage, 100); /* prev untouched */
+    ck_assert_ptr_null(snapshot_find(s, "f", 1));
+    ck_assert_ptr_nonnull(snapshot_find(prev, "f", 1));
+
+    /* Byte for byte what a full build of the same flags gives. */
+    struct vx_flag *all = make_flags(want, N(want));
+    all[2].percentage = 7;
+    struct vx_snapshot *full = snapshot_new(9, all, N(want), NULL, 0);
+    char *b1 = body_of(s), *b2 = body_of(full);
+    ck_assert_str_eq(b1, b2);
+    ck_assert_uint_eq(s->keys_total, full->keys_total);
+    for (size_t i = 0; i < N(want); i++) {
+        ck_assert_int_eq(snapshot_eval(s, i, "someone", 7, NULL),
+                         snapshot_eval(full, i, "someone", 7, NULL));
+        ck_assert_str_eq(s->keys[i], full->keys[i]);
+    }
+    free(b1);
+    free(b2);
+
+    /* The old snapshot goes; the shared pieces stay whole for the new one. */
+    snapshot_release(prev);
+    ck_assert_int_eq(atomic_load(&piece_of(s, "b")->refs), 1);
+    b1 = body_of(s);
+    b2 = body_of(full);
+    ck_assert_str_eq(b1, b2);
+    free(b1);
+    free(b2);
+    snapshot_release(full);
+    snapshot_release(s);
+}
+END_TEST
+
+START_TEST(test_apply_delete_and_recreate)
+{
+    static const char *const names[] = {"x"};
+    struct vx_snapshot *s0 = snapshot_new(1, make_flags(names, 1), 1, NULL, 0);
+    /* Deleted ... */
+    struct vx_snapshot *s1 = snapshot_apply(s0, 2, NULL, 0, make_names(names, 1), 1, NULL, 0);
+    ck_assert_ptr_nonnull(s1);
+    ck_assert_uint_eq(s1->n_flags, 0);
+    char *b = body_of(s1);
+    ck_assert_str_eq(b, "{\"version\":2,\"flags\":[]}");
+    free(b);
+    /* ... and created again: a new piece. */
+    struct vx_flag *again = make_flags(names, 1);
+    again[0].revision = 3;
+    struct vx_snapshot *s2 = snapshot_apply(s1, 3, again, 1, NULL, 0, NULL, 0);
+    ck_assert_uint_eq(s2->n_flags, 1);
+    ck_assert_int_eq(s2->flags[0].revision, 3);
+    ck_assert_ptr_ne(s2->pieces[0], s0->pieces[0]);
+    /* No change at all (a token reload): every piece shared. */
+    struct vx_snapshot *s3 = snapshot_apply(s2, 3, NULL, 0, NULL, 0, NULL, 0);
+    ck_assert_ptr_eq(s3->pieces[0], s2->pieces[0]);
+    snapshot_release(s0);
+    snapshot_release(s1);
+    snapshot_release(s2);
+    snapshot_release(s3);
+}
+END_TEST
+
+START_TEST(test_gzip_once)
+{
+    static const char *const names[] = {"a", "b", "c"};
+    struct vx_snapshot *s = snapshot_new(4, make_flags(names, 3), 3, NULL, 0);
+    const unsigned char *g1, *g2;
+    size_t l1, l2;
+
+    ck_assert(snapshot_gzip(s, &g1, &l1));
+    ck_assert(snapshot_gzip(s, &g2, &l2));
+    ck_assert_ptr_eq(g1, g2); /* built once */
+    ck_assert_uint_eq(l1, l2);
+    ck_assert_uint_gt(l1, 18);
+    ck_assert_int_eq(g1[0], 0x1f); /* the gzip magic */
+    ck_assert_int_eq(g1[1], 0x8b);
+    /* ISIZE, the last four bytes: the plain length. */
+    uint32_t isize = (uint32_t)g1[l1 - 4] | (uint32_t)g1[l1 - 3] << 8 | (uint32_t)g1[l1 - 2] << 16 |
+                     (uint32_t)g1[l1 - 1] << 24;
+    ck_assert_uint_eq(isize, s->body_len);
+    snapshot_release(s);
+}
+END_TEST
+
 START_TEST(test_publish_and_acquire)
 {
     ck_assert_int_eq(snapshot_version(), -1);
@@ -295,7 +444,7 @@ START_TEST(test_publish_and_acquire)
     ck_assert_int_eq(snapshot_version(), 2);
     ck_assert_int_eq(atomic_load(&held->refs), 1); /* only the response's now */
     ck_assert_int_eq(held->version, 1);
-    ck_assert_int_eq(strncmp(held->flags_body, "{\"version\":1,", 13), 0);
+    ck_assert_int_eq(strncmp(held->body[0].base, "{\"version\":1,", 13), 0);
     ck_assert_str_eq(held->flags[1].name, "two");
     struct vx_snapshot *now = snapshot_acquire();
     ck_assert_ptr_eq(now, s2);
@@ -344,8 +493,11 @@ static int stress_check(const struct vx_snapshot *s)
 
     if (s->n_flags != stress_n_flags(s->version))
         return __LINE__;
-    if (s->flags_body_len != strlen(s->flags_body) ||
-        strncmp(s->flags_body, prefix, (size_t)n) != 0)
+    size_t len = 0;
+    for (size_t i = 0; i < s->body_n; i++)
+        len += s->body[i].len;
+    if (s->body_n != s->n_flags + 2 || len != s->body_len ||
+        strncmp(s->body[0].base, prefix, (size_t)n) != 0)
         return __LINE__;
     for (size_t i = 0; i < s->n_flags; i++) {
         if (strcmp(s->flags[i].name, stress_names[i]) != 0 || s->flags[i].revision != s->version ||
@@ -448,6 +600,9 @@ int main(void)
     tcase_add_test(tc, test_find_token);
     tcase_add_test(tc, test_eval);
     tcase_add_test(tc, test_publish_and_acquire);
+    tcase_add_test(tc, test_apply_shares_unchanged);
+    tcase_add_test(tc, test_apply_delete_and_recreate);
+    tcase_add_test(tc, test_gzip_once);
     suite_add_tcase(s, tc);
 
     /* A few seconds under TSan on two busy cores; the writer waits on
