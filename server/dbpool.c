@@ -48,7 +48,7 @@ static void *dbpool_main(void *arg)
         atomic_fetch_sub(&q_queued, 1);
         pthread_mutex_unlock(&q_lock);
         t->next = NULL;
-        t->run(t, store_thread_conn()); /* t may be gone after this */
+        t->run(t, t->needs_db ? store_thread_conn() : NULL); /* t may be gone after this */
         atomic_fetch_sub(&q_busy, 1);
     }
 }

@@ -5,15 +5,20 @@
  * queued with dbpool_submit(); a pool thread runs it with that thread's own
  * connection (store_thread_conn(), NULL while the database is unreachable:
  * the task then reports it as unavailable).  Tasks run in the order they
- * came, as many at once as there are threads. */
+ * came, as many at once as there are threads.  The same threads also run
+ * the little background work that must hold neither an HTTP thread nor the
+ * listener (compressing a new snapshot's body), as tasks that need no
+ * connection. */
 #ifndef VX_DBPOOL_H
 #define VX_DBPOOL_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 struct db_task {
     void (*run)(struct db_task *t, PGconn *c); /* on a pool thread */
-    struct db_task *next;                      /* the queue's */
+    bool needs_db;        /* false: background work that needs no connection (c NULL) */
+    struct db_task *next; /* the queue's */
 };
 
 /* Start n threads.  0 or -1 (logged). */

@@ -204,6 +204,8 @@ enum http_rc http_reply_snapshot_body(struct vx_req *r, unsigned status, struct 
         http_add_header(r, "Content-Encoding", "gzip");
         return http_reply_snapshot(r, status, s, (const char *)gz, gz_len);
     }
+    if (s->joined != NULL)
+        return http_reply_snapshot(r, status, s, s->joined, s->body_len);
     struct body_reader *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
@@ -309,6 +311,7 @@ enum http_rc http_run_db(struct vx_req *r, void (*work)(PGconn *c, void *job), v
     struct http_db_call *call = &r->db;
 
     call->task.run = db_call_run;
+    call->task.needs_db = true;
     call->conn = r->conn;
     call->work = work;
     call->job = job;

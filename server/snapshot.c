@@ -132,6 +132,7 @@ static void snapshot_free(struct vx_snapshot *s)
     free(s->keys);
     free(s->keys_len);
     free(s->body);
+    free(s->joined);
     if (s->gzip != NULL) {
         pthread_mutex_destroy(&s->gzip->mu);
         free(s->gzip->data);
@@ -171,6 +172,12 @@ static int build_index(struct vx_snapshot *s)
     s->body[s->n_flags + 1] = (struct vx_span){tail, sizeof(tail) - 1};
     s->body_n = s->n_flags + 2;
     s->body_len += sizeof(tail) - 1;
+    if (s->body_len <= SNAPSHOT_JOIN_MAX) {
+        size_t len;
+        s->joined = snapshot_body_copy(s, &len);
+        if (s->joined == NULL)
+            return -1;
+    }
     return 0;
 }
 
@@ -349,18 +356,26 @@ static void gzip_build(struct vx_snapshot *s)
     free(out);
 }
 
+void snapshot_gzip_build(struct vx_snapshot *s)
+{
+    struct vx_snapshot_gzip *g = s->gzip;
+
+    if (atomic_load_explicit(&g->ready, memory_order_acquire))
+        return;
+    pthread_mutex_lock(&g->mu);
+    if (!atomic_load_explicit(&g->ready, memory_order_relaxed)) {
+        gzip_build(s);
+        atomic_store_explicit(&g->ready, true, memory_order_release);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
 bool snapshot_gzip(struct vx_snapshot *s, const unsigned char **data, size_t *len)
 {
     struct vx_snapshot_gzip *g = s->gzip;
 
-    if (!atomic_load_explicit(&g->ready, memory_order_acquire)) {
-        pthread_mutex_lock(&g->mu);
-        if (!atomic_load_explicit(&g->ready, memory_order_relaxed)) {
-            gzip_build(s);
-            atomic_store_explicit(&g->ready, true, memory_order_release);
-        }
-        pthread_mutex_unlock(&g->mu);
-    }
+    if (!atomic_load_explicit(&g->ready, memory_order_acquire))
+        return false;
     *data = g->data;
     *len = g->len;
     return g->data != NULL;

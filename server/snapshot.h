@@ -71,6 +71,10 @@ struct vx_span {
 /* The gzip form of the GET /flags body, made at most once per snapshot, on
  * first demand (snapshot_gzip).  The one other part of a snapshot that
  * changes after it is published, apart from the token use. */
+/* Bodies up to this size are also kept joined in one string, to be sent in
+ * one piece: cheaper than streaming the spans for the usual flag set. */
+#define SNAPSHOT_JOIN_MAX (256 * 1024)
+
 struct vx_snapshot_gzip {
     pthread_mutex_t mu;
     atomic_bool ready;
@@ -95,6 +99,7 @@ struct vx_snapshot {
     struct vx_span *body;
     size_t body_n;
     size_t body_len; /* sum of the spans' lengths */
+    char *joined;    /* a small body (at most SNAPSHOT_JOIN_MAX) in one string, else NULL */
     char head[48];
     char **keys; /* per flag: pieces[i]->key */
     size_t *keys_len;
@@ -123,10 +128,16 @@ struct vx_snapshot *snapshot_apply(const struct vx_snapshot *prev, int64_t versi
  * length.  NULL on OOM.  For tests and tools: the server sends the spans. */
 char *snapshot_body_copy(const struct vx_snapshot *s, size_t *len);
 
-/* The GET /flags body of s compressed with gzip, built on the first call for
- * s (others wait for it) and kept with s.  Valid while the caller holds s.
- * false if it could not be built (out of memory). */
+/* The GET /flags body of s compressed with gzip, once snapshot_gzip_build()
+ * has made it; kept with s and valid while the caller holds s.  false while
+ * it is not made yet (or could not be): answer the plain body then.  Never
+ * waits. */
 bool snapshot_gzip(struct vx_snapshot *s, const unsigned char **data, size_t *len);
+
+/* Make the gzip body of s, once (a second call returns at once).  It takes
+ * time in proportion to the body: the listener has it done in the
+ * background after publishing s, never on a thread that serves requests. */
+void snapshot_gzip_build(struct vx_snapshot *s);
 
 /* Take a reference to the current snapshot (NULL before the first publish).
  * Lock-free.  Pair with snapshot_release(). */
