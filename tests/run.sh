@@ -16,6 +16,9 @@
 #   quality:lint  clang-format, cppcheck, clang-tidy (tests/quality.sh lint)
 #   security:fuzz libFuzzer targets from the committed corpus, regressions replayed
 #                 (tests/fuzz/run.sh, FUZZ_SECONDS each, default 20)
+#   quickstart    deploy/quickstart.sh on a copy of the tree without the check
+#                 library: it must build, serve and print a working token
+#                 (tests/quickstart.sh)
 # Each stage prints its name and duration; the last line is exactly
 # "N passed, N failed" (", N skipped" when any), summed over all suites, and the
 # exit status is non-zero when anything failed.
@@ -264,10 +267,13 @@ node_tests() {
 }
 
 # The integration tests that run against build/tsan: long-poll and two
-# instances (longpoll), database outage (outage, dbdown), and the OFREP
-# change streams (ofrep), which park and wake from several threads.
+# instances (longpoll), database outage (outage, dbdown), the OFREP change
+# streams (ofrep), which park and wake from several threads, the database
+# threads, hangs and revocations (reliability), and the incremental
+# snapshots with their background compression (incremental).
 TSAN_TESTS=(tests/integration/longpoll.test.mjs tests/integration/outage.test.mjs
-    tests/integration/dbdown.test.mjs tests/integration/ofrep.test.mjs)
+    tests/integration/dbdown.test.mjs tests/integration/ofrep.test.mjs
+    tests/integration/reliability.test.mjs tests/integration/incremental.test.mjs)
 
 stage_integration() {
     if [ "$1" = tsan ]; then
@@ -297,6 +303,18 @@ stage_fuzz() {
     bash tests/fuzz/run.sh
 }
 
+# The README's first command on a copy of the tree, without the check
+# library (tests/quickstart.sh).
+stage_quickstart() {
+    local rc=0 pass fail
+    bash tests/quickstart.sh 2>&1 | tee "$ART/quickstart.log"
+    rc=${PIPESTATUS[0]}
+    read -r pass fail < <(sed -n 's/^quickstart: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' \
+        "$ART/quickstart.log" | tail -n 1)
+    count "${pass:-0}" "${fail:-0}"
+    return "$rc"
+}
+
 # ---------------------------------------------------------------- main
 
 main() {
@@ -324,6 +342,7 @@ main() {
     run_stage quality:coverage "unit:plain integration:plain" stage_coverage
     run_stage quality:lint "build:plain" stage_lint
     run_stage security:fuzz "deps" stage_fuzz
+    run_stage quickstart "deps" stage_quickstart
 
     say ""
     say "total time $(elapsed "$t0"); logs in ${ART#"$ROOT"/}"
