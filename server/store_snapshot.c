@@ -54,30 +54,28 @@ static void snapshot_load_free(struct snapshot_load *l)
     l->since = since;
 }
 
-static enum store_status snapshot_load_cb(PGconn *c, void *cls)
+/* The version, every flag when with_flags, and the live tokens. */
+static enum store_status load_parts(PGconn *c, struct snapshot_load *l, bool with_flags)
 {
-    struct snapshot_load *l = cls;
     enum store_status st;
 
     snapshot_load_free(l);
     st = store_version_select(c, &l->version);
-    if (st == STORE_OK)
+    if (st == STORE_OK && with_flags)
         st = store_flags_select(c, &l->flags, &l->n_flags);
     if (st == STORE_OK)
         st = store_tokens_select(c, &l->tokens, &l->n_tokens);
     return st;
 }
 
+static enum store_status snapshot_load_cb(PGconn *c, void *cls)
+{
+    return load_parts(c, cls, true);
+}
+
 static enum store_status check_cb(PGconn *c, void *cls)
 {
-    struct snapshot_load *l = cls;
-    enum store_status st;
-
-    snapshot_load_free(l);
-    st = store_version_select(c, &l->version);
-    if (st == STORE_OK)
-        st = store_tokens_select(c, &l->tokens, &l->n_tokens);
-    return st;
+    return load_parts(c, cls, false);
 }
 
 enum store_status store_check(PGconn *c, int64_t *version, struct vx_token **tokens, size_t *n)

@@ -22,6 +22,11 @@
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 BENCH_ROOT=$(cd "$BENCH_DIR/../.." && pwd -P)
 BENCH_BUILD_DIR=${BENCH_BUILD_DIR:-$BENCH_ROOT/build/bench}
+# The wrk load of the scripts that use it (throughput.sh, hang.sh).
+DURATION=${BENCH_DURATION:-10}
+REPEAT=${BENCH_REPEAT:-3}
+CONNS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-2}
 BENCH_PIDS=()
 BENCH_WORK=
 BENCH_PG_DIR=

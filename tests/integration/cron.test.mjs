@@ -11,7 +11,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { REPO, VEXIL_BIN, createFlag, psql, run, startEnv } from './lib/harness.mjs';
+import { assertNoControls, REPO, VEXIL_BIN, createFlag, psql, run, startEnv } from './lib/harness.mjs';
 
 const SCRIPT = path.join(REPO, 'deploy/cron/vexil-stale.sh');
 
@@ -318,16 +318,6 @@ describe('vexil-stale.sh: control characters in an owner', () => {
     writeFileSync(starFile, `${OWNERS}*   cleanup@example.test\n`);
   });
 
-  /** No byte < 0x20 but LF, no DEL, no C1 (C2 80..C2 9F); valid UTF-8. */
-  function assertNoControls(buf, what) {
-    for (let i = 0; i < buf.length; i++) {
-      const b = buf[i];
-      assert.ok(!(b < 0x20 && b !== 0x0a), `${what}: byte 0x${b.toString(16)} at ${i}: ${JSON.stringify(buf.toString('utf8'))}`);
-      assert.notEqual(b, 0x7f, `${what}: DEL at ${i}`);
-      assert.ok(!(b === 0xc2 && buf[i + 1] >= 0x80 && buf[i + 1] < 0xa0), `${what}: a C1 character at ${i}`);
-    }
-    new TextDecoder('utf-8', { fatal: true }).decode(buf);
-  }
 
   test('the mail: no header added through the owner, no raw control character anywhere', async () => {
     const r = await cron(args, { VEXIL_STALE_OWNERS: starFile });

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import {
-  RFC3339_MS, VEXIL_BIN, assertError, createDatabase, createFlag, psql, startEnv, vexil, assertNoSanitizerReport,
+  assertNoControls, RFC3339_MS, VEXIL_BIN, assertError, createDatabase, createFlag, psql, startEnv, vexil, assertNoSanitizerReport,
 } from './lib/harness.mjs';
 import { waitFor } from './lib/cluster.mjs';
 
@@ -525,17 +525,6 @@ describe('vexil stale: control characters in owners and descriptions', () => {
     const r = spawnSync(VEXIL_BIN, ['stale', ...args, '--database', cenv.db.url], { encoding: 'buffer', timeout: 30000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString('utf8') };
   };
-
-  /** No byte < 0x20 but LF, no DEL, no C1 (C2 80..C2 9F), and valid UTF-8. */
-  function assertNoControls(buf, what) {
-    for (let i = 0; i < buf.length; i++) {
-      const b = buf[i];
-      assert.ok(!(b < 0x20 && b !== 0x0a), `${what}: byte 0x${b.toString(16)} at ${i}: ${JSON.stringify(buf.toString('utf8'))}`);
-      assert.notEqual(b, 0x7f, `${what}: DEL at ${i}`);
-      assert.ok(!(b === 0xc2 && buf[i + 1] >= 0x80 && buf[i + 1] < 0xa0), `${what}: a C1 character at ${i}`);
-    }
-    return new TextDecoder('utf-8', { fatal: true }).decode(buf);
-  }
 
   test('the table shows them escaped; nothing but its own newlines below 0x20', () => {
     const r = runBytes([]);

@@ -101,6 +101,21 @@ export function vexil(args, opts) {
 }
 
 /** Assert that a sanitizer build printed no report. */
+/**
+ * Assert that buf (text for a terminal or a mail) holds no control
+ * character: no byte < 0x20 but LF, no DEL, no C1 (C2 80..C2 9F), and is
+ * valid UTF-8.  Returns the text.
+ */
+export function assertNoControls(buf, what) {
+  for (let i = 0; i < buf.length; i++) {
+    const b = buf[i];
+    assert.ok(!(b < 0x20 && b !== 0x0a), `${what}: byte 0x${b.toString(16)} at ${i}: ${JSON.stringify(buf.toString('utf8'))}`);
+    assert.notEqual(b, 0x7f, `${what}: DEL at ${i}`);
+    assert.ok(!(b === 0xc2 && buf[i + 1] >= 0x80 && buf[i + 1] < 0xa0), `${what}: a C1 character at ${i}`);
+  }
+  return new TextDecoder('utf-8', { fatal: true }).decode(buf);
+}
+
 export function assertNoSanitizerReport(stderr, what = 'vexil') {
   const m = stderr.match(SANITIZER_REPORT);
   if (m) {
