@@ -131,7 +131,8 @@ static int cli_write(const char *cmd, struct buf *out, int built)
     if (built != 0) {
         rc = -1;
         cli_fail(cmd, "out of memory");
-    } else if (fwrite(out->p, 1, out->len, stdout) != out->len || fflush(stdout) != 0) {
+    } else if ((out->len > 0 && fwrite(out->p, 1, out->len, stdout) != out->len) ||
+               fflush(stdout) != 0) {
         rc = -1;
         cli_fail(cmd, "cannot write the output");
     }
