@@ -73,7 +73,7 @@ struct vx_span {
  * changes after it is published, apart from the token use. */
 /* Bodies up to this size are also kept joined in one string, to be sent in
  * one piece: cheaper than streaming the spans for the usual flag set. */
-#define SNAPSHOT_JOIN_MAX (256 * 1024)
+#define SNAPSHOT_JOIN_MAX ((size_t)256 * 1024)
 
 struct vx_snapshot_gzip {
     pthread_mutex_t mu;

@@ -74,13 +74,15 @@ describe('admin page', { skip: browserMissing() || false }, () => {
     ];
     for (const f of demo) await createFlag(env.admin, f);
     // Age three flags so that the list shows stale marks: straight in the
-    // database, then one write so that the server reloads its snapshot.
+    // database, then NOTIFY 'reload' so that the server loads in full (an
+    // ordinary write reloads only the flag it changed).
     await psql(env.db.url, `
       UPDATE flags SET created_at = now() - interval '41 days', rolled_out_at = now() - interval '20 days' WHERE name = 'search.semantic';
       UPDATE flags SET created_at = now() - interval '128 days', rolled_out_at = now() - interval '90 days' WHERE name = 'legacy_csv_export';
       UPDATE flags SET created_at = now() - interval '35 days' WHERE name = 'invoice-pdf-v2';
       UPDATE flags SET created_at = now() - interval '9 days' WHERE name = 'checkout.one_page';
-      UPDATE flags SET created_at = now() - interval '2 days' WHERE name = 'onboarding.checklist';`);
+      UPDATE flags SET created_at = now() - interval '2 days' WHERE name = 'onboarding.checklist';
+      SELECT pg_notify('vexil', 'reload');`);
     await patchFlag('dark_mode', { description: 'Dark theme for the dashboard and emails' });
     const listed = await until(async () => {
       const r = await env.admin.get('/api/flags');
