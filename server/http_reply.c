@@ -192,6 +192,49 @@ static void body_free_cb(void *cls)
     free(b);
 }
 
+/* The gzip body of a snapshot, made on a pool thread (dbpool.h). */
+struct compress_task {
+    struct db_task task; /* first */
+    struct vx_snapshot *s;
+};
+
+static void compress_run(struct db_task *t, PGconn *c)
+{
+    struct compress_task *ct = (struct compress_task *)t;
+
+    (void)c;
+    /* A version already replaced is not worth the work: under a burst of
+     * changes only the one served when the compressor comes round is
+     * compressed (a later request asks again for the newer one). */
+    if (snapshot_version() == ct->s->version)
+        snapshot_gzip_build(ct->s);
+    else
+        atomic_store(&ct->s->gzip->asked, false);
+    snapshot_release(ct->s);
+    free(ct);
+}
+
+/* Have the gzip body of s made in the background, unless someone already
+ * asked: the first request that accepts gzip for a version pays nothing for
+ * it, and no version nobody asks for costs a compression. */
+static void compress_later(struct vx_snapshot *s)
+{
+    struct compress_task *ct;
+
+    if (!snapshot_gzip_ask(s))
+        return;
+    ct = calloc(1, sizeof(*ct));
+    if (ct == NULL) {
+        atomic_store(&s->gzip->asked, false);
+        return;
+    }
+    snapshot_retain(s);
+    ct->task.run = compress_run;
+    ct->task.needs_db = false;
+    ct->s = s;
+    dbpool_submit(&ct->task);
+}
+
 enum http_rc http_reply_snapshot_body(struct vx_req *r, unsigned status, struct vx_snapshot *s)
 {
     struct MHD_Response *resp;
@@ -200,9 +243,12 @@ enum http_rc http_reply_snapshot_body(struct vx_req *r, unsigned status, struct 
 
     /* Vary on both forms, so that a cache never serves one for the other. */
     http_add_header(r, "Vary", "Accept-Encoding");
-    if (accepts_gzip(http_header(r, "Accept-Encoding")) && snapshot_gzip(s, &gz, &gz_len)) {
-        http_add_header(r, "Content-Encoding", "gzip");
-        return http_reply_snapshot(r, status, s, (const char *)gz, gz_len);
+    if (accepts_gzip(http_header(r, "Accept-Encoding"))) {
+        if (snapshot_gzip(s, &gz, &gz_len)) {
+            http_add_header(r, "Content-Encoding", "gzip");
+            return http_reply_snapshot(r, status, s, (const char *)gz, gz_len);
+        }
+        compress_later(s); /* this answer goes plain; later ones gzip */
     }
     if (s->joined != NULL)
         return http_reply_snapshot(r, status, s, s->joined, s->body_len);

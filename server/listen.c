@@ -30,7 +30,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "dbpool.h"
 #include "longpoll.h"
 #include "snapshot.h"
 #include "store.h"
@@ -161,38 +160,6 @@ static enum store_status load(struct vx_snapshot *prev, bool full, struct vx_sna
     return store_snapshot_load(l_conn, s);
 }
 
-/* The gzip body of a new snapshot, made on a pool thread (dbpool.h). */
-struct compress_task {
-    struct db_task task; /* first */
-    struct vx_snapshot *s;
-};
-
-static void compress_run(struct db_task *t, PGconn *c)
-{
-    struct compress_task *ct = (struct compress_task *)t;
-
-    (void)c;
-    snapshot_gzip_build(ct->s);
-    snapshot_release(ct->s);
-    free(ct);
-}
-
-/* Have the gzip body of s made in the background; takes a reference to s.
- * Until it is made, requests get the plain body. */
-static void compress_later(struct vx_snapshot *s)
-{
-    struct compress_task *ct = calloc(1, sizeof(*ct));
-
-    if (ct == NULL) {
-        snapshot_release(s);
-        return;
-    }
-    ct->task.run = compress_run;
-    ct->task.needs_db = false;
-    ct->s = s;
-    dbpool_submit(&ct->task);
-}
-
 /* Load and publish; wake waiters if the version moved. 0 or -1 (connection dropped). */
 static int reload(bool full)
 {
@@ -219,22 +186,23 @@ static int reload(bool full)
     int64_t now = s->version;
     bool tokens_changed = prev != NULL && !snapshot_same_tokens(prev, s);
     s->token_epoch = prev == NULL ? 1 : prev->token_epoch + tokens_changed;
-    snapshot_retain(s); /* for compress_later */
     snapshot_publish(s);
+    /* The writers waiting for their version go first: their answer is the
+     * confirmation of a rollback, and waking thousands of held requests
+     * takes a while. */
+    pthread_mutex_lock(&l_mu);
+    if (gen > l_done)
+        l_done = gen;
+    pthread_cond_broadcast(&l_cv);
+    pthread_mutex_unlock(&l_mu);
     if (tokens_changed)
         revoke_held(); /* before the wake-up: a revoked request gets 401, not 200 */
     if (now > old)
         longpoll_wake(now);
     else if (now < old) /* the database went back in time (restore): wake all */
         longpoll_wake(INT64_MAX);
-    pthread_mutex_lock(&l_mu);
-    if (gen > l_done)
-        l_done = gen;
-    pthread_cond_broadcast(&l_cv);
-    pthread_mutex_unlock(&l_mu);
     atomic_store(&l_db_up, true);
-    /* After publishing, so that neither delays a change. */
-    compress_later(s);
+    /* After publishing, so that the bookkeeping never delays a change. */
     flush_token_use(prev);
     snapshot_release(prev);
     return 0;

@@ -370,6 +370,11 @@ void snapshot_gzip_build(struct vx_snapshot *s)
     pthread_mutex_unlock(&g->mu);
 }
 
+bool snapshot_gzip_ask(struct vx_snapshot *s)
+{
+    return !atomic_exchange(&s->gzip->asked, true);
+}
+
 bool snapshot_gzip(struct vx_snapshot *s, const unsigned char **data, size_t *len)
 {
     struct vx_snapshot_gzip *g = s->gzip;

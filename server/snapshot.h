@@ -77,6 +77,7 @@ struct vx_span {
 
 struct vx_snapshot_gzip {
     pthread_mutex_t mu;
+    atomic_bool asked; /* someone has asked for it to be made (snapshot_gzip_ask) */
     atomic_bool ready;
     unsigned char *data; /* NULL when building it failed */
     size_t len;
@@ -135,9 +136,13 @@ char *snapshot_body_copy(const struct vx_snapshot *s, size_t *len);
 bool snapshot_gzip(struct vx_snapshot *s, const unsigned char **data, size_t *len);
 
 /* Make the gzip body of s, once (a second call returns at once).  It takes
- * time in proportion to the body: the listener has it done in the
- * background after publishing s, never on a thread that serves requests. */
+ * time in proportion to the body: it is done in the background, never on a
+ * thread that serves requests (http_reply.c). */
 void snapshot_gzip_build(struct vx_snapshot *s);
+
+/* Record that a client wants the gzip body of s: true for the first caller
+ * only, who then has it made. */
+bool snapshot_gzip_ask(struct vx_snapshot *s);
 
 /* Take a reference to the current snapshot (NULL before the first publish).
  * Lock-free.  Pair with snapshot_release(). */
