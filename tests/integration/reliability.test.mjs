@@ -245,7 +245,7 @@ describe('a database that hangs', () => {
     proxy = await new TcpProxy(Number(new URL(PG_URL).port)).start();
     a = await new Server(proxy.url(db.name), {
       args: ['--db-statement-timeout', '1000', '--db-lock-timeout', '500', '--db-connect-timeout', '1',
-        '--threads', '2'],
+        '--threads', '2', '--check-interval', '1'],
     }).start();
     b = await new Server(db.url).start();
     await createFlag(b.client(admin), { name: 'hung', enabled: true, percentage: 10 });
@@ -300,6 +300,24 @@ describe('a database that hangs', () => {
     assert.equal(after.revision, before.revision);
     assert.equal(after.percentage, before.percentage);
     assert.equal((await b.client(admin).get('/api/flags/hung/history')).json.events.length, historyBefore);
+  });
+
+  test('the listener notices its own connection hang: /readyz says the database is down', async () => {
+    const up = await (await fetch(`${a.base}/readyz`)).json();
+    assert.equal(up.database, 'up');
+    proxy.hang(); // the listener's connection too
+    const t0 = Date.now();
+    let r;
+    for (;;) {
+      r = await fetch(`${a.base}/readyz`);
+      const j = await r.json();
+      if (j.database === 'down' || Date.now() - t0 > 8000) break;
+      await sleep(100);
+    }
+    assert.equal(r.status, 200, 'still ready: reads are served from the snapshot');
+    assert.ok(Date.now() - t0 <= 8000, `database still "up" ${Date.now() - t0} ms after the hang`);
+    const read = await timedGet(`${a.base}/flags?user=x`, { Authorization: `Bearer ${client}` });
+    assert.equal(read.status, 200);
   });
 
   test('SIGTERM while writes wait on the hung database: exit 0 within 5 s', async () => {
