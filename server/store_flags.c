@@ -299,10 +299,14 @@ static const char SQL_FLAGS_ALL[] =
     "FROM flags "
     "ORDER BY name COLLATE \"C\"";
 
+/* The flags the change log names after $1.  The names come as one array
+ * (an init plan), so each is an index lookup: an IN (subquery) lets the
+ * planner merge-join along the whole index, which walks every flag to reach
+ * one late in name order. */
 static const char SQL_FLAGS_CHANGED[] =
     "SELECT %s "
     "FROM flags "
-    "WHERE name IN (SELECT name FROM flag_changes WHERE version > $1) "
+    "WHERE name = ANY (ARRAY(SELECT name FROM flag_changes WHERE version > $1)) "
     "ORDER BY name COLLATE \"C\"";
 
 static const char SQL_FLAG_INSERT[] =
