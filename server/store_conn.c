@@ -122,31 +122,99 @@ static bool store_poll_connect(PGconn *c, PostgresPollingStatusType (*step)(PGco
     return st == PGRES_POLLING_OK;
 }
 
-/* The session settings every connection gets once connected. */
+/* Make c read as lost: its socket is shut down under libpq, which then
+ * fails whatever it does next on it. */
+static void store_kill(PGconn *c)
+{
+    if (PQsocket(c) >= 0)
+        shutdown(PQsocket(c), SHUT_RDWR);
+    PQconsumeInput(c); /* notices the shutdown: CONNECTION_BAD */
+}
+
+/* Send what libpq holds for c (it is in nonblocking mode, so a query is
+ * only queued by PQsend*) before deadline.  false: it could not. */
+static bool store_flush(PGconn *c, int64_t deadline)
+{
+    for (;;) {
+        int f = PQflush(c);
+        if (f == 0)
+            return true;
+        /* While it waits to write, libpq must read what the server sends. */
+        if (f < 0 || !store_wait(c, POLLIN | POLLOUT, deadline) || !PQconsumeInput(c))
+            return false;
+    }
+}
+
+/* The deadline of one statement: the server's timeout and a second. */
+static int64_t store_deadline(void)
+{
+    return time_monotonic_us() +
+           (int64_t)(store_lim.statement_timeout_ms + STORE_ANSWER_GRACE_MS) * 1000;
+}
+
+/* After a PQsend*: send it, and wait for its results before deadline; *out
+ * is the last one (caller PQclear()s; it may be an error result).
+ * STORE_OK, or STORE_UNAVAILABLE when the time ran out (c is then closed)
+ * or the connection was lost without a result. */
+static enum store_status store_results(PGconn *c, int64_t deadline, PGresult **out)
+{
+    PGresult *last = NULL, *r;
+
+    *out = NULL;
+    if (!store_flush(c, deadline))
+        goto timed_out;
+    for (;;) {
+        while (!PQisBusy(c)) {
+            r = PQgetResult(c);
+            if (r == NULL) {
+                *out = last;
+                return STORE_OK;
+            }
+            PQclear(last);
+            last = r;
+        }
+        if (!store_wait(c, POLLIN, deadline))
+            goto timed_out;
+        if (!PQconsumeInput(c)) {
+            /* Lost: libpq has queued an error result; take it as the answer. */
+            while ((r = PQgetResult(c)) != NULL) {
+                PQclear(last);
+                last = r;
+            }
+            *out = last;
+            return last != NULL ? STORE_OK : store_failed(c, NULL);
+        }
+    }
+
+timed_out:
+    store_kill(c);
+    while ((r = PQgetResult(c)) != NULL)
+        PQclear(r);
+    PQclear(last);
+    return store_fail(STORE_UNAVAILABLE,
+                      "the database did not answer within %d ms; connection closed",
+                      store_lim.statement_timeout_ms + STORE_ANSWER_GRACE_MS);
+}
+
+/* The session settings every connection gets once connected; from here on
+ * the connection is in nonblocking mode, so that sending waits within the
+ * deadlines too. */
 static bool store_session(PGconn *c)
 {
     char sql[160];
     PGresult *r = NULL;
 
+    if (PQsetnonblocking(c, 1) != 0)
+        return false;
     snprintf(sql, sizeof sql, "SET statement_timeout = %d; SET lock_timeout = %d",
              store_lim.statement_timeout_ms, store_lim.lock_timeout_ms);
-    /* PQsendQuery, not the extended protocol: two statements in one. */
-    if (!PQsendQuery(c, sql))
+    /* PQsendQuery, not the extended protocol: two statements in one (an
+     * error in the first ends the string, so the last result tells). */
+    if (!PQsendQuery(c, sql) || store_results(c, store_deadline(), &r) != STORE_OK)
         return false;
-    int64_t deadline = time_monotonic_us() +
-                       (int64_t)(store_lim.statement_timeout_ms + STORE_ANSWER_GRACE_MS) * 1000;
-    bool ok = true;
-    for (;;) {
-        while (!PQisBusy(c)) {
-            r = PQgetResult(c);
-            if (r == NULL)
-                return ok;
-            ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
-            PQclear(r);
-        }
-        if (!store_wait(c, POLLIN, deadline) || !PQconsumeInput(c))
-            return false;
-    }
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok;
 }
 
 PGconn *store_connect(struct vx_error *err)
@@ -185,56 +253,15 @@ PGconn *store_connect(struct vx_error *err)
     return c;
 }
 
-/* Make c read as lost: its socket is shut down under libpq, which then
- * fails whatever it does next on it. */
-static void store_kill(PGconn *c)
-{
-    if (PQsocket(c) >= 0)
-        shutdown(PQsocket(c), SHUT_RDWR);
-    PQconsumeInput(c); /* notices the shutdown: CONNECTION_BAD */
-}
-
 enum store_status store_exec(PGconn *c, const char *sql, int n, const char *const *params,
                              PGresult **out)
 {
-    int64_t deadline = time_monotonic_us() +
-                       (int64_t)(store_lim.statement_timeout_ms + STORE_ANSWER_GRACE_MS) * 1000;
-    PGresult *last = NULL, *r;
-
     *out = NULL;
     if (c == NULL)
         return store_fail(STORE_UNAVAILABLE, "no database connection");
     if (!PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0))
         return store_failed(c, NULL);
-    for (;;) {
-        while (!PQisBusy(c)) {
-            r = PQgetResult(c);
-            if (r == NULL) {
-                *out = last;
-                return STORE_OK;
-            }
-            PQclear(last);
-            last = r;
-        }
-        if (!store_wait(c, POLLIN, deadline)) {
-            store_kill(c);
-            while ((r = PQgetResult(c)) != NULL)
-                PQclear(r);
-            PQclear(last);
-            return store_fail(STORE_UNAVAILABLE,
-                              "the database did not answer within %d ms; connection closed",
-                              store_lim.statement_timeout_ms + STORE_ANSWER_GRACE_MS);
-        }
-        if (!PQconsumeInput(c)) {
-            /* Lost: libpq has queued an error result; take it as the answer. */
-            while ((r = PQgetResult(c)) != NULL) {
-                PQclear(last);
-                last = r;
-            }
-            *out = last;
-            return last != NULL ? STORE_OK : store_failed(c, NULL);
-        }
-    }
+    return store_results(c, store_deadline(), out);
 }
 
 static void store_key_destroy(void *c)
