@@ -134,15 +134,23 @@ run_wrk() {
 }
 
 # One writer: PATCH flag_000 until the stop file exists; one line per answer:
-# "<status> <seconds> <Retry-After>" ("000" when curl got no answer).
+# "<status> <seconds> <Retry-After>" ("000" when curl got no answer).  A
+# write refused at once (the database is known to be away) is followed by a
+# quarter-second pause, as a client that honours Retry-After pauses (longer):
+# the writers stand for clients stuck on the database, not for a flood of
+# curl processes competing with the server for the two cores.
 writer_loop() {
-    local out=$1 stop=$2 bound=$3
+    local out=$1 stop=$2 bound=$3 line
     trap - EXIT
     while [ ! -e "$stop" ]; do
-        curl -s -o /dev/null -m "$bound" -X PATCH -H "Authorization: Bearer $BENCH_TOKEN" \
+        line=$(curl -s -o /dev/null -m "$bound" -X PATCH -H "Authorization: Bearer $BENCH_TOKEN" \
             -H 'Content-Type: application/json' --data '{"description":"hang bench"}' \
-            -w '%{http_code} %{time_total} %header{retry-after}\n' \
-            "http://127.0.0.1:$VPORT/api/flags/flag_000" >>"$out" || echo "000 $bound -" >>"$out"
+            -w '%{http_code} %{time_total} %header{retry-after}' \
+            "http://127.0.0.1:$VPORT/api/flags/flag_000") || line="000 $bound -"
+        echo "$line" >>"$out"
+        case $line in
+        "503 0."[0-4]*) sleep 0.25 ;;
+        esac
     done
 }
 
