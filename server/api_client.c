@@ -125,13 +125,13 @@ static enum http_rc serve(struct vx_req *r, answer_fn answer)
 
     if (r->waiter.state != LP_IDLE) {
         /* Resumed: answer from the snapshot that is current now, if the
-         * token still lives there. */
-        bool revoked = r->waiter.state == LP_REVOKED;
+         * token still lives there (a revocation resumes with LP_REVOKED
+         * only after publishing the snapshot without it). */
         r->waiter.state = LP_IDLE;
         s = snapshot_acquire();
         if (s == NULL)
             return not_modified(r, r->since_version);
-        enum http_rc rc = revoked || !token_live(r, s)    ? http_reply_revoked(r)
+        enum http_rc rc = !token_live(r, s)               ? http_reply_unauthorized(r, false)
                           : s->version > r->since_version ? answer(r, s)
                                                           : not_modified(r, s->version);
         snapshot_release(s);
@@ -167,7 +167,7 @@ static enum http_rc serve(struct vx_req *r, answer_fn answer)
      * new snapshot. */
     r->waiter.state = LP_IDLE;
     struct vx_snapshot *now = snapshot_acquire();
-    enum http_rc rc = token_live(r, now) ? answer(r, now) : http_reply_revoked(r);
+    enum http_rc rc = token_live(r, now) ? answer(r, now) : http_reply_unauthorized(r, false);
     snapshot_release(now);
     return rc;
 }

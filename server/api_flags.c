@@ -115,9 +115,8 @@ struct flag_call {
     int64_t now;
     /* out */
     enum store_status st;
-    struct vx_flag flag; /* the flag as written (create, update, revert) */
-    bool have_flag;
-    int64_t version; /* the version the write made, 0 if none */
+    struct vx_flag flag; /* as written (create, update, revert); zeroed if none */
+    int64_t version;     /* the version the write made, 0 if none */
     json_t *history;
 };
 
@@ -141,8 +140,7 @@ static void flag_call_free(void *job)
     struct flag_call *fc = job;
 
     flag_patch_free(&fc->patch);
-    if (fc->have_flag)
-        flag_free(&fc->flag);
+    flag_free(&fc->flag);
     json_decref(fc->history);
     free(fc);
 }
@@ -161,20 +159,16 @@ static void flag_call_work(PGconn *c, void *job)
         listen_await_version(fc->version, AWAIT_PUBLISH_MS);
 }
 
+/* The store leaves fc->flag untouched (zeroed) unless the write succeeds. */
 static enum store_status run_create(PGconn *c, struct flag_call *fc)
 {
-    enum store_status st =
-        store_flag_create(c, &fc->patch, fc->actor, fc->now, &fc->flag, &fc->version);
-    fc->have_flag = st == STORE_OK;
-    return st;
+    return store_flag_create(c, &fc->patch, fc->actor, fc->now, &fc->flag, &fc->version);
 }
 
 static enum store_status run_update(PGconn *c, struct flag_call *fc)
 {
-    enum store_status st = store_flag_update(c, fc->name, &fc->patch, fc->if_match, fc->actor,
-                                             fc->now, &fc->flag, &fc->version);
-    fc->have_flag = st == STORE_OK;
-    return st;
+    return store_flag_update(c, fc->name, &fc->patch, fc->if_match, fc->actor, fc->now, &fc->flag,
+                             &fc->version);
 }
 
 static enum store_status run_delete(PGconn *c, struct flag_call *fc)
@@ -184,10 +178,7 @@ static enum store_status run_delete(PGconn *c, struct flag_call *fc)
 
 static enum store_status run_revert(PGconn *c, struct flag_call *fc)
 {
-    enum store_status st =
-        store_flag_revert(c, fc->name, fc->event, fc->actor, fc->now, &fc->flag, &fc->version);
-    fc->have_flag = st == STORE_OK;
-    return st;
+    return store_flag_revert(c, fc->name, fc->event, fc->actor, fc->now, &fc->flag, &fc->version);
 }
 
 static enum store_status run_history(PGconn *c, struct flag_call *fc)
@@ -210,7 +201,7 @@ static enum http_rc reply_written(struct vx_req *r, struct flag_call *fc, unsign
 {
     if (fc->st != STORE_OK)
         return reply_store_failure(r, fc->st, "the flag");
-    return fc->have_flag ? reply_flag(r, status, &fc->flag) : http_reply_empty(r, status);
+    return fc->flag.name != NULL ? reply_flag(r, status, &fc->flag) : http_reply_empty(r, status);
 }
 
 /* ------------------------------------------------------------------ */

@@ -7,7 +7,7 @@
  * per-token counters (snapshot_token_used, an atomic store, no lock); the
  * listener flushes them to the database now and then.
  *
- * This file only decides; http.c turns a refusal into 401 or 403. */
+ * This file only decides; http_reply.c turns a refusal into 401 or 403. */
 #include "auth.h"
 
 #include <string.h>

@@ -163,11 +163,11 @@ static int copy_args(struct vx_req *r)
     return 0;
 }
 
-/* First call, headers only.  libmicrohttpd 0.9.75 closes the connection
- * after any reply queued this early, so only the answers that should close
- * it are given here: a URL or a body over the limits.  Everything else
- * waits for the final call (keep-alive survives 404s and 401s).  true: go
- * on; false: refused, *rc is what to tell libmicrohttpd. */
+/* First call, headers only: a URL or an announced body over the limits.
+ * libmicrohttpd 0.9.75 closes the connection after any reply queued this
+ * early, which is what these refusals want (access_cb also refuses a
+ * request with a body here, before reading it).  true: go on; false:
+ * refused, *rc is what to tell libmicrohttpd. */
 static bool early_checks(struct vx_req *r, enum http_rc *rc)
 {
     const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -290,8 +290,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->status != 0)
-            return MHD_YES; /* refused from its headers: nothing is kept */
+        /* Refused from its headers, or a route that reads no body: nothing
+         * is kept (r->route is known here: a request with a body is
+         * admitted on its first call). */
+        if (r->status != 0 || (r->route != NULL && !(r->route->flags & ROUTE_BODY)))
+            return MHD_YES;
         if (r->body_too_large || r->body_len + n > vx_cfg.max_body) {
             /* Over the cap (sent chunked, so not refused up front): keep
              * reading and dropping, to answer 413 at the end, unless the

@@ -173,8 +173,9 @@ void http_set_etag(struct vx_req *r, int64_t n);
 enum http_rc http_reply_unavailable(struct vx_req *r, unsigned retry_after, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* 401 for a request whose token was revoked while it was held. */
-enum http_rc http_reply_revoked(struct vx_req *r);
+/* 401 "unknown or revoked" with WWW-Authenticate (without a body when
+ * bodyless): a token that is not, or no longer, live. */
+enum http_rc http_reply_unauthorized(struct vx_req *r, bool bodyless);
 
 /* Authenticate r for role (ROUTE_CLIENT or ROUTE_ADMIN) from its
  * Authorization header against r->snap: true with r->token set, or false

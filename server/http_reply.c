@@ -421,9 +421,9 @@ static void refuse(struct vx_req *r, enum auth_result a, bool bodyless)
                          why[a]);
 }
 
-enum http_rc http_reply_revoked(struct vx_req *r)
+enum http_rc http_reply_unauthorized(struct vx_req *r, bool bodyless)
 {
-    refuse(r, AUTH_UNKNOWN, false);
+    refuse(r, AUTH_UNKNOWN, bodyless);
     return HTTP_QUEUED;
 }
 
@@ -452,6 +452,9 @@ enum http_inm http_if_none_match(struct vx_req *r, int64_t v)
     }
     return etag_matches(&l, v) ? HTTP_INM_MATCH : HTTP_INM_NONE;
 }
+
+/* A waiter carries its token's hash, compared with the snapshot's. */
+_Static_assert(LP_TOKEN_LEN == SHA256_LEN, "a waiter's token is a SHA-256");
 
 enum http_park http_park(struct vx_req *r, int64_t since_version, int64_t deadline_us)
 {

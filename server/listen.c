@@ -9,8 +9,9 @@
  * older versions.  It loads everything instead after every (re)connect
  * (notifications sent while we were disconnected are lost), on any other
  * notification ('tokens', or one sent by hand to force a reload), and when
- * the change log cannot explain the versions in between.  A version check
- * every check_interval seconds catches anything missed.
+ * the change log cannot explain the versions in between.  A check of the
+ * version and the live tokens every check_interval seconds catches anything
+ * missed.
  * The connection's health is the instance's view of the database
  * (/readyz, /metrics); reconnects back off from 100 ms to 2 s.
  *

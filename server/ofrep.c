@@ -347,9 +347,8 @@ enum http_rc ofrep_eval_bulk(struct vx_req *r)
 /* ---- GET /ofrep/v1/events ------------------------------------------------ */
 
 struct ofrep_stream {
-    atomic_int refs;  /* the request's and the response's */
-    struct vx_req *r; /* valid while the reader can run */
-    uint8_t token_hash[SHA256_LEN];
+    atomic_int refs;      /* the request's and the response's */
+    struct vx_req *r;     /* valid while the reader can run */
     int64_t sent;         /* the version the client knows */
     int64_t keepalive_us; /* monotonic: next comment due */
     bool started;         /* preamble written */
@@ -439,7 +438,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (s == NULL)
             return MHD_CONTENT_READER_END_OF_STREAM;
         /* The token may have been revoked since the stream began. */
-        bool valid = snapshot_find_token(s, st->token_hash) != NULL;
+        bool valid = snapshot_find_token(s, st->r->waiter.token) != NULL;
         int64_t v = s->version;
         int64_t lm = valid && v != st->sent ? last_modified(s) : 0;
         /* A revocation after this check wakes the wait below, or keeps it
@@ -489,12 +488,6 @@ static void stream_response_free(void *cls)
     stream_release(cls);
 }
 
-static enum http_rc unauthorized(struct vx_req *r)
-{
-    http_add_header(r, "WWW-Authenticate", "Bearer realm=\"vexil\"");
-    return http_reply_empty(r, 401);
-}
-
 /* The token behind a stream key, or NULL.  Every token is compared, in
  * constant time, so the answer's timing says nothing about the key. */
 static const struct vx_token *token_by_key(const struct vx_snapshot *s, const char *key)
@@ -537,9 +530,9 @@ enum http_rc ofrep_stream(struct vx_req *r)
     } else if (key != NULL) {
         t = token_by_key(s, key);
         if (t == NULL)
-            return unauthorized(r);
+            return http_reply_unauthorized(r, true);
     } else {
-        return unauthorized(r);
+        return http_reply_unauthorized(r, true);
     }
 
     struct ofrep_stream *st = calloc(1, sizeof(*st));
@@ -547,8 +540,7 @@ enum http_rc ofrep_stream(struct vx_req *r)
         return http_reply_error(r, 503, VX_E_UNAVAILABLE, "out of memory");
     atomic_init(&st->refs, 1);
     st->r = r;
-    memcpy(st->token_hash, t->hash, SHA256_LEN);
-    memcpy(r->waiter.token, t->hash, LP_TOKEN_LEN);
+    memcpy(r->waiter.token, t->hash, LP_TOKEN_LEN); /* also what the reader checks */
     st->sent = last_event_id(r);
     st->keepalive_us = time_monotonic_us() + OFREP_KEEPALIVE_SEC * VX_USEC_PER_SEC;
     r->rh_ctx = st;

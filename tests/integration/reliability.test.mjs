@@ -94,6 +94,20 @@ describe('a request that will be refused costs no body memory', () => {
     }
   });
 
+  test('a body sent to a route that reads none is not kept either', async () => {
+    const pid = env.server.proc.pid;
+    const before = rss(pid);
+    const head = `GET /flags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${env.clientToken}\r\n` +
+      `Content-Length: ${MiB}\r\n\r\n`;
+    // Admitted (a valid token), so nothing is answered before the body ends.
+    const ups = await Promise.all(Array.from({ length: 200 },
+      () => partialUpload(env.server.port, head, 256 * 1024, 1500)));
+    const grown = rss(pid) - before;
+    for (const u of ups) u.close();
+    assert.ok(grown < 24 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB`);
+    assert.equal((await env.client.get('/flags')).status, 200);
+  });
+
   test('an admitted upload is still read whole and answered', async () => {
     const r = await env.admin.post('/api/flags', { name: 'after-refusals', description: 'x'.repeat(900) });
     assert.equal(r.status, 201, r.text);
