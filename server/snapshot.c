@@ -483,26 +483,27 @@ const struct vx_token *snapshot_find_token(const struct vx_snapshot *s,
     return NULL;
 }
 
-bool snapshot_tokens_are(const struct vx_snapshot *s, struct vx_token *tokens, size_t n)
+/* Do two token arrays, both sorted by hash, hold the same hashes? */
+static bool same_hashes(const struct vx_token *a, size_t na, const struct vx_token *b, size_t nb)
 {
-    if (s->n_tokens != n)
+    if (na != nb)
         return false;
-    if (n > 1)
-        qsort(tokens, n, sizeof(*tokens), cmp_token);
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(s->tokens[i].hash, tokens[i].hash, SHA256_LEN) != 0)
+    for (size_t i = 0; i < na; i++)
+        if (memcmp(a[i].hash, b[i].hash, SHA256_LEN) != 0)
             return false;
     return true;
 }
 
+bool snapshot_tokens_are(const struct vx_snapshot *s, struct vx_token *tokens, size_t n)
+{
+    if (n > 1)
+        qsort(tokens, n, sizeof(*tokens), cmp_token);
+    return same_hashes(s->tokens, s->n_tokens, tokens, n);
+}
+
 bool snapshot_same_tokens(const struct vx_snapshot *a, const struct vx_snapshot *b)
 {
-    if (a->n_tokens != b->n_tokens)
-        return false;
-    for (size_t i = 0; i < a->n_tokens; i++)
-        if (memcmp(a->tokens[i].hash, b->tokens[i].hash, SHA256_LEN) != 0)
-            return false;
-    return true;
+    return same_hashes(a->tokens, a->n_tokens, b->tokens, b->n_tokens);
 }
 
 void snapshot_token_used(struct vx_snapshot *s, const struct vx_token *t, int64_t now)
