@@ -13,6 +13,7 @@
 #include "api.h"
 #include "eval.h"
 #include "httputil.h"
+#include "text.h"
 #include "timeutil.h"
 
 typedef enum http_rc (*answer_fn)(struct vx_req *r, struct vx_snapshot *s);

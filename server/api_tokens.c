@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "api.h"
-#include "httputil.h"
 #include "listen.h"
 #include "store.h"
+#include "text.h"
 
 #define AWAIT_RELOAD_MS 2000
 

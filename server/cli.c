@@ -21,10 +21,10 @@
 #include <string.h>
 
 #include "flag.h"
-#include "httputil.h"
 #include "migrate.h"
 #include "opts.h"
 #include "store.h"
+#include "text.h"
 #include "timeutil.h"
 #include "vx.h"
 

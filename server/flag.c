@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "flag.h"
+#include "text.h"
 #include "timeutil.h"
 
 #define FLAG_NAME_RULE "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"

@@ -10,10 +10,10 @@
 #include <stdint.h>
 
 #include "dbpool.h"
-#include "httputil.h"
 #include "longpoll.h"
 #include "router.h"
 #include "snapshot.h"
+#include "text.h"
 
 /* What a handler did with the request. */
 enum http_rc {

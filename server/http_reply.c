@@ -17,6 +17,7 @@
 #include "config.h"
 #include "http.h"
 #include "httputil.h"
+#include "text.h"
 
 const char *http_arg(struct vx_req *r, size_t i)
 {

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "httputil.h"
+#include "text.h"
 #include "timeutil.h"
 
 /* Escape s into out as JSON string contents (no quotes); truncates at a

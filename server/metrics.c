@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "httputil.h"
 #include "dbpool.h"
 #include "listen.h"
 #include "longpoll.h"
 #include "snapshot.h"
+#include "text.h"
 
 static const unsigned statuses[] = {200, 201, 204, 304, 400, 401, 403, 404, 405,
                                     409, 412, 413, 414, 499, 500, 503, 0};

@@ -49,6 +49,7 @@
 #include "eval.h"
 #include "httputil.h"
 #include "sha256.h"
+#include "text.h"
 #include "timeutil.h"
 
 #define OFREP_EVENTS_PATH    "/ofrep/v1/events"

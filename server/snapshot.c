@@ -29,7 +29,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "httputil.h"
+#include "text.h"
 #include "timeutil.h"
 
 #define HAZARD_SLOTS 256

@@ -22,9 +22,9 @@
 #include <uuid/uuid.h>
 
 #include "encode.h"
-#include "httputil.h"
 #include "sha256.h"
 #include "store_int.h"
+#include "text.h"
 
 #define STORE_SECRET_BYTES 32
 

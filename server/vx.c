@@ -18,7 +18,7 @@
 
 #include "vx.h"
 
-#include "httputil.h"
+#include "text.h"
 
 /* Length of the UTF-8 sequence that a lead byte announces; 0 for a
  * continuation byte. */

@@ -31,7 +31,7 @@
 
 #include "eval.h"
 #include "flag.h"
-#include "httputil.h"
+#include "text.h"
 #include "timeutil.h"
 
 #define CHECK(cond)                                                                                \

@@ -54,7 +54,7 @@ ALL_TARGETS=(fuzz_json fuzz_router fuzz_etag)
 # The pure sources each target links (besides the target itself).
 sources_of() {
     case $1 in
-    fuzz_json) echo server/flag.c server/vx.c server/timeutil.c server/httputil.c server/eval.c \
+    fuzz_json) echo server/flag.c server/vx.c server/timeutil.c server/httputil.c server/text.c server/eval.c \
         server/murmur3.c ;;
     fuzz_router) echo server/router.c server/httputil.c ;;
     fuzz_etag) echo server/httputil.c ;;
