@@ -131,13 +131,16 @@ describe('incremental updates agree with a full load', () => {
 
   test('a version the change log cannot explain makes a full load', async () => {
     // By hand: a flag edited and the version moved without a log row, then
-    // a notification of the new version, as a writer would send it.
-    await psql(db.url, "UPDATE flags SET description = 'edited by hand' WHERE name = 'c1'; " +
+    // a notification of the new version, as a writer would send it.  (A flag
+    // of its own: the racing writers above may have deleted any c<i>.)
+    await createFlag(a.client(token), { name: 'hand-edited' });
+    await settle([a, b]);
+    await psql(db.url, "UPDATE flags SET description = 'edited by hand' WHERE name = 'hand-edited'; " +
       'UPDATE vexil_state SET version = version + 1');
     const v = await dbVersion();
     await psql(db.url, `SELECT pg_notify('vexil', '${v}')`);
     const want = await assertLikeFreshLoad([a, b]);
-    assert.equal(JSON.parse(want).flags.find((f) => f.name === 'c1')?.description, 'edited by hand');
+    assert.equal(JSON.parse(want).flags.find((f) => f.name === 'hand-edited')?.description, 'edited by hand');
   });
 
   test('gzip answers decompress to the plain body', async () => {
@@ -182,14 +185,17 @@ describe('a change missed while the listener was disconnected', () => {
   });
 
   test('is picked up by the full reload after the reconnect', async () => {
-    await settle([a, b]);
     const admin = a.client(token);
+    // Flags of its own: which of the c<i> survive the racing writers above
+    // is up to the race.
+    await createFlag(admin, { name: 'away-edited', percentage: 1 });
+    await createFlag(admin, { name: 'away-deleted', percentage: 2 });
+    await settle([a, b]);
     proxy.hang();
     proxy.dropAll(); // B's connections die; new ones go nowhere
     await createFlag(admin, { name: 'while-away', percentage: 42 });
-    assert.equal((await admin.patch('/api/flags/c2', { description: 'changed while away' })).status, 200);
-    const gone = (await admin.get('/api/flags')).json.flags.find((f) => f.name !== 'while-away' && f.name !== 'c2');
-    assert.equal((await admin.del(`/api/flags/${gone.name}`)).status, 204);
+    assert.equal((await admin.patch('/api/flags/away-edited', { description: 'changed while away' })).status, 200);
+    assert.equal((await admin.del('/api/flags/away-deleted')).status, 204);
     proxy.heal();
     await assertLikeFreshLoad([a, b]);
   });
