@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "timeutil.h"
+
 #define HAZARD_SLOTS 256
 
 static _Atomic(struct vx_snapshot *) current;
