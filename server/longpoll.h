@@ -34,6 +34,7 @@ enum lp_state {
 
 struct lp_waiter {
     struct MHD_Connection *conn;
+    int64_t env_id; /* the environment whose version it waits on (struct vx_env) */
     int64_t since_version;
     int64_t deadline_us; /* monotonic */
     enum lp_state state;
