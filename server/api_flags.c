@@ -18,12 +18,65 @@
 
 #define AWAIT_PUBLISH_MS 2000
 
-static enum http_rc reply_flag(struct vx_req *r, unsigned status, const struct vx_flag *f)
+/* age_days and stale of f added to o (taken).  o, or NULL on OOM. */
+static json_t *add_age(json_t *o, const struct vx_flag *f, int64_t now, int days, int rdays)
 {
-    http_set_etag(r, f->revision);
+    if (o == NULL)
+        return NULL;
+    if (json_object_set_new(o, "age_days", json_integer(flag_age_days(f, now))) != 0 ||
+        json_object_set_new(o, "stale", flag_stale_reasons(f, now, days, rdays)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The admin object of flag f of environment e's view in s: its state in e
+ * on top, every environment's under "environments", and the newest
+ * revision and update time any view has (an environment whose version did
+ * not move keeps the flag as it was then: docs/decisions.md).  *revision
+ * receives that revision.  NULL on OOM. */
+static json_t *admin_flag(const struct vx_snapshot *s, const struct vx_flag *f, int64_t now,
+                          int days, int rdays, int64_t *revision)
+{
+    json_t *envs = json_object();
+    struct vx_flag top = *f;
+    int rc = envs == NULL;
+
+    for (size_t i = 0; i < s->n_envs && rc == 0; i++) {
+        const struct vx_flag *g = view_find(s->envs[i].view, f->name, strlen(f->name));
+        if (g == NULL)
+            continue;
+        if (g->revision > top.revision) {
+            top.revision = g->revision;
+            top.updated_at = g->updated_at;
+        }
+        rc = json_object_set_new(envs, s->envs[i].name, flag_state_to_json(g));
+    }
+    json_t *o = rc == 0 ? add_age(flag_to_json(&top), &top, now, days, rdays) : NULL;
+    if (o == NULL || json_object_set_new(o, "environments", envs) != 0) {
+        json_decref(o);
+        if (o == NULL)
+            json_decref(envs);
+        return NULL;
+    }
+    *revision = top.revision;
+    return o;
+}
+
+/* Answer the flag as a write left it: the request's environment on top. */
+static enum http_rc reply_written_flag(struct vx_req *r, unsigned status,
+                                       const struct flag_envs *fe, const char *env)
+{
+    size_t top = 0;
+
+    for (size_t i = 0; i < fe->n; i++)
+        if (strcmp(fe->envs[i], env) == 0)
+            top = i;
+    http_set_etag(r, fe->flags[top].revision);
     return http_reply_json(r, status,
-                           flag_to_admin_json(f, time_now_us(), FLAG_STALE_DAYS_DEFAULT,
-                                              FLAG_ROLLED_OUT_DAYS_DEFAULT));
+                           add_age(flag_envs_json(fe, top), &fe->flags[top], time_now_us(),
+                                   FLAG_STALE_DAYS_DEFAULT, FLAG_ROLLED_OUT_DAYS_DEFAULT));
 }
 
 /* Map a failed store call to its answer. */
