@@ -327,7 +327,7 @@ static int flag_get_environments(const json_t *v, const char *field, struct vx_f
     json_t *st;
     json_object_keylen_foreach((json_t *)v, key, key_len, st)
     {
-        char prefix[ENV_NAME_MAX + 32];
+        char prefix[ENV_NAME_MAX + 128];
         if (!env_name_valid(key, key_len))
             return vx_fail(err, VX_E_INVALID_VALUE,
                            "%s: \"%.64s\" is not an environment name (^[a-z0-9][a-z0-9_-]{0,31}$)",

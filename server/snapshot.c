@@ -119,7 +119,7 @@ static void free_names(char **names, size_t n)
 
 static void free_flags(struct vx_flag *flags, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; flags != NULL && i < n; i++)
         flag_free(&flags[i]);
     free(flags);
 }
@@ -127,7 +127,8 @@ static void free_flags(struct vx_flag *flags, size_t n)
 void snapshot_parts_free(struct snapshot_parts *p)
 {
     for (size_t i = 0; i < p->n_envs; i++) {
-        env_free(&p->envs[i]);
+        if (p->envs != NULL) /* NULL once snapshot_build took them */
+            env_free(&p->envs[i]);
         if (p->flags != NULL)
             free_flags(p->flags[i], p->n_flags != NULL ? p->n_flags[i] : 0);
     }
@@ -225,6 +226,8 @@ static int build_envs(struct vx_snapshot *s, const struct vx_snapshot *prev,
         size_t n_changed = p->n_flags != NULL ? p->n_flags[i] : 0;
         if (p->flags != NULL)
             p->flags[i] = NULL;
+        if (p->n_flags != NULL)
+            p->n_flags[i] = 0;
         if (e->is_default)
             s->default_env = i;
         if (old != NULL && old->version == e->version) {

@@ -445,7 +445,8 @@ static int flag_revert_build(const struct store_event *ev, const struct flag_env
             goto fail;
         struct vx_flag *f = &next->flags[i];
         if (now_f == NULL) {
-            *f = then; /* the flag is back: all of it as it was */
+            *f = then; /* the flag is back: all of it as it was, rolled out from now */
+            flag_update_rolled_out(NULL, f, now);
         } else {
             if (flag_copy(now_f, f) != 0) {
                 flag_free(&then);

@@ -201,6 +201,38 @@ enum store_status store_segments_hold(PGconn *c, char *const *names, size_t n,
                                       const char **missing);
 
 /* ------------------------------------------------------------------ */
+/* The flag_events and segment_events tables (store_events.c)           */
+/* ------------------------------------------------------------------ */
+
+/* Record action on flag name; before/after NULL where the flag did not
+ * exist; envs[0..n) the environments whose state changed. */
+enum store_status store_event_insert(PGconn *c, const char *name, int64_t at, const char *actor,
+                                     const char *action, const struct flag_envs *before,
+                                     const struct flag_envs *after, char *const *envs, size_t n);
+
+/* Record action on segment name; before/after (taken) the segment objects,
+ * NULL where none. */
+enum store_status store_segment_event_insert(PGconn *c, const char *name, int64_t at,
+                                             const char *actor, const char *action,
+                                             json_t *before, json_t *after);
+
+/* An event of a flag as stored: its flag name, action, `before` and
+ * `after` objects (NULL when null) and the environments it changed (a JSON
+ * array).  store_event_free() releases it. */
+struct store_event {
+    char *name;
+    char *action;
+    json_t *before, *after, *environments;
+};
+void store_event_free(struct store_event *e);
+
+/* Event id into *e; *found false if there is no such event. */
+enum store_status store_event_get(PGconn *c, int64_t id, struct store_event *e, bool *found);
+
+/* The highest revision flag name ever had, by its history. */
+enum store_status store_max_revision(PGconn *c, const char *name, int64_t *rev);
+
+/* ------------------------------------------------------------------ */
 /* vexil_state and notifications (store_version.c)                      */
 /* ------------------------------------------------------------------ */
 

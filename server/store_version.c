@@ -81,7 +81,7 @@ enum store_status store_version_bump(PGconn *c, enum store_change kind, const ch
     char *list = NULL;
     enum store_status st;
 
-    for (size_t i = 0; a != NULL && i < n; i++)
+    for (size_t i = 0; a != NULL && envs != NULL && i < n; i++)
         json_array_append_new(a, json_string(envs[i]));
     list = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
     json_decref(a);

@@ -37,12 +37,16 @@ async function age(ages) {
   for (const [name, a] of Object.entries(ages)) {
     const parts = [];
     if (a.created) parts.push(`created_at = date_trunc('milliseconds', now() - interval '${a.created}')`);
-    if (a.rolled) parts.push(`rolled_out_at = date_trunc('milliseconds', now() - interval '${a.rolled}')`);
-    sets.push(`UPDATE flags SET ${parts.join(', ')} WHERE name = '${name}';`);
+    if (parts.length) sets.push(`UPDATE flags SET ${parts.join(', ')} WHERE name = '${name}';`);
+    if (a.rolled) {
+      sets.push(`UPDATE flag_states SET rolled_out_at = date_trunc('milliseconds', now() - interval '${a.rolled}') ` +
+        `WHERE flag = '${name}' AND environment = 'production';`);
+    }
   }
   const names = Object.keys(ages).map((n) => `'${n}'`).join(',');
   const out = await psql(env.db.url, `${sets.join('\n')}
-    SELECT name, ${ts('created_at')}, coalesce(${ts('rolled_out_at')}, '') FROM flags WHERE name IN (${names});`);
+    SELECT name, ${ts('created_at')}, coalesce(${ts('rolled_out_at')}, '')
+    FROM flags JOIN flag_states ON flag = name AND environment = 'production' WHERE name IN (${names});`);
   const want = {};
   for (const line of out.split('\n').filter((l) => l.split('|').length === 3)) { // not the UPDATE n lines
     const [name, created, rolled] = line.split('|');
@@ -163,8 +167,8 @@ describe('GET /api/stale and the derived fields', () => {
   test('every stale entry is a whole admin flag with age_days and stale', async () => {
     const s = await stale();
     for (const f of Object.values(s)) {
-      assert.deepEqual(Object.keys(f).sort(), ['age_days', 'created_at', 'description', 'enabled', 'name', 'owner',
-        'percentage', 'revision', 'rolled_out_at', 'stale', 'updated_at', 'users']);
+      assert.deepEqual(Object.keys(f).sort(), ['age_days', 'created_at', 'description', 'enabled', 'environments',
+        'name', 'owner', 'percentage', 'revision', 'rolled_out_at', 'segments', 'stale', 'updated_at', 'users']);
       assert.equal(f.age_days, AGE_DAYS[f.name], `${f.name} age_days`);
       assert.equal(f.owner, SET[f.name].f.owner);
     }
@@ -311,7 +315,9 @@ describe('vexil stale (command line)', () => {
     assert.deepEqual(j.flags.map((f) => f.name).sort(), Object.keys(api).sort());
     for (const f of j.flags) {
       const { updated_at: _u, revision: _r, description: _d, ...cli } = f;
-      const { updated_at: _u2, revision: _r2, description: _d2, ...ref } = api[f.name];
+      // The command line reports the default environment's state, without
+      // the map of every environment's.
+      const { updated_at: _u2, revision: _r2, description: _d2, environments: _e2, ...ref } = api[f.name];
       assert.deepEqual({ ...cli, stale: [...cli.stale].sort() }, { ...ref, stale: [...ref.stale].sort() });
     }
   });
@@ -435,16 +441,15 @@ describe('rolled_out_at follows one rule (docs/decisions.md)', () => {
     t0 = Date.now();
     f = await patch('ro_life', { percentage: 100 });
     assertNow(f.rolled_out_at, t0, Date.now(), 'enabled and raised to 100 %');
-    const db = await psql(env.db.url, `SELECT ${ts('rolled_out_at')} FROM flags WHERE name = 'ro_life'`);
+    const db = await psql(env.db.url, `SELECT ${ts('rolled_out_at')} FROM flag_states WHERE flag = 'ro_life' AND environment = 'production'`);
     assert.equal(db, f.rolled_out_at, 'stored as shown');
   });
 
   test('revert to a not-rolled-out state clears it', async () => {
-    await patch('ro_half', { description: 'at 99' }); // event: before at 99 %, enabled
-    const e = await lastEvent('ro_half');
     const t0 = Date.now();
-    const up = await patch('ro_half', { percentage: 100 });
+    const up = await patch('ro_half', { percentage: 100 }); // event: before at 99 %, enabled
     assertNow(up.rolled_out_at, t0, Date.now(), 'ro_half rolled out');
+    const e = await lastEvent('ro_half');
     const r = await revert('ro_half', e.id);
     assert.equal(r.percentage, 99);
     assert.equal(r.rolled_out_at, null, 'reverted to 99 %');
