@@ -13,7 +13,7 @@ after(async () => {
   await env?.close();
 });
 
-const TOKEN_KEYS = ['created_at', 'id', 'last_used_at', 'name', 'role'];
+const TOKEN_KEYS = ['created_at', 'environment', 'id', 'last_used_at', 'name', 'role'];
 
 async function list() {
   const r = await env.admin.get('/api/tokens');
@@ -34,7 +34,7 @@ async function eventually401(client) {
 }
 
 describe('GET /api/tokens', () => {
-  test('lists the tokens with id, name, role, created_at, last_used_at and never a secret', async () => {
+  test('lists the tokens with id, name, role, environment, created_at, last_used_at and never a secret', async () => {
     const r = await list();
     for (const t of r.json.tokens) {
       assert.deepEqual(Object.keys(t).sort(), TOKEN_KEYS, JSON.stringify(t));
