@@ -27,6 +27,7 @@ enum {
     ROUTE_PUBLIC = 0, /* no token */
     ROUTE_CLIENT = 1, /* client or admin token */
     ROUTE_ADMIN = 2,  /* admin token */
+    ROUTE_EVAL = 3,   /* any token, also frontend: evaluations only (docs/api.md §2) */
     ROUTE_ROLE_MASK = 3,
     ROUTE_BODY = 4,          /* reads a JSON body */
     ROUTE_CORS = 8,          /* answers CORS (OFREP, client API) */

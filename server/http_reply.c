@@ -431,7 +431,11 @@ enum http_rc http_reply_unauthorized(struct vx_req *r, bool bodyless)
 bool http_authenticate(struct vx_req *r, unsigned role, bool bodyless)
 {
     enum auth_result a =
-        auth_token(r->snap, http_header(r, "Authorization"), role == ROUTE_ADMIN, &r->token);
+        auth_token(r->snap, http_header(r, "Authorization"),
+                   role == ROUTE_ADMIN    ? VX_ROLE_ADMIN
+                   : role == ROUTE_CLIENT ? VX_ROLE_CLIENT
+                                          : VX_ROLE_FRONTEND,
+                   &r->token);
 
     if (a == AUTH_OK)
         return true;

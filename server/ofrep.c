@@ -541,7 +541,7 @@ enum http_rc ofrep_stream(struct vx_req *r)
     const char *key = http_query(r, "key");
 
     if (http_header(r, "Authorization") != NULL) {
-        if (!http_authenticate(r, ROUTE_CLIENT, true))
+        if (!http_authenticate(r, ROUTE_EVAL, true))
             return HTTP_QUEUED;
         t = r->token;
     } else if (key != NULL) {

@@ -257,6 +257,11 @@ json_t *store_int64_json(const PGresult *r, int row, int col)
     return json_integer(store_int64(r, row, col));
 }
 
+json_t *store_bool_json(const PGresult *r, int row, int col)
+{
+    return json_boolean(store_bool(r, row, col));
+}
+
 json_t *store_time_json(const PGresult *r, int row, int col)
 {
     char buf[32];

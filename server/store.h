@@ -172,6 +172,20 @@ enum store_status store_flag_revert(PGconn *c, const char *name, int64_t event_i
                                     const char *actor, int64_t now, struct flag_envs *out,
                                     int64_t *version);
 
+/* Environments (docs/api.md §6).  Each answers the environment's object
+ * {name, description, default, version, created_at} in *out (new
+ * reference) and the new sequence number in *version.  Create:
+ * STORE_CONFLICT when the name is taken; every flag gets a disabled state
+ * there.  Update: description NULL leaves it; make_default makes it the
+ * default (and no other).  Delete: STORE_CONFLICT for the default; its
+ * states go, its tokens are revoked, history stays.  STORE_NOT_FOUND for
+ * an unknown name. */
+enum store_status store_env_create(PGconn *c, const char *name, const char *description,
+                                   json_t **out, int64_t *version);
+enum store_status store_env_update(PGconn *c, const char *name, const char *description,
+                                   bool make_default, json_t **out, int64_t *version);
+enum store_status store_env_delete(PGconn *c, const char *name, int64_t *version);
+
 /* The history of a segment, as store_flag_history. */
 enum store_status store_segment_history(PGconn *c, const char *name, int limit, int64_t before,
                                         json_t **out);

@@ -116,3 +116,167 @@ enum store_status store_envs_exist(PGconn *c, char *const *names, size_t n, cons
 {
     return store_first_missing(c, SQL_ENVS_MISSING, names, n, missing);
 }
+
+/* ---- writes ----------------------------------------------------------------- */
+
+/* clang-format off */
+static const char SQL_SEQUENCE_LOCK[] =
+    "SELECT version FROM vexil_state FOR UPDATE";
+
+static const char SQL_ENV_INSERT[] =
+    "INSERT INTO environments (name, description, version) "
+    "VALUES ($1, $2, 1) "
+    "ON CONFLICT (name) DO NOTHING";
+
+static const char SQL_ENV_STATES[] =
+    "INSERT INTO flag_states (flag, environment) "
+    "SELECT name, $1 FROM flags";
+
+static const char SQL_ENV_LOCK[] =
+    "SELECT is_default FROM environments WHERE name = $1 FOR UPDATE";
+
+static const char SQL_ENV_DESCRIBE[] =
+    "UPDATE environments SET description = $2 WHERE name = $1";
+
+static const char SQL_ENV_DEFAULT[] =
+    "UPDATE environments SET is_default = (name = $1) "
+    "WHERE is_default OR name = $1";
+
+static const char SQL_ENV_REVOKE_TOKENS[] =
+    "UPDATE tokens SET revoked_at = now() "
+    "WHERE environment = $1 AND revoked_at IS NULL";
+
+static const char SQL_ENV_DELETE[] =
+    "DELETE FROM environments WHERE name = $1";
+
+static const char SQL_ENV_JSON[] =
+    "SELECT name, description, is_default, version, " US("created_at") " "
+    "FROM environments WHERE name = $1";
+/* clang-format on */
+
+enum store_status store_sequence_lock(PGconn *c)
+{
+    return store_command(c, SQL_SEQUENCE_LOCK, 0, NULL, NULL);
+}
+
+static const struct store_json_field env_fields[] = {
+    {"name", store_text_json},     {"description", store_text_json},
+    {"default", store_bool_json},  {"version", store_int64_json},
+    {"created_at", store_time_json},
+};
+
+/* One environment write (store.h). */
+struct env_write {
+    const char *name;
+    const char *description; /* NULL: unchanged */
+    bool make_default;
+    enum { ENV_CREATE, ENV_UPDATE, ENV_DELETE } what;
+    json_t *out;
+    int64_t version;
+};
+
+/* The object of environment name, as the API shows it, into w->out. */
+static enum store_status env_json(PGconn *c, struct env_write *w)
+{
+    const char *params[] = {w->name};
+    enum store_status st = STORE_OK;
+    PGresult *r = store_query(c, SQL_ENV_JSON, 1, params, &st);
+
+    if (r == NULL)
+        return st;
+    json_t *list = store_rows_json(r, 1, "e", env_fields, sizeof env_fields / sizeof env_fields[0]);
+    PQclear(r);
+    json_decref(w->out);
+    w->out = json_incref(json_array_get(json_object_get(list, "e"), 0));
+    json_decref(list);
+    return w->out != NULL ? STORE_OK : store_fail(STORE_ERROR, "out of memory");
+}
+
+static enum store_status env_write_cb(PGconn *c, void *cls)
+{
+    struct env_write *w = cls;
+    const char *p1[] = {w->name};
+    const char *p2[] = {w->name, w->description != NULL ? w->description : ""};
+    long rows = 0;
+    /* Taken first by every write that adds or removes flag states in bulk,
+     * so that a flag created meanwhile gets its state here too. */
+    enum store_status st = store_sequence_lock(c);
+
+    if (st == STORE_OK && w->what == ENV_CREATE) {
+        st = store_command(c, SQL_ENV_INSERT, 2, p2, &rows);
+        if (st == STORE_OK && rows == 0)
+            return STORE_CONFLICT;
+        if (st == STORE_OK)
+            st = store_command(c, SQL_ENV_STATES, 1, p1, NULL);
+    } else if (st == STORE_OK) {
+        PGresult *r = store_query(c, SQL_ENV_LOCK, 1, p1, &st);
+        if (r == NULL)
+            return st;
+        bool found = PQntuples(r) == 1, is_default = found && store_bool(r, 0, 0);
+        PQclear(r);
+        if (!found)
+            return STORE_NOT_FOUND;
+        if (w->what == ENV_DELETE) {
+            if (is_default)
+                return STORE_CONFLICT;
+            st = store_command(c, SQL_ENV_REVOKE_TOKENS, 1, p1, NULL);
+            if (st == STORE_OK)
+                st = store_command(c, SQL_ENV_DELETE, 1, p1, NULL);
+            if (st == STORE_OK)
+                st = store_notify_tokens(c);
+        } else {
+            if (w->description != NULL)
+                st = store_command(c, SQL_ENV_DESCRIBE, 2, p2, NULL);
+            if (st == STORE_OK && w->make_default)
+                st = store_command(c, SQL_ENV_DEFAULT, 1, p1, NULL);
+        }
+    }
+    /* No environment's answers change: only the sequence moves, and the
+     * listeners load in full (kind 'environment'). */
+    static char *const none[1]; /* no environment: an empty list, not every one */
+    if (st == STORE_OK)
+        st = store_version_bump(c, STORE_CHANGE_ENVIRONMENT, w->name, none, 0, &w->version);
+    if (st == STORE_OK && w->what != ENV_DELETE)
+        st = env_json(c, w);
+    return st;
+}
+
+static enum store_status env_write(PGconn *c, struct env_write *w, json_t **out, int64_t *version)
+{
+    enum store_status st = store_run_transaction(c, env_write_cb, w);
+
+    if (st != STORE_OK) {
+        json_decref(w->out);
+        w->out = NULL;
+    }
+    if (out != NULL)
+        *out = w->out;
+    else
+        json_decref(w->out);
+    *version = st == STORE_OK ? w->version : 0;
+    return st;
+}
+
+enum store_status store_env_create(PGconn *c, const char *name, const char *description,
+                                   json_t **out, int64_t *version)
+{
+    struct env_write w = {.name = name, .description = description, .what = ENV_CREATE};
+
+    return env_write(c, &w, out, version);
+}
+
+enum store_status store_env_update(PGconn *c, const char *name, const char *description,
+                                   bool make_default, json_t **out, int64_t *version)
+{
+    struct env_write w = {
+        .name = name, .description = description, .make_default = make_default, .what = ENV_UPDATE};
+
+    return env_write(c, &w, out, version);
+}
+
+enum store_status store_env_delete(PGconn *c, const char *name, int64_t *version)
+{
+    struct env_write w = {.name = name, .what = ENV_DELETE};
+
+    return env_write(c, &w, NULL, version);
+}

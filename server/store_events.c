@@ -218,9 +218,26 @@ static json_t *store_event_flag(const PGresult *r, int row, int col)
     flag_free(&f);
     if (o == NULL)
         return raw;
-    json_t *envs = json_object_get(raw, "environments");
+    /* Each environment's state with its keys in the usual order too. */
+    json_t *envs = json_object_get(raw, "environments"), *ordered = json_object();
+    const char *env;
+    json_t *state;
+    json_object_foreach(envs, env, state)
+    {
+        static const char *const keys[] = {"enabled", "percentage", "users", "segments",
+                                           "rolled_out_at"};
+        json_t *st = json_object();
+        for (size_t i = 0; st != NULL && i < sizeof keys / sizeof keys[0]; i++) {
+            json_t *v = json_object_get(state, keys[i]);
+            if (v != NULL)
+                json_object_set(st, keys[i], v);
+        }
+        json_object_set_new(ordered, env, st);
+    }
     if (envs != NULL)
-        json_object_set(o, "environments", envs);
+        json_object_set_new(o, "environments", ordered);
+    else
+        json_decref(ordered);
     json_decref(raw);
     return o;
 }

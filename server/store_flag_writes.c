@@ -172,7 +172,9 @@ static enum store_status flag_create_cb(PGconn *c, void *cls)
     enum store_status st;
 
     flag_write_reset(w);
-    st = flag_write_check(c, w->patch);
+    st = store_sequence_lock(c); /* an environment created meanwhile gets this flag's state */
+    if (st == STORE_OK)
+        st = flag_write_check(c, w->patch);
     if (st == STORE_OK)
         st = store_envs_select(c, &envs, &n_envs);
     if (st != STORE_OK)

@@ -98,7 +98,7 @@ typedef json_t *store_json_fn(const PGresult *r, int row, int col);
 
 /* Text as a string; an integer; a time (µs, see US) as RFC 3339 text, or
  * null for SQL NULL. */
-store_json_fn store_text_json, store_int64_json, store_time_json;
+store_json_fn store_text_json, store_int64_json, store_bool_json, store_time_json;
 
 /* Wrap list as {"key": list}; takes list.  New reference; NULL on OOM. */
 json_t *store_wrap(const char *key, json_t *list);
@@ -180,6 +180,11 @@ char *store_names_json(char *const *names, size_t n);
  * NULL when it returns none. */
 enum store_status store_first_missing(PGconn *c, const char *sql, char *const *names, size_t n,
                                       const char **missing);
+
+/* Lock the sequence number (vexil_state) until COMMIT: a write that adds
+ * or removes flag states in bulk takes it first, and so does a flag
+ * create, so that neither misses what the other adds. */
+enum store_status store_sequence_lock(PGconn *c);
 
 /* Do these environments all exist?  *missing receives the first that does
  * not (a pointer into names), or NULL. */
