@@ -128,24 +128,6 @@ static const char *name_or_404(struct vx_req *r)
     return name;
 }
 
-/* If-Match: -1 absent, 0 "*", else the revision.  -2 malformed (400 queued). */
-static int64_t if_match(struct vx_req *r)
-{
-    const char *h = http_header(r, "If-Match");
-    struct etag_list l;
-
-    if (h == NULL)
-        return -1;
-    if (etag_parse(h, strlen(h), &l) != 0 || (!l.any && (l.n != 1 || l.weak[0]))) {
-        http_reply_error(r, 400, VX_E_BAD_REQUEST,
-                         "If-Match must be one quoted revision such as \"3\", or *");
-        return -2;
-    }
-    if (l.any)
-        return 0;
-    return l.tag[0] > 0 ? l.tag[0] : INT64_MAX; /* "0" never matches */
-}
-
 static const char *actor(struct vx_req *r)
 {
     return r->token != NULL ? r->token->name : "";
@@ -384,7 +366,7 @@ enum http_rc api_flags_patch(struct vx_req *r)
 
     if (fc != NULL)
         return reply_written(r, fc, 200);
-    im = if_match(r);
+    im = http_if_match(r);
     if (im == -2 || name_or_404(r) == NULL)
         return HTTP_QUEUED;
     fc = read_patch(r, false, run_update);
@@ -401,7 +383,7 @@ enum http_rc api_flags_delete(struct vx_req *r)
 
     if (fc != NULL)
         return reply_written(r, fc, 204);
-    im = if_match(r);
+    im = http_if_match(r);
     if (im == -2 || name_or_404(r) == NULL)
         return HTTP_QUEUED;
     fc = flag_call_new(r, run_delete);

@@ -127,6 +127,10 @@ enum http_rc http_reply(struct vx_req *r, unsigned status, const char *content_t
 /* Take ownership of a malloc'd body (freed with free()). */
 enum http_rc http_reply_owned(struct vx_req *r, unsigned status, const char *content_type,
                               char *body, size_t len);
+/* If-Match: -1 absent, 0 "*", else the revision.  -2 malformed (400
+ * queued). */
+int64_t http_if_match(struct vx_req *r);
+
 /* The request's environment in s (docs/api.md §4): a client or frontend
  * token's own; for an admin token ?env=, else the default.  NULL with 404
  * queued when env= names none. */

@@ -443,6 +443,24 @@ bool http_authenticate(struct vx_req *r, unsigned role, bool bodyless)
     return false;
 }
 
+/* If-Match: -1 absent, 0 "*", else the revision.  -2 malformed (400 queued). */
+int64_t http_if_match(struct vx_req *r)
+{
+    const char *h = http_header(r, "If-Match");
+    struct etag_list l;
+
+    if (h == NULL)
+        return -1;
+    if (etag_parse(h, strlen(h), &l) != 0 || (!l.any && (l.n != 1 || l.weak[0]))) {
+        http_reply_error(r, 400, VX_E_BAD_REQUEST,
+                         "If-Match must be one quoted revision such as \"3\", or *");
+        return -2;
+    }
+    if (l.any)
+        return 0;
+    return l.tag[0] > 0 ? l.tag[0] : INT64_MAX; /* "0" never matches */
+}
+
 enum http_inm http_if_none_match(struct vx_req *r, int64_t v)
 {
     const char *h = http_header(r, "If-None-Match");

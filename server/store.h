@@ -186,6 +186,36 @@ enum store_status store_env_update(PGconn *c, const char *name, const char *desc
                                    bool make_default, json_t **out, int64_t *version);
 enum store_status store_env_delete(PGconn *c, const char *name, int64_t *version);
 
+/* Segments (docs/api.md §7).  A create or update body: the fields it sets. */
+struct segment_patch {
+    bool set_description, set_users;
+    char *description;
+    char **users; /* sorted, distinct */
+    size_t n_users;
+};
+
+/* The JSON object of a segment: {name, description, users (with_users) or
+ * users_count, created_at, updated_at, revision}.  New reference; NULL on
+ * OOM. */
+json_t *segment_json(const struct vx_segment *g, bool with_users);
+
+/* Segment writes, each with an event and a version bump of every
+ * environment whose flags name the segment (none for a create or a
+ * delete, which only an unused segment allows).  *out (caller
+ * segment_clear()s) the segment as written.  Create: STORE_CONFLICT when
+ * the name is taken.  Update and delete: STORE_NOT_FOUND, and
+ * STORE_PRECONDITION when if_match > 0 is not the revision.  Delete:
+ * STORE_CONFLICT while a flag names it, with used naming one. */
+enum store_status store_segment_create(PGconn *c, const char *name, const struct segment_patch *p,
+                                       const char *actor, int64_t now, struct vx_segment *out,
+                                       int64_t *version);
+enum store_status store_segment_update(PGconn *c, const char *name, const struct segment_patch *p,
+                                       int64_t if_match, const char *actor, int64_t now,
+                                       struct vx_segment *out, int64_t *version);
+enum store_status store_segment_delete(PGconn *c, const char *name, int64_t if_match,
+                                       const char *actor, int64_t now, int64_t *version,
+                                       char used[256]);
+
 /* The history of a segment, as store_flag_history. */
 enum store_status store_segment_history(PGconn *c, const char *name, int limit, int64_t before,
                                         json_t **out);

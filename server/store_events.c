@@ -263,14 +263,33 @@ static const struct store_json_field event_fields[] = {
     /* clang-format on */
 };
 
+/* A segment's before/after with its keys in the usual order (jsonb sorts
+ * them), null for SQL NULL. */
+static json_t *store_event_segment(const PGresult *r, int row, int col)
+{
+    static const char *const keys[] = {"name",       "description", "users",
+                                       "created_at", "updated_at",  "revision"};
+    json_t *raw = store_event_raw(r, row, col), *o;
+
+    if (!json_is_object(raw) || (o = json_object()) == NULL)
+        return raw;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(raw, keys[i]);
+        if (v != NULL)
+            json_object_set(o, keys[i], v);
+    }
+    json_decref(raw);
+    return o;
+}
+
 static const struct store_json_field segment_event_fields[] = {
     /* clang-format off */
     {"id",     store_int64_json},
     {"at",     store_time_json},
     {"actor",  store_text_json},
     {"action", store_text_json},
-    {"before", store_event_raw},
-    {"after",  store_event_raw},
+    {"before", store_event_segment},
+    {"after",  store_event_segment},
     /* clang-format on */
 };
 
