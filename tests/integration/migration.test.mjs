@@ -211,8 +211,8 @@ function describeFailure(req, got, problems) {
   return [
     `${req.method} ${req.path} (${req.id}; token: ${req.token ?? 'none'}${Object.keys(req.headers).length ? `; headers ${JSON.stringify(req.headers)}` : ''}${req.body !== null ? `; body ${JSON.stringify(req.body)}` : ''})`,
     ...problems.map((p) => `  ${p}`),
-    `  recorded: ${req.answer.status} ETag ${req.answer.etag} ${JSON.stringify(req.answer.body).slice(0, 2000)}`,
-    `  now:      ${got.status} ETag ${got.etag} ${got.text.slice(0, 2000)}`,
+    `  recorded: ${req.answer.status} ETag ${req.answer.etag} ${JSON.stringify(req.answer.body).slice(0, 800)}`,
+    `  now:      ${got.status} ETag ${got.etag} ${got.text.slice(0, 800)}`,
   ].join('\n');
 }
 
