@@ -7,7 +7,8 @@
 // Here the dump is loaded into a fresh database, $VEXIL_BIN serves it (serve
 // migrates on start), and every request is replayed with the same token:
 //
-// - the status and ETag must be the same;
+// - the status must be the same, and so must the ETag where 0.2.0 sent one
+//   (an ETag where it sent none is printed as a diagnostic);
 // - the recorded body must be contained in the new one (compareAnswer below):
 //   every key of a recorded object present with an equal value, arrays the
 //   same length element by element; new keys are allowed, since a later
