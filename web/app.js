@@ -246,7 +246,8 @@ function updateHead() {
   for (const b of document.querySelectorAll('#flags-head button.env-head')) {
     const e = envByName(b.dataset.env);
     if (!e) continue;
-    b.replaceChildren(el('span', { class: 'env-head-name' }, e.name), e.default ? el('span', { class: 'env-default' }, 'default') : null);
+    b.replaceChildren(el('span', { class: 'env-head-name' }, e.name));
+    if (e.default) b.append(el('span', { class: 'env-default' }, 'default'));
     b.title = (e.description ? e.description + ' — ' : '') + `Show ${e.name} in the flag panel and sort by its state`;
     b.setAttribute('aria-label', `${e.name}${e.default ? ' (default)' : ''}: focus this environment`);
   }
@@ -1461,7 +1462,10 @@ async function liveLoop(live, loop) {
     const timer = setTimeout(() => req.abort(), (WAIT_SECONDS + 20) * 1000);
     const started = Date.now();
     try {
-      const path = `/flags?env=${encodeURIComponent(loop.env)}&wait=${WAIT_SECONDS}`;
+      // The first request is not held: its 304 says at once that this
+      // environment is reachable and still at the version the page read.
+      const probe = !loop.ok && known !== null;
+      const path = `/flags?env=${encodeURIComponent(loop.env)}` + (probe ? '' : `&wait=${WAIT_SECONDS}`);
       const r = await state.api.request('GET', path, { headers, signal: req.signal });
       let quick = false;
       if (r.status === 200) {
@@ -1475,7 +1479,7 @@ async function liveLoop(live, loop) {
         loop.version = v;
         quick = v === null || v === known; // the server did not move on: do not spin
       } else {
-        quick = Date.now() - started < 1000; // a 304 that was not held
+        quick = !probe && Date.now() - started < 1000; // a 304 that was not held
       }
       loop.ok = true;
       if (loop.failures) {
@@ -1718,7 +1722,7 @@ async function deleteSegment() {
         /* the server's words below say it already */
       }
       notifyError(
-        `“${name}” was not deleted: it is still used by ${used.length ? usedByText(used) : 'a flag'}. Remove it from ${used.length > 1 ? 'those flags' : 'that flag'} first. (${describeError(e)})`,
+        `“${name}” was not deleted: it is still used by ${used.length ? usedByText(used) : 'a flag'}. Remove it from ${used.length > 1 ? 'those flags' : 'that flag'} first. ${describeError(e)}`,
         { area: $('sd-msg') },
       );
       if (used.length) $('sd-used').textContent = `Used by: ${usedByText(used)}.`;
