@@ -39,6 +39,10 @@ static void assert_patch_empty(const struct vx_flag_patch *p)
     ck_assert_ptr_null(p->owner);
     ck_assert_ptr_null(p->users);
     ck_assert_uint_eq(p->n_users, 0);
+    ck_assert_ptr_null(p->segments);
+    ck_assert_uint_eq(p->n_segments, 0);
+    ck_assert_ptr_null(p->envs);
+    ck_assert_uint_eq(p->n_envs, 0);
 }
 
 /* body must be refused with code, and the message must contain part. */
@@ -782,7 +786,7 @@ START_TEST(test_to_json_exact)
     char *s = json_dumps(j, JSON_COMPACT);
     ck_assert_str_eq(s, "{\"name\":\"checkout.v2\",\"description\":\"caf\xc3\xa9 \\\"q\\\"\","
                         "\"owner\":\"payments\",\"enabled\":true,\"percentage\":100,"
-                        "\"users\":[\"u1\",\"u2\"],"
+                        "\"users\":[\"u1\",\"u2\"],\"segments\":[],"
                         "\"created_at\":\"2026-11-26T06:11:39.123Z\","
                         "\"updated_at\":\"2026-11-26T06:11:39.124Z\","
                         "\"rolled_out_at\":\"2026-11-26T06:11:39.123Z\",\"revision\":2}");
@@ -795,7 +799,7 @@ START_TEST(test_to_json_exact)
     s = json_dumps(j, JSON_COMPACT);
     ck_assert_str_eq(s, "{\"name\":\"checkout.v2\",\"description\":\"caf\xc3\xa9 \\\"q\\\"\","
                         "\"owner\":\"payments\",\"enabled\":false,\"percentage\":100,"
-                        "\"users\":[],"
+                        "\"users\":[],\"segments\":[],"
                         "\"created_at\":\"2026-11-26T06:11:39.123Z\","
                         "\"updated_at\":\"2026-11-26T06:11:39.125Z\","
                         "\"rolled_out_at\":null,\"revision\":3}");
@@ -1014,9 +1018,9 @@ START_TEST(test_admin_json)
     json_t *j = flag_to_admin_json(&f, T0 + 20 * DAY, -1, -1);
     ck_assert_ptr_nonnull(j);
 
-    static const char *const keys[] = {"name",          "description", "owner",      "enabled",
-                                       "percentage",    "users",       "created_at", "updated_at",
-                                       "rolled_out_at", "revision",    "age_days",   "stale"};
+    static const char *const keys[] = {
+        "name",       "description", "owner",         "enabled",  "percentage", "users", "segments",
+        "created_at", "updated_at",  "rolled_out_at", "revision", "age_days",   "stale"};
     ck_assert_uint_eq(json_object_size(j), sizeof keys / sizeof keys[0]);
     size_t i = 0;
     const char *key;
