@@ -78,8 +78,10 @@ describe('admin page', { skip: browserMissing() || false }, () => {
     // database, then NOTIFY 'reload' so that the server loads in full (an
     // ordinary write reloads only the flag it changed).
     await psql(env.db.url, `
-      UPDATE flags SET created_at = now() - interval '41 days', rolled_out_at = now() - interval '20 days' WHERE name = 'search.semantic';
-      UPDATE flags SET created_at = now() - interval '128 days', rolled_out_at = now() - interval '90 days' WHERE name = 'legacy_csv_export';
+      UPDATE flags SET created_at = now() - interval '41 days' WHERE name = 'search.semantic';
+      UPDATE flag_states SET rolled_out_at = now() - interval '20 days' WHERE flag = 'search.semantic';
+      UPDATE flags SET created_at = now() - interval '128 days' WHERE name = 'legacy_csv_export';
+      UPDATE flag_states SET rolled_out_at = now() - interval '90 days' WHERE flag = 'legacy_csv_export';
       UPDATE flags SET created_at = now() - interval '35 days' WHERE name = 'invoice-pdf-v2';
       UPDATE flags SET created_at = now() - interval '9 days' WHERE name = 'checkout.one_page';
       UPDATE flags SET created_at = now() - interval '2 days' WHERE name = 'onboarding.checklist';
