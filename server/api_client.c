@@ -101,8 +101,8 @@ static enum http_rc answer_flag(struct vx_req *r, struct vx_snapshot *snap, cons
     f = view_find(s, name, strlen(name));
     if (f == NULL)
         return http_reply_error(r, 404, VX_E_NOT_FOUND, "no flag named '%.100s'", name);
-    bool on = snapshot_eval(snap, s, (size_t)(f - s->flags), user, user != NULL ? strlen(user) : 0,
-                            NULL);
+    bool on =
+        snapshot_eval(snap, s, (size_t)(f - s->flags), user, user != NULL ? strlen(user) : 0, NULL);
     struct buf b = {0};
     buf_adds(&b, "{\"name\":");
     buf_add_json_string(&b, f->name, strlen(f->name));

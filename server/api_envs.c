@@ -14,7 +14,7 @@
 #include "text.h"
 #include "timeutil.h"
 
-#define AWAIT_PUBLISH_MS 2000
+#define AWAIT_PUBLISH_MS    2000
 #define ENV_DESCRIPTION_MAX 1000 /* characters, like a flag's */
 
 /* Characters (UTF-8 code points) in s[0..len): jansson hands valid UTF-8. */
@@ -120,7 +120,8 @@ static struct env_call *read_body(struct vx_req *r, bool create)
                    !env_name_valid(json_string_value(name), json_string_length(name))))
         why = "name must be an environment name: ^[a-z0-9][a-z0-9_-]{0,31}$";
     else if (desc != NULL &&
-             (!json_is_string(desc) || strlen(json_string_value(desc)) != json_string_length(desc) ||
+             (!json_is_string(desc) ||
+              strlen(json_string_value(desc)) != json_string_length(desc) ||
               chars(json_string_value(desc), json_string_length(desc)) > ENV_DESCRIPTION_MAX))
         why = "description must be text of at most 1000 characters";
     else if (def != NULL && !json_is_true(def))

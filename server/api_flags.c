@@ -157,7 +157,7 @@ struct flag_call {
     enum store_status st;
     char error[256];       /* STORE_INVALID: what the body names that does not exist */
     struct flag_envs flag; /* as written (create, update, revert); empty if none */
-    int64_t version;     /* the version the write made, 0 if none */
+    int64_t version;       /* the version the write made, 0 if none */
     json_t *history;
 };
 
@@ -262,8 +262,8 @@ typedef int (*keep_fn)(const struct vx_flag *f, int64_t now, int days, int rdays
 /* The admin objects of environment e's flags that keep() accepts (all when
  * NULL), or NULL when out of memory: never a list that silently misses a
  * flag. */
-static json_t *admin_flags(const struct vx_snapshot *s, const struct vx_env *e, int days,
-                           int rdays, keep_fn keep)
+static json_t *admin_flags(const struct vx_snapshot *s, const struct vx_env *e, int days, int rdays,
+                           keep_fn keep)
 {
     int64_t now = time_now_us(), rev;
     json_t *arr = json_array();
@@ -274,8 +274,7 @@ static json_t *admin_flags(const struct vx_snapshot *s, const struct vx_env *e, 
         int k = keep != NULL ? keep(f, now, days, rdays) : 1;
         if (k == 0)
             continue;
-        if (k < 0 ||
-            json_array_append_new(arr, admin_flag(s, f, now, days, rdays, &rev)) != 0) {
+        if (k < 0 || json_array_append_new(arr, admin_flag(s, f, now, days, rdays, &rev)) != 0) {
             json_decref(arr);
             arr = NULL;
         }
@@ -518,7 +517,6 @@ enum http_rc api_stale(struct vx_req *r)
         days_param(r, "rolled_out_days", FLAG_ROLLED_OUT_DAYS_DEFAULT, &rdays) != 0)
         return HTTP_QUEUED;
     /* Staleness is judged in the default environment (docs/operations.md §3). */
-    json_t *arr =
-        admin_flags(r->snap, &r->snap->envs[r->snap->default_env], days, rdays, is_stale);
+    json_t *arr = admin_flags(r->snap, &r->snap->envs[r->snap->default_env], days, rdays, is_stale);
     return http_reply_json(r, 200, arr != NULL ? json_pack("{s:o}", "flags", arr) : NULL);
 }

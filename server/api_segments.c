@@ -15,8 +15,8 @@
 #include "store.h"
 #include "timeutil.h"
 
-#define AWAIT_PUBLISH_MS      2000
-#define SEGMENT_USERS_MAX     100000
+#define AWAIT_PUBLISH_MS        2000
+#define SEGMENT_USERS_MAX       100000
 #define SEGMENT_DESCRIPTION_MAX 1000 /* characters */
 
 /* {"<segment>": [{flag, environment}, ...]} for every segment some flag
@@ -36,9 +36,9 @@ static json_t *used_by_all(const struct vx_snapshot *s)
                     list = json_array();
                     rc = json_object_set_new(map, f->segments[k], list);
                 }
-                rc = rc || json_array_append_new(list, json_pack("{s:s, s:s}", "flag", f->name,
-                                                                 "environment",
-                                                                 s->envs[e].name)) != 0;
+                rc = rc ||
+                     json_array_append_new(list, json_pack("{s:s, s:s}", "flag", f->name,
+                                                           "environment", s->envs[e].name)) != 0;
             }
         }
     }
@@ -110,7 +110,8 @@ static enum http_rc reply_segment(struct vx_req *r, unsigned status, const struc
 enum http_rc api_segments_get(struct vx_req *r)
 {
     const char *name = name_or_404(r);
-    const struct vx_segment *g = name != NULL ? snapshot_segment(r->snap, name, strlen(name)) : NULL;
+    const struct vx_segment *g =
+        name != NULL ? snapshot_segment(r->snap, name, strlen(name)) : NULL;
 
     if (name != NULL && g == NULL)
         return http_reply_error(r, 404, VX_E_NOT_FOUND, "no segment named '%.100s'", name);
@@ -161,8 +162,8 @@ static void segment_call_work(PGconn *c, void *job)
                                       &sc->out, &sc->version);
         break;
     case SEG_DELETE:
-        sc->st = store_segment_delete(c, sc->name, sc->if_match, sc->actor, sc->now,
-                                      &sc->version, sc->used);
+        sc->st = store_segment_delete(c, sc->name, sc->if_match, sc->actor, sc->now, &sc->version,
+                                      sc->used);
         break;
     case SEG_HISTORY:
         sc->st = store_segment_history(c, sc->name, sc->limit, sc->before, &sc->history);
@@ -235,19 +236,18 @@ static struct segment_call *read_body(struct vx_req *r, bool create)
     if (create && (!json_is_string(name) ||
                    !flag_name_valid(json_string_value(name), json_string_length(name))))
         why = "name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$";
-    else if (desc != NULL && (!json_is_string(desc) ||
-                              strlen(json_string_value(desc)) != json_string_length(desc) ||
-                              chars(json_string_value(desc), json_string_length(desc)) >
-                                  SEGMENT_DESCRIPTION_MAX))
+    else if (desc != NULL &&
+             (!json_is_string(desc) ||
+              strlen(json_string_value(desc)) != json_string_length(desc) ||
+              chars(json_string_value(desc), json_string_length(desc)) > SEGMENT_DESCRIPTION_MAX))
         why = "description must be text of at most 1000 characters";
     if (why != NULL) {
         http_reply_error(r, 400, VX_E_INVALID_VALUE, "%s", why);
         json_decref(body);
         return NULL;
     }
-    struct segment_call *sc =
-        call_new(r, create ? SEG_CREATE : SEG_UPDATE,
-                 create ? json_string_value(name) : http_arg(r, 0));
+    struct segment_call *sc = call_new(r, create ? SEG_CREATE : SEG_UPDATE,
+                                       create ? json_string_value(name) : http_arg(r, 0));
     if (sc == NULL) {
         json_decref(body);
         http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");

@@ -219,10 +219,9 @@ static int cli_token_create(int argc, char **argv)
 {
     const char *cmd = "token create", *database = NULL, *name = NULL, *role = NULL, *env = NULL,
                *pos[1];
-    const struct opts_opt opts[] = {OPTS_STRING("database", "VEXIL_DATABASE_URL", database),
-                                    OPTS_STRING("name", NULL, name),
-                                    OPTS_STRING("role", NULL, role),
-                                    OPTS_STRING("environment", NULL, env), OPTS_END};
+    const struct opts_opt opts[] = {
+        OPTS_STRING("database", "VEXIL_DATABASE_URL", database), OPTS_STRING("name", NULL, name),
+        OPTS_STRING("role", NULL, role), OPTS_STRING("environment", NULL, env), OPTS_END};
     const struct opts_cmd spec = {cmd, USAGE_TOKEN, opts};
     char id[TOKEN_ID_LEN + 1], secret[64];
     enum opts_result parsed;

@@ -316,8 +316,7 @@ static int flag_get_environments(const json_t *v, const char *field, struct vx_f
                                  struct vx_error *err)
 {
     if (!json_is_object(v))
-        return vx_fail(err, VX_E_INVALID_VALUE, "%s must be an object of environment names",
-                       field);
+        return vx_fail(err, VX_E_INVALID_VALUE, "%s must be an object of environment names", field);
     size_t n = json_object_size(v);
     p->envs = calloc(n > 0 ? n : 1, sizeof *p->envs);
     if (p->envs == NULL)

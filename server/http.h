@@ -138,8 +138,8 @@ const struct vx_env *http_env(struct vx_req *r, const struct vx_snapshot *s);
 
 /* Serve bytes that live in view v (a reference is taken and released
  * once MHD is done with them). */
-enum http_rc http_reply_view(struct vx_req *r, unsigned status, struct vx_view *v,
-                             const char *body, size_t len);
+enum http_rc http_reply_view(struct vx_req *r, unsigned status, struct vx_view *v, const char *body,
+                             size_t len);
 /* Serve the GET /flags body of view s: gzip-compressed when the request
  * accepts it (Content-Encoding: gzip), else from its pieces; Vary:
  * Accept-Encoding on both. */

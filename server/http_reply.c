@@ -134,8 +134,8 @@ static void release_view_cb(void *cls)
     view_release(cls);
 }
 
-enum http_rc http_reply_view(struct vx_req *r, unsigned status, struct vx_view *s,
-                                 const char *body, size_t len)
+enum http_rc http_reply_view(struct vx_req *r, unsigned status, struct vx_view *s, const char *body,
+                             size_t len)
 {
     struct MHD_Response *resp;
 
@@ -154,8 +154,8 @@ enum http_rc http_reply_view(struct vx_req *r, unsigned status, struct vx_view *
  * exhaust it.) */
 struct body_reader {
     struct vx_view *s; /* a reference */
-    size_t span;           /* the span holding byte at */
-    uint64_t at;           /* where that span starts */
+    size_t span;       /* the span holding byte at */
+    uint64_t at;       /* where that span starts */
 };
 
 static ssize_t body_read_cb(void *cls, uint64_t pos, char *buf, size_t max)
@@ -430,12 +430,11 @@ enum http_rc http_reply_unauthorized(struct vx_req *r, bool bodyless)
 
 bool http_authenticate(struct vx_req *r, unsigned role, bool bodyless)
 {
-    enum auth_result a =
-        auth_token(r->snap, http_header(r, "Authorization"),
-                   role == ROUTE_ADMIN    ? VX_ROLE_ADMIN
-                   : role == ROUTE_CLIENT ? VX_ROLE_CLIENT
-                                          : VX_ROLE_FRONTEND,
-                   &r->token);
+    enum auth_result a = auth_token(r->snap, http_header(r, "Authorization"),
+                                    role == ROUTE_ADMIN    ? VX_ROLE_ADMIN
+                                    : role == ROUTE_CLIENT ? VX_ROLE_CLIENT
+                                                           : VX_ROLE_FRONTEND,
+                                    &r->token);
 
     if (a == AUTH_OK)
         return true;

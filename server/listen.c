@@ -196,7 +196,7 @@ static int reload(bool full)
     pthread_mutex_unlock(&l_mu);
     if (tokens_changed)
         revoke_held(); /* before the wake-up: a revoked request gets 401, not 200 */
-    longpoll_wake(); /* those whose environment's version moved, either way */
+    longpoll_wake();   /* those whose environment's version moved, either way */
     atomic_store(&l_db_up, true);
     /* After publishing, so that the bookkeeping never delays a change. */
     flush_token_use(prev);

@@ -122,8 +122,8 @@ char *metrics_render(size_t *len)
              "thread.\n"
              "# TYPE vexil_database_queued gauge\nvexil_database_queued %u\n",
              longpoll_held(), s != NULL ? s->envs[s->default_env].view->n_flags : 0,
-             (long long)(s != NULL ? s->version : -1),
-             listen_db_up() ? 1 : 0, snapshot_live(), dbpool_busy(), dbpool_queued());
+             (long long)(s != NULL ? s->version : -1), listen_db_up() ? 1 : 0, snapshot_live(),
+             dbpool_busy(), dbpool_queued());
     snapshot_release(s);
     return buf_take(&b, len);
 }

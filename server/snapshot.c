@@ -430,8 +430,7 @@ const struct vx_env *snapshot_env_by_id(const struct vx_snapshot *s, int64_t id)
     return NULL;
 }
 
-const struct vx_segment *snapshot_segment(const struct vx_snapshot *s, const char *name,
-                                          size_t len)
+const struct vx_segment *snapshot_segment(const struct vx_snapshot *s, const char *name, size_t len)
 {
     size_t lo = 0, hi = s->n_segments;
 
@@ -451,8 +450,8 @@ const struct vx_segment *snapshot_segment(const struct vx_snapshot *s, const cha
     return NULL;
 }
 
-bool snapshot_eval(const struct vx_snapshot *s, const struct vx_view *v, size_t i,
-                   const char *user, size_t user_len, enum vx_reason *reason)
+bool snapshot_eval(const struct vx_snapshot *s, const struct vx_view *v, size_t i, const char *user,
+                   size_t user_len, enum vx_reason *reason)
 {
     return eval_flag_in(&v->flags[i], &v->pieces[i]->prefix, &s->eval_segments, user, user_len,
                         reason);

@@ -63,7 +63,7 @@ struct vx_env {
     char *description;
     bool is_default;
     int64_t version;
-    int64_t created_at; /* µs */
+    int64_t created_at;   /* µs */
     struct vx_view *view; /* a reference */
 };
 
@@ -80,10 +80,10 @@ struct vx_segment {
 };
 
 struct vx_snapshot {
-    int64_t version; /* the sequence number of all changes (docs/propagation.md) */
+    int64_t version;     /* the sequence number of all changes (docs/propagation.md) */
     struct vx_env *envs; /* in creation order */
     size_t n_envs;
-    size_t default_env; /* index in envs */
+    size_t default_env;           /* index in envs */
     struct vx_segment **segments; /* sorted by name, a reference each */
     size_t n_segments;
     struct vx_token *tokens; /* not revoked; sorted by hash (memcmp) */
@@ -160,8 +160,8 @@ const struct vx_segment *snapshot_segment(const struct vx_snapshot *s, const cha
 
 /* Evaluate flag i of env's view for user (NULL: absent), with its
  * precomputed hash prefix and s's segments. */
-bool snapshot_eval(const struct vx_snapshot *s, const struct vx_view *v, size_t i,
-                   const char *user, size_t user_len, enum vx_reason *reason);
+bool snapshot_eval(const struct vx_snapshot *s, const struct vx_view *v, size_t i, const char *user,
+                   size_t user_len, enum vx_reason *reason);
 
 /* Token whose hash equals hash, or NULL.  Compares in constant time. */
 const struct vx_token *snapshot_find_token(const struct vx_snapshot *s,

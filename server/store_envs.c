@@ -160,9 +160,8 @@ enum store_status store_sequence_lock(PGconn *c)
 }
 
 static const struct store_json_field env_fields[] = {
-    {"name", store_text_json},     {"description", store_text_json},
-    {"default", store_bool_json},  {"version", store_int64_json},
-    {"created_at", store_time_json},
+    {"name", store_text_json},     {"description", store_text_json}, {"default", store_bool_json},
+    {"version", store_int64_json}, {"created_at", store_time_json},
 };
 
 /* One environment write (store.h). */

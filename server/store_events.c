@@ -105,8 +105,8 @@ enum store_status store_event_insert(PGconn *c, const char *name, int64_t at, co
         json_array_append_new(list, json_string(envs[i]));
     char *l = store_json_text(list, true, &st);
     if (st == STORE_OK) {
-        const char *params[] = {name, store_itoa(at, at_s), actor != NULL ? actor : "", action, b,
-                                a, l};
+        const char *params[] = {
+            name, store_itoa(at, at_s), actor != NULL ? actor : "", action, b, a, l};
         st = store_command(c, SQL_EVENT_INSERT, 7, params, NULL);
     }
     free(b);
@@ -116,8 +116,8 @@ enum store_status store_event_insert(PGconn *c, const char *name, int64_t at, co
 }
 
 enum store_status store_segment_event_insert(PGconn *c, const char *name, int64_t at,
-                                             const char *actor, const char *action,
-                                             json_t *before, json_t *after)
+                                             const char *actor, const char *action, json_t *before,
+                                             json_t *after)
 {
     enum store_status st = STORE_OK;
     char at_s[24];
@@ -337,7 +337,8 @@ static enum store_status store_history_select(PGconn *c, const void *arg, json_t
 enum store_status store_flag_history(PGconn *c, const char *name, int limit, int64_t before,
                                      json_t **out)
 {
-    const struct history_page pg = {name,         limit,        before, SQL_HISTORY,
+    const struct history_page pg = {name,         limit,
+                                    before,       SQL_HISTORY,
                                     event_fields, sizeof event_fields / sizeof event_fields[0]};
 
     return store_read_json(c, store_history_select, &pg, out);
@@ -346,9 +347,12 @@ enum store_status store_flag_history(PGconn *c, const char *name, int limit, int
 enum store_status store_segment_history(PGconn *c, const char *name, int limit, int64_t before,
                                         json_t **out)
 {
-    const struct history_page pg = {
-        name, limit, before, SQL_SEGMENT_HISTORY, segment_event_fields,
-        sizeof segment_event_fields / sizeof segment_event_fields[0]};
+    const struct history_page pg = {name,
+                                    limit,
+                                    before,
+                                    SQL_SEGMENT_HISTORY,
+                                    segment_event_fields,
+                                    sizeof segment_event_fields / sizeof segment_event_fields[0]};
 
     return store_read_json(c, store_history_select, &pg, out);
 }

@@ -324,12 +324,8 @@ enum store_status store_flag_update(PGconn *c, const char *name, const struct vx
                                     const char *env, int64_t if_match, const char *actor,
                                     int64_t now, struct flag_envs *out, int64_t *version)
 {
-    struct flag_write w = {.name = name,
-                           .patch = p,
-                           .env = env,
-                           .if_match = if_match,
-                           .actor = actor,
-                           .now = now};
+    struct flag_write w = {
+        .name = name, .patch = p, .env = env, .if_match = if_match, .actor = actor, .now = now};
     enum store_status st = store_run_transaction(c, flag_update_cb, &w);
 
     flag_write_finish(&w, st, out, version);

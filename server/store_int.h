@@ -218,8 +218,8 @@ enum store_status store_event_insert(PGconn *c, const char *name, int64_t at, co
 /* Record action on segment name; before/after (taken) the segment objects,
  * NULL where none. */
 enum store_status store_segment_event_insert(PGconn *c, const char *name, int64_t at,
-                                             const char *actor, const char *action,
-                                             json_t *before, json_t *after);
+                                             const char *actor, const char *action, json_t *before,
+                                             json_t *after);
 
 /* An event of a flag as stored: its flag name, action, `before` and
  * `after` objects (NULL when null) and the environments it changed (a JSON

@@ -132,8 +132,7 @@ enum store_status store_segments_select(PGconn *c, int64_t since, struct vx_segm
     return st;
 }
 
-enum store_status store_segments_hold(PGconn *c, char *const *names, size_t n,
-                                      const char **missing)
+enum store_status store_segments_hold(PGconn *c, char *const *names, size_t n, const char **missing)
 {
     return store_first_missing(c, SQL_SEGMENTS_HOLD, names, n, missing);
 }

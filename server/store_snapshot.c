@@ -33,8 +33,8 @@ struct snapshot_load {
 
 /* Share out rows (flag i in environment envs[i]) to the environments of p,
  * sorted by name within each as they come.  Takes the arrays. */
-static enum store_status split_by_env(struct snapshot_parts *p, struct vx_flag *flags,
-                                      char **envs, size_t n)
+static enum store_status split_by_env(struct snapshot_parts *p, struct vx_flag *flags, char **envs,
+                                      size_t n)
 {
     enum store_status st = STORE_OK;
 
@@ -100,8 +100,8 @@ static enum store_status load_parts(PGconn *c, struct snapshot_load *l, bool wit
     if (st == STORE_OK && with_flags && l->since >= 0)
         st = store_changes_deleted(c, l->since, &p->deleted, &p->n_deleted);
     if (st == STORE_OK && with_flags)
-        st = store_segments_select(c, l->since, &p->segments, &p->n_segments,
-                                   &p->deleted_segments, &p->n_deleted_segments);
+        st = store_segments_select(c, l->since, &p->segments, &p->n_segments, &p->deleted_segments,
+                                   &p->n_deleted_segments);
     if (st == STORE_OK)
         st = store_tokens_select(c, &p->tokens, &p->n_tokens);
     return st;

@@ -85,7 +85,6 @@ static bool store_uuid_valid(const char *s)
     return s != NULL && strlen(s) == TOKEN_ID_LEN && uuid_parse(s, u) == 0;
 }
 
-
 /* Live tokens for a snapshot; caller frees each name and the array. */
 enum store_status store_tokens_select(PGconn *c, struct vx_token **tokens, size_t *n)
 {

@@ -87,7 +87,8 @@ enum store_status store_version_bump(PGconn *c, enum store_change kind, const ch
     json_decref(a);
     if (list == NULL)
         return store_fail(STORE_ERROR, "out of memory");
-    const char *params[] = {STORE_CHANNEL, change_kinds[kind], name, envs == NULL ? "t" : "f", list};
+    const char *params[] = {STORE_CHANNEL, change_kinds[kind], name, envs == NULL ? "t" : "f",
+                            list};
     st = store_query_int64(c, SQL_VERSION_BUMP, 5, params, version);
     free(list);
     return st;
