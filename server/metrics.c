@@ -124,6 +124,12 @@ char *metrics_render(size_t *len)
              longpoll_held(), s != NULL ? s->envs[s->default_env].view->n_flags : 0,
              (long long)(s != NULL ? s->version : -1), listen_db_up() ? 1 : 0, snapshot_live(),
              dbpool_busy(), dbpool_queued());
+    buf_adds(&b, "# HELP vexil_environment_version Version of each environment in the served "
+                 "snapshot.\n"
+                 "# TYPE vexil_environment_version gauge\n");
+    for (size_t i = 0; s != NULL && i < s->n_envs; i++)
+        buf_addf(&b, "vexil_environment_version{environment=\"%s\"} %lld\n", s->envs[i].name,
+                 (long long)s->envs[i].version);
     snapshot_release(s);
     return buf_take(&b, len);
 }
