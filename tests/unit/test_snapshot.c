@@ -887,6 +887,8 @@ START_TEST(test_eval_segments)
     ck_assert_int_eq(r, VX_REASON_TARGETING_MATCH);
     ck_assert(snapshot_eval(s1, v, i_ghost, "dave", 4, &r));
     ck_assert_int_eq(r, VX_REASON_TARGETING_MATCH);
+    ck_assert(snapshot_eval(s1, v, i_seg, "dave", 4, &r)); /* through its second segment */
+    ck_assert_int_eq(r, VX_REASON_TARGETING_MATCH);
     ck_assert(snapshot_eval(s0, v, i_seg, "alice", 5, &r)); /* s0 as it was */
     ck_assert(!snapshot_eval(s0, v, i_ghost, "dave", 4, &r));
     snapshot_release(s0);
