@@ -182,7 +182,7 @@ static int build_segments(struct vx_snapshot *s, const struct vx_snapshot *prev,
         qsort(p->segments, p->n_segments, sizeof *p->segments, cmp_segment);
     if (p->n_deleted_segments > 1)
         qsort(p->deleted_segments, p->n_deleted_segments, sizeof(char *), cmp_name);
-    s->segments = calloc(n_prev + p->n_segments + 1, sizeof *s->segments);
+    s->segments = calloc(n_prev + p->n_segments + 1, sizeof(struct vx_segment *));
     if (s->segments == NULL)
         return -1;
     while (i < n_prev || j < p->n_segments) {

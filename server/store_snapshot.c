@@ -38,7 +38,7 @@ static enum store_status split_by_env(struct snapshot_parts *p, struct vx_flag *
 {
     enum store_status st = STORE_OK;
 
-    p->flags = calloc(p->n_envs ? p->n_envs : 1, sizeof *p->flags);
+    p->flags = calloc(p->n_envs ? p->n_envs : 1, sizeof(struct vx_flag *));
     p->n_flags = calloc(p->n_envs ? p->n_envs : 1, sizeof *p->n_flags);
     for (size_t e = 0; p->flags != NULL && p->n_flags != NULL && e < p->n_envs; e++) {
         size_t count = 0;
