@@ -394,18 +394,20 @@ bool env_name_valid(const char *s, size_t len)
     return true;
 }
 
-/* Parse body into p, allowing the fields whose bits are in allowed; field
- * names in messages carry prefix ("environments.staging."). */
-static int flag_patch_parse(const json_t *body, unsigned allowed, const char *prefix,
-                            struct vx_flag_patch *p, struct vx_error *err)
+/* Pass 1 of a body: an object with nothing we do not know (the fields
+ * whose bits are in allowed).  0, or -1 with err naming the field with its
+ * prefix ("environments.staging."). */
+static int flag_fields_known(const json_t *body, unsigned allowed, const char *prefix,
+                             struct vx_error *err)
 {
-    memset(p, 0, sizeof *p);
-    if (!json_is_object(body))
-        return vx_fail(err, *prefix ? VX_E_INVALID_VALUE : VX_E_BAD_REQUEST,
-                       "%s must be a JSON object", *prefix ? prefix : "the request body");
+    size_t plen = strlen(prefix);
 
-    /* Pass 1: nothing we do not know.  jansson's iterators take a non-const
-     * object although they do not modify it. */
+    if (!json_is_object(body))
+        return vx_fail(err, plen > 0 ? VX_E_INVALID_VALUE : VX_E_BAD_REQUEST,
+                       "%.*s must be a JSON object", plen > 0 ? (int)plen - 1 : 16,
+                       plen > 0 ? prefix : "the request body");
+    /* jansson's iterators take a non-const object although they do not
+     * modify it. */
     json_t *obj = (json_t *)body;
     const char *key;
     size_t key_len;
@@ -415,8 +417,20 @@ static int flag_patch_parse(const json_t *body, unsigned allowed, const char *pr
         if (!flag_field_known(key, key_len, allowed))
             return vx_fail(err, VX_E_UNKNOWN_FIELD, "unknown field \"%s%.64s\"", prefix, key);
     }
+    return 0;
+}
+
+/* Parse body into p, allowing the fields whose bits are in allowed; field
+ * names in messages carry prefix ("environments.staging."). */
+static int flag_patch_parse(const json_t *body, unsigned allowed, const char *prefix,
+                            struct vx_flag_patch *p, struct vx_error *err)
+{
+    memset(p, 0, sizeof *p);
+    if (flag_fields_known(body, allowed, prefix, err) != 0)
+        return -1;
 
     /* Pass 2: each known field, in table order. */
+    json_t *v;
     for (size_t i = 0; i < FLAG_N_FIELDS; i++) {
         char field[96];
         v = json_object_get(body, flag_fields[i].key);
@@ -435,14 +449,16 @@ static int flag_patch_parse(const json_t *body, unsigned allowed, const char *pr
 int flag_patch_from_json(const json_t *body, bool create, struct vx_flag_patch *p,
                          struct vx_error *err)
 {
-    unsigned allowed = ~0u & ~(create ? 0u : (unsigned)FLAG_SET_NAME);
-
     memset(p, 0, sizeof *p);
-    if (json_is_object(body) && create && json_object_get(body, "name") == NULL)
+    /* Unknown fields first, so that the error does not depend on which
+     * other fields came with them; then the name rules. */
+    if (flag_fields_known(body, ~0u, "", err) != 0)
+        return -1;
+    if (create && json_object_get(body, "name") == NULL)
         return vx_fail(err, VX_E_INVALID_VALUE, "name is required");
-    if (json_is_object(body) && !create && json_object_get(body, "name") != NULL)
+    if (!create && json_object_get(body, "name") != NULL)
         return vx_fail(err, VX_E_INVALID_VALUE, "name is immutable");
-    return flag_patch_parse(body, allowed, "", p, err);
+    return flag_patch_parse(body, ~0u, "", p, err);
 }
 
 struct vx_flag_patch flag_patch_for_env(const struct vx_flag_patch *p, const char *env,

@@ -416,6 +416,8 @@ bool snapshot_view_current(const struct vx_view *v)
 
 const struct vx_env *snapshot_env(const struct vx_snapshot *s, const char *name, size_t len)
 {
+    if (memchr(name, '\0', len) != NULL) /* no stored name holds a NUL */
+        return NULL;
     for (size_t i = 0; i < s->n_envs; i++)
         if (strncmp(s->envs[i].name, name, len) == 0 && s->envs[i].name[len] == '\0')
             return &s->envs[i];
@@ -432,6 +434,8 @@ const struct vx_env *snapshot_env_by_id(const struct vx_snapshot *s, int64_t id)
 
 const struct vx_segment *snapshot_segment(const struct vx_snapshot *s, const char *name, size_t len)
 {
+    if (memchr(name, '\0', len) != NULL) /* no stored name holds a NUL */
+        return NULL;
     size_t lo = 0, hi = s->n_segments;
 
     while (lo < hi) {

@@ -338,6 +338,8 @@ void view_release(struct vx_view *v)
 
 const struct vx_flag *view_find(const struct vx_view *s, const char *name, size_t len)
 {
+    if (memchr(name, '\0', len) != NULL) /* no stored name holds a NUL */
+        return NULL;
     size_t lo = 0, hi = s->n_flags;
 
     while (lo < hi) {
