@@ -244,7 +244,7 @@ static int check(void)
     bool same = s != NULL && s->version == v && snapshot_tokens_are(s, tokens, n);
     snapshot_release(s);
     for (size_t i = 0; i < n; i++)
-        free(tokens[i].name);
+        token_free(&tokens[i]);
     free(tokens);
     return same ? 0 : 1;
 }

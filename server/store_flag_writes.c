@@ -120,10 +120,12 @@ static enum store_status flag_write_lock(PGconn *c, const struct flag_write *w,
     bool found;
     enum store_status st = store_flag_lock(c, w->name, cur, &found);
 
-    if (st != STORE_OK)
+    if (st == STORE_OK && !found)
+        st = STORE_NOT_FOUND;
+    if (st != STORE_OK) {
+        flag_envs_free(cur);
         return st;
-    if (!found)
-        return STORE_NOT_FOUND;
+    }
     if (w->if_match > 0 && cur->flags[0].revision != w->if_match) {
         flag_envs_free(cur);
         return STORE_PRECONDITION;
