@@ -248,6 +248,12 @@ describe('environments: list and create', () => {
     assert.deepEqual((await envList()).map((e) => e.name), ['production', 'staging']);
   });
 
+  test('there is no GET of one environment (405 with Allow)', async () => {
+    const r = await env.admin.get('/api/environments/staging');
+    assertError(r, 405, 'method_not_allowed');
+    assert.ok(!/\bGET\b/.test(r.headers.get('allow') || ''), `Allow: ${r.headers.get('allow')}`);
+  });
+
   test('a client token cannot list or change environments (403)', async () => {
     assertError(await env.client.get('/api/environments'), 403, 'forbidden');
     assertError(await env.client.post('/api/environments', { name: 'nope' }), 403, 'forbidden');
@@ -375,6 +381,13 @@ describe('environments: DELETE', () => {
     assert.equal((await fe.get('/flags?user=dora')).status, 200);
     assert.equal((await cli.get('/flags')).status, 200);
 
+    // Requests held on the environment are answered 401 when it goes (docs/api.md §2).
+    const vd = (await c.get('/flags')).json.version;
+    const heldClient = hold(c, '/flags?wait=10', { 'If-None-Match': `"${vd}"` });
+    const heldAdmin = hold(env.admin, '/flags?env=doomed&wait=10', { 'If-None-Match': `"${vd}"` });
+    for (const h of [heldClient, heldAdmin]) h.catch(() => {});
+    await waitHeld(env.server, 2);
+
     const d = await env.admin.del('/api/environments/doomed');
     assert.equal(d.status, 204, d.text);
     assert.equal(d.text, '');
@@ -385,6 +398,11 @@ describe('environments: DELETE', () => {
       const r = await client.get(p);
       assert.ok(ok, `the ${what} token of a deleted environment still answers ${r.status} after a second`);
       assertError(r, 401, 'unauthorized');
+    }
+    for (const [what, h] of [['the doomed client token', heldClient], ['an admin token on ?env=doomed', heldAdmin]]) {
+      const r = await h;
+      assert.equal(r.status, 401, `a long-poll of ${what} held when its environment went: ${r.status} after ${r.ms.toFixed(0)} ms ${r.text}`);
+      assert.ok(r.ms < 3000, `answered ${r.ms.toFixed(0)} ms after it was sent, not at the end of wait=10`);
     }
     assert.equal((await env.server.client(toks.stagingClient).get('/flags')).status, 200, 'a staging token');
     assert.equal((await env.client.get('/flags')).status, 200, 'a production token');
@@ -480,18 +498,22 @@ describe('the request environment and its errors', () => {
 
   test('bad names and values inside `environments` are 400; nothing written', async () => {
     const snap = await everything();
-    for (const body of [
-      { environments: { 'Bad Name': { enabled: true } } },
-      { environments: { '': { enabled: true } } },
-      { environments: { staging: { enabled: 'yes' } } },
-      { environments: { staging: { percentage: 101 } } },
-      { environments: { staging: { description: 'not a state field' } } },
-      { environments: { staging: true } },
-      { environments: ['staging'] },
-      { environments: null },
+    for (const [body, code] of [
+      [{ environments: { 'Bad Name': { enabled: true } } }, 'invalid_value'],
+      [{ environments: { 'QA!': { enabled: true } } }, 'invalid_value'],
+      [{ environments: { '': { enabled: true } } }, 'invalid_value'],
+      [{ environments: { staging: { enabled: 'yes' } } }, 'invalid_value'],
+      [{ environments: { staging: { percentage: 101 } } }, 'invalid_value'],
+      [{ environments: { staging: { description: 'not a state field' } } }, 'unknown_field'],
+      [{ environments: { staging: { rolled_out_at: null } } }, 'unknown_field'],
+      [{ environments: { staging: true } }, ['invalid_value', 'bad_request']],
+      [{ environments: ['staging'] }, ['invalid_value', 'bad_request']],
+      [{ environments: null }, ['invalid_value', 'bad_request']],
     ]) {
-      assertError(await env.admin.patch('/api/flags/req', body), 400,
-        ['invalid_value', 'bad_request', 'unknown_field']);
+      const r = await env.admin.patch('/api/flags/req', body);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.status} ${r.text}`);
+      assertError(r, 400, code);
+      if (code === 'unknown_field') assert.match(r.json.error.message, /environments\.staging\./, 'named environments.<env>.<field>');
     }
     await assertUnchanged(snap, 'bad environments values');
   });
@@ -609,8 +631,10 @@ describe('each environment has its own version', () => {
 
   test('a state change in staging moves staging\'s version by one and no other', async () => {
     const v = await versions();
+    const prodBody = (await env.client.get('/flags')).text;
     await patchOk('ver', { environments: { staging: { percentage: 50 } } });
     assert.deepEqual(moved(v, await versions()), { production: 0, staging: 1, qa: 0 });
+    assert.equal((await env.client.get('/flags')).text, prodBody, 'production\'s clients see exactly what they saw');
     await patchOk('ver', { users: ['x1'] }, '?env=staging');
     assert.deepEqual(moved(v, await versions()), { production: 0, staging: 2, qa: 0 });
   });
@@ -848,6 +872,7 @@ describe('history names environments; revert restores only what the event change
       assert.ok(Array.isArray(e.environments));
     }
     assert.deepEqual(events.map((e) => e.action), ['update', 'update', 'update', 'create']);
+    assert.deepEqual([...events[3].environments].sort(), ['production', 'qa', 'staging'], 'a create names every environment');
     assert.deepEqual(ev.prod.environments, ['production']);
     assert.deepEqual(ev.staging.environments, ['staging']);
     assert.deepEqual(ev.definition.environments, []);
