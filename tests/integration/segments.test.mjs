@@ -99,7 +99,6 @@ async function ofrep(flag, user, e = 'production') {
   return r.json;
 }
 
-const sortUsedBy = (l) => [...l].sort((a, b) => (a.flag + '\0' + a.environment).localeCompare(b.flag + '\0' + b.environment));
 
 async function everything() {
   const segs = await env.admin.get('/api/segments');
@@ -125,7 +124,12 @@ async function assertUnchanged(snap, what) {
 describe('segments: create, read, list', () => {
   test('POST creates a segment (201); GET answers it with its users and an ETag; the list has users_count', async () => {
     const t0 = Date.now();
-    const s = await createSegment({ name: 'beta', description: 'beta testers', users: ['bea', 'ben', 'bo'] });
+    const v = await versions();
+    const r = await env.admin.post('/api/segments', { name: 'beta', description: 'beta testers', users: ['bea', 'ben', 'bo'] });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.headers.get('etag'), '"1"');
+    const s = r.json;
+    assert.deepEqual(moved(v, await versions()), { production: 0, staging: 0, qa: 0 }, 'a create moves no version');
     assert.deepEqual(Object.keys(s).sort(), SEG_KEYS);
     assert.equal(s.name, 'beta');
     assert.equal(s.description, 'beta testers');
@@ -149,7 +153,7 @@ describe('segments: create, read, list', () => {
 
   test('users are stored as a set: a given order comes back sorted', async () => {
     const s = await createSegment({ name: 'unsorted', users: ['zed', 'Amy', 'mia'] });
-    assert.deepEqual([...s.users].sort(), ['Amy', 'mia', 'zed']);
+    assert.deepEqual(s.users, ['Amy', 'mia', 'zed'], 'sorted in byte order');
     assert.deepEqual((await getSegment('unsorted')).users, s.users);
   });
 
@@ -244,15 +248,16 @@ describe('flag states name segments; members are on while the flag is enabled', 
     });
     assert.deepEqual(f.segments, ['beta']);
     assert.deepEqual(f.environments.production.segments, ['beta']);
-    assert.deepEqual([...f.environments.staging.segments].sort(), ['alpha', 'beta']);
+    assert.deepEqual(f.environments.staging.segments, ['alpha', 'beta'], 'sorted in byte order');
     assert.deepEqual(f.environments.qa.segments, []);
     await createFlag(env.admin, { name: 'seg_other', enabled: true, segments: ['beta'] });
     const b = await getSegment('beta');
-    assert.deepEqual(sortUsedBy(b.used_by), [
-      { flag: 'seg_flag', environment: 'production' }, { flag: 'seg_flag', environment: 'staging' },
-      { flag: 'seg_other', environment: 'production' }]);
+    // By environment (creation order), then flag name.
+    assert.deepEqual(b.used_by, [
+      { flag: 'seg_flag', environment: 'production' }, { flag: 'seg_other', environment: 'production' },
+      { flag: 'seg_flag', environment: 'staging' }]);
     const l = (await env.admin.get('/api/segments')).json.segments;
-    assert.deepEqual(sortUsedBy(l.find((x) => x.name === 'beta').used_by), sortUsedBy(b.used_by));
+    assert.deepEqual(l.find((x) => x.name === 'beta').used_by, b.used_by);
     assert.deepEqual(l.find((x) => x.name === 'alpha').used_by, [{ flag: 'seg_flag', environment: 'staging' }]);
     assert.deepEqual(l.find((x) => x.name === 'unsorted').used_by, []);
     // The client's flag object names the segments too.
@@ -297,10 +302,13 @@ describe('a segment PATCH reaches every flag that uses it, one version step per 
   test('new users are on in production and staging at once; production +1, staging +1, qa +0', async () => {
     const v = await versions();
     const before = await getSegment('beta');
-    const s = await patchSegment('beta', { users: ['bea', 'ben', 'bo', 'newbie'] });
+    const pr = await env.admin.patch('/api/segments/beta', { users: ['bea', 'ben', 'bo', 'newbie'] });
+    assert.equal(pr.status, 200, pr.text);
+    const s = pr.json;
     assert.equal(s.revision, before.revision + 1);
+    assert.equal(pr.headers.get('etag'), `"${s.revision}"`);
     assert.ok(s.updated_at >= before.updated_at);
-    assert.deepEqual(sortUsedBy(s.used_by), sortUsedBy(before.used_by), 'the PATCH answer shows used_by too');
+    assert.deepEqual(s.used_by, before.used_by, 'the PATCH answer shows used_by too');
     assert.deepEqual(moved(v, await versions()), { production: 1, staging: 1, qa: 0 },
       'one step in each environment that uses the segment (production has two such flags)');
     assert.deepEqual(await evalAll('newbie'), { probe: false, seg_flag: true, seg_other: true });
@@ -390,8 +398,10 @@ describe('segments: DELETE and history', () => {
     await assertUnchanged(snap, 'DELETE of a used segment');
     await patchFlag('seg_flag', { segments: ['beta'] }, '?env=staging');
     assert.deepEqual((await getSegment('alpha')).used_by, []);
+    const v = await versions();
     const d = await env.admin.del('/api/segments/alpha');
     assert.equal(d.status, 204, d.text);
+    assert.deepEqual(moved(v, await versions()), { production: 0, staging: 0, qa: 0 }, 'deleting an unused segment moves no version');
     assertError(await env.admin.get('/api/segments/alpha'), 404, 'not_found');
     assert.equal(await psql(env.db.url, `SELECT count(*) FROM segments WHERE name = 'alpha'`), '0');
     const f = await env.admin.patch('/api/flags/seg_flag', { segments: ['alpha'] });
