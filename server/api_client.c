@@ -50,9 +50,6 @@ static enum http_rc answer_flags(struct vx_req *r, struct vx_snapshot *snap, con
 
     if (bad)
         return HTTP_QUEUED;
-    if (user == NULL && r->token->role == VX_ROLE_FRONTEND)
-        return http_reply_error(r, 403, VX_E_FORBIDDEN,
-                                "a frontend token may only evaluate: add ?user=");
     set_etag(r, s->version);
     if (user == NULL)
         return http_reply_view_body(r, 200, s);
@@ -133,8 +130,10 @@ static enum http_rc answer_now(struct vx_req *r, struct vx_snapshot *s, answer_f
 
     if (s == NULL)
         return not_modified(r, r->since_version);
-    if (!token_live(r, s) || e == NULL)
+    if (!token_live(r, s))
         return http_reply_unauthorized(r, false);
+    if (e == NULL)
+        return http_reply_error(r, 404, VX_E_NOT_FOUND, "the environment was deleted");
     return e->view->version != r->since_version ? answer(r, s, e)
                                                 : not_modified(r, e->view->version);
 }
@@ -196,6 +195,12 @@ static enum http_rc serve(struct vx_req *r, answer_fn answer)
 
 enum http_rc api_client_flags(struct vx_req *r)
 {
+    /* Before any conditional or wait: a frontend token may not even learn
+     * when the whole flag set changes. */
+    if (r->waiter.state == LP_IDLE && r->token != NULL && r->token->role == VX_ROLE_FRONTEND &&
+        http_query(r, "user") == NULL)
+        return http_reply_error(r, 403, VX_E_FORBIDDEN,
+                                "a frontend token may only evaluate: add ?user=");
     return serve(r, answer_flags);
 }
 

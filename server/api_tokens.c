@@ -13,6 +13,7 @@
 #include "listen.h"
 #include "store.h"
 #include "text.h"
+#include "timeutil.h"
 
 #define AWAIT_RELOAD_MS 2000
 
@@ -27,8 +28,10 @@ struct token_call {
     char *env; /* create: a client or frontend token's environment, NULL: the default */
     /* out */
     enum store_status st;
+    char error[256]; /* STORE_INVALID: what the body names that does not exist */
     json_t *list;
     char new_id[TOKEN_ID_LEN + 1], secret[64];
+    struct store_token_made made;
 };
 
 static void token_call_free(void *job)
@@ -56,13 +59,15 @@ static void token_call_work(PGconn *c, void *job)
     tc->st = tc->run(c, tc);
     if (tc->st == STORE_UNAVAILABLE)
         listen_db_suspect();
+    if (tc->st == STORE_INVALID) /* the message is this thread's */
+        snprintf(tc->error, sizeof tc->error, "%s", store_last_error(c));
     if (tc->st == STORE_OK && tc->run != run_list)
         listen_reload_sync(AWAIT_RELOAD_MS);
 }
 
 static enum store_status run_create(PGconn *c, struct token_call *tc)
 {
-    return store_token_create(c, tc->name, tc->role, tc->env, tc->new_id, tc->secret);
+    return store_token_create(c, tc->name, tc->role, tc->env, tc->new_id, tc->secret, &tc->made);
 }
 
 static enum store_status run_revoke(PGconn *c, struct token_call *tc)
@@ -175,11 +180,15 @@ enum http_rc api_tokens_create(struct vx_req *r)
         return tc != NULL ? submit(r, run_create, tc) : HTTP_QUEUED;
     }
     if (tc->st == STORE_INVALID)
-        return http_reply_error(r, 400, VX_E_INVALID_VALUE, "%s", store_last_error(NULL));
+        return http_reply_error(r, 400, VX_E_INVALID_VALUE, "%s", tc->error);
     if (tc->st != STORE_OK)
         return unavailable(r);
-    json_t *out = json_pack("{s:s, s:s, s:s, s:s}", "id", tc->new_id, "name", tc->name, "role",
-                            role_name(tc->role), "token", tc->secret);
+    char at[32];
+    json_t *out = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s}", "id", tc->new_id, "name", tc->name,
+                            "role", role_name(tc->role), "environment",
+                            tc->made.env[0] != '\0' ? json_string(tc->made.env) : json_null(),
+                            "token", tc->secret, "created_at",
+                            time_format_rfc3339(tc->made.created_at, at, sizeof at));
     http_add_header(r, "Cache-Control", "no-store");
     return http_reply_json(r, 201, out);
 }

@@ -251,7 +251,7 @@ static int cli_token_create(int argc, char **argv)
     c = cli_connect(cmd, database);
     if (c == NULL)
         return CLI_EXIT_ERROR;
-    st = store_token_create(c, name, (enum vx_role)r, env, id, secret);
+    st = store_token_create(c, name, (enum vx_role)r, env, id, secret, NULL);
     if (st != STORE_OK) {
         rc = cli_store_fail(cmd, c, st, "cannot create the token");
         PQfinish(c);
@@ -307,14 +307,16 @@ static int cli_token_list(int argc, char **argv)
     }
     struct buf out = {0};
     int built = cli_cell(&out, "ID", TOKEN_ID_LEN) | cli_cell(&out, "NAME", wname) |
-                cli_cell(&out, "ROLE", 6) | cli_cell(&out, "CREATED", 24) |
-                buf_adds(&out, "LAST USED\n");
+                cli_cell(&out, "ROLE", 8) | cli_cell(&out, "ENVIRONMENT", ENV_NAME_MAX) |
+                cli_cell(&out, "CREATED", 24) | buf_adds(&out, "LAST USED\n");
     json_array_foreach(tokens, i, t)
     {
         const char *used = json_string_value(json_object_get(t, "last_used_at"));
+        const char *env = json_string_value(json_object_get(t, "environment"));
         built |= cli_cell(&out, json_string_value(json_object_get(t, "id")), TOKEN_ID_LEN) |
                  cli_cell(&out, json_string_value(json_object_get(t, "name")), wname) |
-                 cli_cell(&out, json_string_value(json_object_get(t, "role")), 6) |
+                 cli_cell(&out, json_string_value(json_object_get(t, "role")), 8) |
+                 cli_cell(&out, env != NULL ? env : "-", ENV_NAME_MAX) |
                  cli_cell(&out, json_string_value(json_object_get(t, "created_at")), 24) |
                  cli_text(&out, used != NULL ? used : "never") | buf_add(&out, "\n", 1);
     }

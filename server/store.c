@@ -252,6 +252,11 @@ json_t *store_text_json(const PGresult *r, int row, int col)
     return json_string(PQgetvalue(r, row, col));
 }
 
+json_t *store_text_or_null_json(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? json_null() : json_string(PQgetvalue(r, row, col));
+}
+
 json_t *store_int64_json(const PGresult *r, int row, int col)
 {
     return json_integer(store_int64(r, row, col));

@@ -228,8 +228,15 @@ enum store_status store_segment_history(PGconn *c, const char *name, int limit, 
  * none.  store_token_revoke: STORE_NOT_FOUND if unknown or already
  * revoked. */
 enum store_status store_tokens_list(PGconn *c, json_t **out);
+/* What a token create made besides its id and secret: its environment
+ * ("" for an admin token) and when. */
+struct store_token_made {
+    char env[ENV_NAME_MAX + 1];
+    int64_t created_at; /* µs */
+};
 enum store_status store_token_create(PGconn *c, const char *name, enum vx_role role,
-                                     const char *env, char id[TOKEN_ID_LEN + 1], char secret[64]);
+                                     const char *env, char id[TOKEN_ID_LEN + 1], char secret[64],
+                                     struct store_token_made *made);
 enum store_status store_token_revoke(PGconn *c, const char *id);
 
 /* Record when tokens were last used: ids[i] at ats[i] (µs), n of them, in

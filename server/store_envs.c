@@ -138,9 +138,13 @@ static const char SQL_ENV_LOCK[] =
 static const char SQL_ENV_DESCRIBE[] =
     "UPDATE environments SET description = $2 WHERE name = $1";
 
+/* Two statements: the unique index on the default is checked row by row,
+ * so the old default is unmade before the new one is made. */
+static const char SQL_ENV_UNDEFAULT[] =
+    "UPDATE environments SET is_default = false WHERE is_default AND name <> $1";
+
 static const char SQL_ENV_DEFAULT[] =
-    "UPDATE environments SET is_default = (name = $1) "
-    "WHERE is_default OR name = $1";
+    "UPDATE environments SET is_default = true WHERE name = $1";
 
 static const char SQL_ENV_REVOKE_TOKENS[] =
     "UPDATE tokens SET revoked_at = now() "
@@ -226,6 +230,8 @@ static enum store_status env_write_cb(PGconn *c, void *cls)
         } else {
             if (w->description != NULL)
                 st = store_command(c, SQL_ENV_DESCRIBE, 2, p2, NULL);
+            if (st == STORE_OK && w->make_default)
+                st = store_command(c, SQL_ENV_UNDEFAULT, 1, p1, NULL);
             if (st == STORE_OK && w->make_default)
                 st = store_command(c, SQL_ENV_DEFAULT, 1, p1, NULL);
         }

@@ -98,7 +98,8 @@ typedef json_t *store_json_fn(const PGresult *r, int row, int col);
 
 /* Text as a string; an integer; a time (µs, see US) as RFC 3339 text, or
  * null for SQL NULL. */
-store_json_fn store_text_json, store_int64_json, store_bool_json, store_time_json;
+store_json_fn store_text_json, store_text_or_null_json, store_int64_json, store_bool_json,
+    store_time_json;
 
 /* Wrap list as {"key": list}; takes list.  New reference; NULL on OOM. */
 json_t *store_wrap(const char *key, json_t *list);

@@ -46,7 +46,7 @@ static const struct store_json_field token_fields[] = {
     {"id",           store_text_json},
     {"name",         store_text_json},
     {"role",         store_text_json},
-    {"environment",  store_text_json},
+    {"environment",  store_text_or_null_json},
     {"created_at",   store_time_json},
     {"last_used_at", store_time_json},
 };
@@ -60,7 +60,8 @@ static const char SQL_TOKEN_INSERT[] =
     "INSERT INTO tokens (id, name, role, secret_hash, environment) "
     "SELECT $1::uuid, $2, $3, decode($4, 'hex'), env.name "
     "FROM env "
-    "WHERE $3 = 'admin' OR EXISTS (SELECT 1 FROM environments e WHERE e.name = env.name)";
+    "WHERE $3 = 'admin' OR EXISTS (SELECT 1 FROM environments e WHERE e.name = env.name) "
+    "RETURNING coalesce(environment, ''), " US("created_at");
 
 static const char SQL_TOKEN_REVOKE[] =
     "UPDATE tokens "
@@ -153,21 +154,27 @@ enum store_status store_tokens_list(PGconn *c, json_t **out)
 
 struct token_create {
     const char *id, *name, *role, *hash_hex, *env;
+    struct store_token_made *made;
 };
 
 static enum store_status token_create_cb(PGconn *c, void *cls)
 {
     struct token_create *t = cls;
     const char *params[] = {t->id, t->name, t->role, t->hash_hex, t->env};
-    long rows = 0;
-    enum store_status st = store_command(c, SQL_TOKEN_INSERT, 5, params, &rows);
+    enum store_status st = STORE_OK;
+    PGresult *r = store_query(c, SQL_TOKEN_INSERT, 5, params, &st);
 
-    if (st == STORE_OK && rows == 0)
+    if (r == NULL)
+        return st;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
         return store_fail(STORE_INVALID, "environment: unknown environment \"%s\"",
                           t->env != NULL ? t->env : "(the default)");
-    if (st == STORE_OK)
-        st = store_notify_tokens(c);
-    return st;
+    }
+    snprintf(t->made->env, sizeof t->made->env, "%s", PQgetvalue(r, 0, 0));
+    t->made->created_at = store_int64(r, 0, 1);
+    PQclear(r);
+    return store_notify_tokens(c);
 }
 
 /* 32 bytes from the kernel's CSPRNG. 0 or -1. */
@@ -186,7 +193,8 @@ static int store_random(uint8_t *buf, size_t n)
 }
 
 enum store_status store_token_create(PGconn *c, const char *name, enum vx_role role,
-                                     const char *env, char id[TOKEN_ID_LEN + 1], char secret[64])
+                                     const char *env, char id[TOKEN_ID_LEN + 1], char secret[64],
+                                     struct store_token_made *made)
 {
     uint8_t raw[STORE_SECRET_BYTES], hash[SHA256_LEN];
     char hash_hex[2 * SHA256_LEN + 1];
@@ -207,7 +215,9 @@ enum store_status store_token_create(PGconn *c, const char *name, enum vx_role r
     uuid_generate_random(u);
     uuid_unparse_lower(u, id);
 
-    struct token_create t = {id, name, role_name(role), hash_hex, env};
+    struct store_token_made ignored;
+    struct token_create t = {id,       name, role_name(role),
+                             hash_hex, env,  made != NULL ? made : &ignored};
     st = store_run_transaction(c, token_create_cb, &t);
     if (st != STORE_OK) {
         explicit_bzero(secret, 64);

@@ -154,10 +154,8 @@ async function openStream(url, headers = {}) {
 // ---------------------------------------------------------------- §3 making frontend tokens
 
 describe('making frontend tokens', () => {
-  // docs/api.md §3 shows this answer as {id, name, role, token} ("the answer
-  // does not repeat the environment"); the contract these tests were written
-  // against asks for environment and created_at as well.  Kept as a test of
-  // its own so that the disagreement shows until one side changes.
+  // docs/api.md §3: the answer says the token's environment and when it was
+  // made, besides the secret shown only here.
   test('POST /api/tokens {role: "frontend", environment}: 201 {id, name, role, environment, token, created_at}', async () => {
     const t0 = Date.now();
     const r = await env.admin.post('/api/tokens', { name: 'fe-shape', role: 'frontend', environment: 'staging' });

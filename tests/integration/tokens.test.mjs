@@ -53,10 +53,11 @@ describe('GET /api/tokens', () => {
 
 describe('POST /api/tokens', () => {
   let created;
-  test('201 {id, name, role, token}: the secret is shown here only', async () => {
+  test('201 {id, name, role, environment, token, created_at}: the secret is shown here only', async () => {
     const r = await env.admin.post('/api/tokens', { name: 'svc-checkout', role: 'client' });
     assert.equal(r.status, 201, r.text);
-    assert.deepEqual(Object.keys(r.json).sort(), ['id', 'name', 'role', 'token']);
+    assert.deepEqual(Object.keys(r.json).sort(), ['created_at', 'environment', 'id', 'name', 'role', 'token']);
+    assert.equal(r.json.environment, 'production', 'the default environment');
     assert.equal(r.json.name, 'svc-checkout');
     assert.equal(r.json.role, 'client');
     assert.match(r.json.token, SECRET);
