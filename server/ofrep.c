@@ -285,12 +285,17 @@ static bool host_ok(const char *s)
 static int add_event_streams(struct buf *b, struct vx_req *r)
 {
     char key[OFREP_STREAM_KEY_LEN + 1];
-    char uri[sizeof(OFREP_EVENTS_PATH) + 8 + OFREP_STREAM_KEY_LEN];
+    char uri[sizeof(OFREP_EVENTS_PATH) + 16 + OFREP_STREAM_KEY_LEN + ENV_NAME_MAX];
     const char *host = http_header(r, "X-Forwarded-Host");
     const char *proto = http_header(r, "X-Forwarded-Proto");
 
     stream_key(r->token->hash, key);
-    snprintf(uri, sizeof(uri), "%s?key=%s", OFREP_EVENTS_PATH, key);
+    /* An admin token's stream follows the environment it asked about. */
+    const char *env = r->token->role == VX_ROLE_ADMIN ? http_query(r, "env") : NULL;
+    if (env != NULL && env_name_valid(env, strlen(env)))
+        snprintf(uri, sizeof(uri), "%s?key=%s&env=%s", OFREP_EVENTS_PATH, key, env);
+    else
+        snprintf(uri, sizeof(uri), "%s?key=%s", OFREP_EVENTS_PATH, key);
     if (host == NULL || !host_ok(host))
         host = http_header(r, MHD_HTTP_HEADER_HOST);
     if (proto == NULL || (strcmp(proto, "https") != 0 && strcmp(proto, "http") != 0))
