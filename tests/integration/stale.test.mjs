@@ -572,3 +572,55 @@ describe('vexil stale: control characters in owners and descriptions', () => {
       '--owner matches the exact text');
   });
 });
+
+// docs/operations.md §3: staleness by rollout is judged in the default
+// environment alone -- a flag rolled out long ago in staging but not in
+// production is still being released, not debt.
+describe('rollout is judged in the default environment', () => {
+  let e;
+  before(async () => {
+    e = await startEnv();
+    const r = await e.admin.post('/api/environments', { name: 'staging' });
+    assert.equal(r.status, 201, r.text);
+    await createFlag(e.admin, { name: 'where_rolled', enabled: true, percentage: 50,
+      environments: { staging: { enabled: true, percentage: 100 } } });
+  });
+  after(async () => {
+    await e?.close();
+  });
+
+  const apiStale = async () => {
+    const r = await e.admin.get('/api/stale');
+    assert.equal(r.status, 200, r.text);
+    return r.json.flags.map((f) => [f.name, f.stale]);
+  };
+  const cliStale = async () => {
+    const r = await vexil(['stale', '--json', '--database', e.db.url]);
+    assert.ok(r.code === 0 || r.code === 1, r.stderr);
+    return [r.code, JSON.parse(r.stdout).flags.map((f) => f.name)];
+  };
+  // Age a state straight in the database, then have the server load in full.
+  const ageRollout = async (envName) => {
+    await psql(e.db.url, `UPDATE flag_states SET rolled_out_at = now() - interval '20 days'
+      WHERE flag = 'where_rolled' AND environment = '${envName}'; SELECT pg_notify('vexil', 'reload');`);
+  };
+
+  test('rolled out 20 days ago in staging only: not stale, by the API or vexil stale', async () => {
+    await ageRollout('staging');
+    await waitFor(async () => {
+      const f = (await e.admin.get('/api/flags/where_rolled')).json;
+      return f.environments.staging.rolled_out_at < new Date(Date.now() - 19 * DAY).toISOString();
+    }, 3000, 50);
+    assert.deepEqual(await apiStale(), []);
+    assert.deepEqual(await cliStale(), [0, []]);
+  });
+
+  test('rolled out 20 days ago in the default environment: stale', async () => {
+    const p = await e.admin.patch('/api/flags/where_rolled', { percentage: 100 });
+    assert.equal(p.status, 200, p.text);
+    await ageRollout('production');
+    assert.ok(await waitFor(async () => (await apiStale()).length === 1, 3000, 50), 'listed by the API');
+    assert.deepEqual(await apiStale(), [['where_rolled', ['rolled_out_14_days']]]);
+    assert.deepEqual(await cliStale(), [1, ['where_rolled']]);
+  });
+});
