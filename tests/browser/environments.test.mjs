@@ -389,6 +389,10 @@ describe('admin page: environments side by side, segments', { skip: browserMissi
       assert.deepEqual(after.environments.staging, before.environments.staging, 'staging untouched');
       assert.deepEqual(after.environments.development, before.environments.development, 'development untouched');
       assert.equal(after.revision, before.revision + 1, 'one write');
+      // The browser's request events reach node on their own channel, which
+      // may lag behind the API's answer: wait for the event, boundedly.
+      await until(async () => patches.length > 0, { what: 'the PATCH request event' });
+      await sleep(200);
       assert.equal(patches.length, 1);
       assert.equal(patches[0].ifMatch, `"${before.revision}"`);
       assert.deepEqual(Object.keys(patches[0].body), ['environments']);
