@@ -19,6 +19,20 @@ enum http_rc api_flags_history(struct vx_req *r);
 enum http_rc api_flags_revert(struct vx_req *r);
 enum http_rc api_stale(struct vx_req *r);
 
+/* api_envs.c: docs/api.md §6 environments */
+enum http_rc api_envs_list(struct vx_req *r);
+enum http_rc api_envs_create(struct vx_req *r);
+enum http_rc api_envs_patch(struct vx_req *r);
+enum http_rc api_envs_delete(struct vx_req *r);
+
+/* api_segments.c: docs/api.md §7 segments */
+enum http_rc api_segments_list(struct vx_req *r);
+enum http_rc api_segments_create(struct vx_req *r);
+enum http_rc api_segments_get(struct vx_req *r);
+enum http_rc api_segments_patch(struct vx_req *r);
+enum http_rc api_segments_delete(struct vx_req *r);
+enum http_rc api_segments_history(struct vx_req *r);
+
 /* api_tokens.c: docs/api.md §3 tokens */
 enum http_rc api_tokens_list(struct vx_req *r);
 enum http_rc api_tokens_create(struct vx_req *r);

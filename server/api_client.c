@@ -16,7 +16,7 @@
 #include "text.h"
 #include "timeutil.h"
 
-typedef enum http_rc (*answer_fn)(struct vx_req *r, struct vx_snapshot *s);
+typedef enum http_rc (*answer_fn)(struct vx_req *r, struct vx_snapshot *s, const struct vx_env *e);
 
 static void set_etag(struct vx_req *r, int64_t version)
 {
@@ -42,16 +42,17 @@ static const char *user_param(struct vx_req *r, bool *bad)
     return u;
 }
 
-static enum http_rc answer_flags(struct vx_req *r, struct vx_snapshot *s)
+static enum http_rc answer_flags(struct vx_req *r, struct vx_snapshot *snap, const struct vx_env *e)
 {
     bool bad;
     const char *user = user_param(r, &bad);
+    struct vx_view *s = e->view;
 
     if (bad)
         return HTTP_QUEUED;
     set_etag(r, s->version);
     if (user == NULL)
-        return http_reply_snapshot_body(r, 200, s);
+        return http_reply_view_body(r, 200, s);
 
     size_t ul = strlen(user);
     struct buf b = {0};
@@ -69,7 +70,7 @@ static enum http_rc answer_flags(struct vx_req *r, struct vx_snapshot *s)
     }
     char *o = b.p + b.len;
     for (size_t i = 0; i < s->n_flags; i++) {
-        bool on = snapshot_eval(s, i, user, ul, NULL);
+        bool on = snapshot_eval(snap, s, i, user, ul, NULL);
         if (i > 0)
             *o++ = ',';
         memcpy(o, s->keys[i], s->keys_len[i]);
@@ -84,19 +85,21 @@ static enum http_rc answer_flags(struct vx_req *r, struct vx_snapshot *s)
     return http_reply_owned(r, 200, "application/json", body, len);
 }
 
-static enum http_rc answer_flag(struct vx_req *r, struct vx_snapshot *s)
+static enum http_rc answer_flag(struct vx_req *r, struct vx_snapshot *snap, const struct vx_env *e)
 {
     bool bad;
     const char *user = user_param(r, &bad);
     const char *name = http_arg(r, 0);
+    const struct vx_view *s = e->view;
     const struct vx_flag *f;
 
     if (bad)
         return HTTP_QUEUED;
-    f = snapshot_find(s, name, strlen(name));
+    f = view_find(s, name, strlen(name));
     if (f == NULL)
         return http_reply_error(r, 404, VX_E_NOT_FOUND, "no flag named '%.100s'", name);
-    bool on = snapshot_eval(s, (size_t)(f - s->flags), user, user != NULL ? strlen(user) : 0, NULL);
+    bool on =
+        snapshot_eval(snap, s, (size_t)(f - s->flags), user, user != NULL ? strlen(user) : 0, NULL);
     struct buf b = {0};
     buf_adds(&b, "{\"name\":");
     buf_add_json_string(&b, f->name, strlen(f->name));
@@ -119,6 +122,22 @@ static bool token_live(struct vx_req *r, const struct vx_snapshot *s)
     return snapshot_find_token(s, r->token->hash) != NULL;
 }
 
+/* Answer from s (the current snapshot, after a wait) if the token still
+ * lives there and its environment is still there. */
+static enum http_rc answer_now(struct vx_req *r, struct vx_snapshot *s, answer_fn answer)
+{
+    const struct vx_env *e = s != NULL ? snapshot_env_by_id(s, r->waiter.env_id) : NULL;
+
+    if (s == NULL)
+        return not_modified(r, r->since_version);
+    if (!token_live(r, s))
+        return http_reply_unauthorized(r, false);
+    if (e == NULL)
+        return http_reply_error(r, 404, VX_E_NOT_FOUND, "the environment was deleted");
+    return e->view->version != r->since_version ? answer(r, s, e)
+                                                : not_modified(r, e->view->version);
+}
+
 /* The shared flow of both endpoints: conditional, long-poll, answer. */
 static enum http_rc serve(struct vx_req *r, answer_fn answer)
 {
@@ -130,33 +149,34 @@ static enum http_rc serve(struct vx_req *r, answer_fn answer)
          * only after publishing the snapshot without it). */
         r->waiter.state = LP_IDLE;
         s = snapshot_acquire();
-        if (s == NULL)
-            return not_modified(r, r->since_version);
-        enum http_rc rc = !token_live(r, s)               ? http_reply_unauthorized(r, false)
-                          : s->version > r->since_version ? answer(r, s)
-                                                          : not_modified(r, s->version);
+        enum http_rc rc = answer_now(r, s, answer);
         snapshot_release(s);
         return rc;
     }
 
     s = r->snap; /* the route needs it: never NULL here */
+    const struct vx_env *e = http_env(r, s);
+    if (e == NULL)
+        return HTTP_QUEUED;
+    r->waiter.env_id = e->id;
+    const struct vx_view *v = e->view;
     const char *w = http_query(r, "wait");
     int64_t wait = 0;
     if (w != NULL && parse_int_range(w, 1, 60, &wait) != 0)
         return http_reply_error(r, 400, VX_E_INVALID_VALUE,
                                 "wait must be an integer number of seconds from 1 to 60");
-    switch (http_if_none_match(r, s->version)) {
+    switch (http_if_none_match(r, v->version)) {
     case HTTP_INM_BAD:
         return HTTP_QUEUED;
     case HTTP_INM_NONE:
-        return answer(r, s);
+        return answer(r, s, e);
     case HTTP_INM_MATCH:
         break;
     }
     if (wait == 0)
-        return not_modified(r, s->version);
-    r->since_version = s->version;
-    switch (http_park(r, s->version, time_monotonic_us() + wait * VX_USEC_PER_SEC)) {
+        return not_modified(r, v->version);
+    r->since_version = v->version;
+    switch (http_park(r, v->version, time_monotonic_us() + wait * VX_USEC_PER_SEC)) {
     case HTTP_PARKED:
         return HTTP_SUSPENDED;
     case HTTP_PARK_REFUSED:
@@ -168,13 +188,19 @@ static enum http_rc serve(struct vx_req *r, answer_fn answer)
      * new snapshot. */
     r->waiter.state = LP_IDLE;
     struct vx_snapshot *now = snapshot_acquire();
-    enum http_rc rc = token_live(r, now) ? answer(r, now) : http_reply_unauthorized(r, false);
+    enum http_rc rc = answer_now(r, now, answer);
     snapshot_release(now);
     return rc;
 }
 
 enum http_rc api_client_flags(struct vx_req *r)
 {
+    /* Before any conditional or wait: a frontend token may not even learn
+     * when the whole flag set changes. */
+    if (r->waiter.state == LP_IDLE && r->token != NULL && r->token->role == VX_ROLE_FRONTEND &&
+        http_query(r, "user") == NULL)
+        return http_reply_error(r, 403, VX_E_FORBIDDEN,
+                                "a frontend token may only evaluate: add ?user=");
     return serve(r, answer_flags);
 }
 
@@ -183,7 +209,10 @@ enum http_rc api_client_flag(struct vx_req *r)
     /* An unknown flag is 404 at once, whatever If-None-Match says. */
     if (r->waiter.state == LP_IDLE && r->snap != NULL) {
         const char *name = http_arg(r, 0);
-        if (snapshot_find(r->snap, name, strlen(name)) == NULL)
+        const struct vx_env *e = http_env(r, r->snap);
+        if (e == NULL)
+            return HTTP_QUEUED;
+        if (view_find(e->view, name, strlen(name)) == NULL)
             return http_reply_error(r, 404, VX_E_NOT_FOUND, "no flag named '%.100s'", name);
     }
     return serve(r, answer_flag);

@@ -18,12 +18,65 @@
 
 #define AWAIT_PUBLISH_MS 2000
 
-static enum http_rc reply_flag(struct vx_req *r, unsigned status, const struct vx_flag *f)
+/* age_days and stale of f added to o (taken).  o, or NULL on OOM. */
+static json_t *add_age(json_t *o, const struct vx_flag *f, int64_t now, int days, int rdays)
 {
-    http_set_etag(r, f->revision);
+    if (o == NULL)
+        return NULL;
+    if (json_object_set_new(o, "age_days", json_integer(flag_age_days(f, now))) != 0 ||
+        json_object_set_new(o, "stale", flag_stale_reasons(f, now, days, rdays)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The admin object of flag f of environment e's view in s: its state in e
+ * on top, every environment's under "environments", and the newest
+ * revision and update time any view has (an environment whose version did
+ * not move keeps the flag as it was then: docs/decisions.md).  *revision
+ * receives that revision.  NULL on OOM. */
+static json_t *admin_flag(const struct vx_snapshot *s, const struct vx_flag *f, int64_t now,
+                          int days, int rdays, int64_t *revision)
+{
+    json_t *envs = json_object();
+    struct vx_flag top = *f;
+    int rc = envs == NULL;
+
+    for (size_t i = 0; i < s->n_envs && rc == 0; i++) {
+        const struct vx_flag *g = view_find(s->envs[i].view, f->name, strlen(f->name));
+        if (g == NULL)
+            continue;
+        if (g->revision > top.revision) {
+            top.revision = g->revision;
+            top.updated_at = g->updated_at;
+        }
+        rc = json_object_set_new(envs, s->envs[i].name, flag_state_to_json(g));
+    }
+    json_t *o = rc == 0 ? add_age(flag_to_json(&top), &top, now, days, rdays) : NULL;
+    if (o == NULL || json_object_set_new(o, "environments", envs) != 0) {
+        json_decref(o);
+        if (o == NULL)
+            json_decref(envs);
+        return NULL;
+    }
+    *revision = top.revision;
+    return o;
+}
+
+/* Answer the flag as a write left it: the request's environment on top. */
+static enum http_rc reply_written_flag(struct vx_req *r, unsigned status,
+                                       const struct flag_envs *fe, const char *env)
+{
+    size_t top = 0;
+
+    for (size_t i = 0; i < fe->n; i++)
+        if (strcmp(fe->envs[i], env) == 0)
+            top = i;
+    http_set_etag(r, fe->flags[top].revision);
     return http_reply_json(r, status,
-                           flag_to_admin_json(f, time_now_us(), FLAG_STALE_DAYS_DEFAULT,
-                                              FLAG_ROLLED_OUT_DAYS_DEFAULT));
+                           add_age(flag_envs_json(fe, top), &fe->flags[top], time_now_us(),
+                                   FLAG_STALE_DAYS_DEFAULT, FLAG_ROLLED_OUT_DAYS_DEFAULT));
 }
 
 /* Map a failed store call to its answer. */
@@ -46,14 +99,18 @@ static enum http_rc reply_store_failure(struct vx_req *r, enum store_status st, 
     }
 }
 
-/* The snapshot's flag named by the route's argument, or NULL with 404 queued. */
-static const struct vx_flag *find_or_404(struct vx_req *r)
+/* The request's environment and the flag named by the route's argument in
+ * its view, or NULL with 404 queued. */
+static const struct vx_flag *find_or_404(struct vx_req *r, const struct vx_env **env)
 {
     const char *name = http_arg(r, 0);
-    const struct vx_flag *f = snapshot_find(r->snap, name, strlen(name));
+    const struct vx_env *e = http_env(r, r->snap);
+    const struct vx_flag *f = e != NULL ? view_find(e->view, name, strlen(name)) : NULL;
 
-    if (f == NULL)
+    if (e != NULL && f == NULL)
         http_reply_error(r, 404, VX_E_NOT_FOUND, "no flag named '%.100s'", name);
+    if (env != NULL)
+        *env = e;
     return f;
 }
 
@@ -69,24 +126,6 @@ static const char *name_or_404(struct vx_req *r)
         return NULL;
     }
     return name;
-}
-
-/* If-Match: -1 absent, 0 "*", else the revision.  -2 malformed (400 queued). */
-static int64_t if_match(struct vx_req *r)
-{
-    const char *h = http_header(r, "If-Match");
-    struct etag_list l;
-
-    if (h == NULL)
-        return -1;
-    if (etag_parse(h, strlen(h), &l) != 0 || (!l.any && (l.n != 1 || l.weak[0]))) {
-        http_reply_error(r, 400, VX_E_BAD_REQUEST,
-                         "If-Match must be one quoted revision such as \"3\", or *");
-        return -2;
-    }
-    if (l.any)
-        return 0;
-    return l.tag[0] > 0 ? l.tag[0] : INT64_MAX; /* "0" never matches */
 }
 
 static const char *actor(struct vx_req *r)
@@ -113,10 +152,12 @@ struct flag_call {
     int64_t before;             /* history */
     const char *actor;
     int64_t now;
+    char env[ENV_NAME_MAX + 1]; /* the request's environment (create, update, the answer) */
     /* out */
     enum store_status st;
-    struct vx_flag flag; /* as written (create, update, revert); zeroed if none */
-    int64_t version;     /* the version the write made, 0 if none */
+    char error[256];       /* STORE_INVALID: what the body names that does not exist */
+    struct flag_envs flag; /* as written (create, update, revert); empty if none */
+    int64_t version;       /* the version the write made, 0 if none */
     json_t *history;
 };
 
@@ -131,6 +172,8 @@ static struct flag_call *flag_call_new(struct vx_req *r,
         fc->actor = actor(r);
         fc->now = time_now_us();
         fc->if_match = -1;
+        if (r->snap != NULL) /* the answer's environment until read_patch() says otherwise */
+            snprintf(fc->env, sizeof fc->env, "%s", r->snap->envs[r->snap->default_env].name);
     }
     return fc;
 }
@@ -140,7 +183,7 @@ static void flag_call_free(void *job)
     struct flag_call *fc = job;
 
     flag_patch_free(&fc->patch);
-    flag_free(&fc->flag);
+    flag_envs_free(&fc->flag);
     json_decref(fc->history);
     free(fc);
 }
@@ -155,6 +198,8 @@ static void flag_call_work(PGconn *c, void *job)
     fc->st = fc->run(c, fc);
     if (fc->st == STORE_UNAVAILABLE)
         listen_db_suspect();
+    if (fc->st == STORE_INVALID) /* the message is this thread's */
+        snprintf(fc->error, sizeof fc->error, "%s", store_last_error(c));
     if (fc->st == STORE_OK && fc->version > 0)
         listen_await_version(fc->version, AWAIT_PUBLISH_MS);
 }
@@ -162,13 +207,13 @@ static void flag_call_work(PGconn *c, void *job)
 /* The store leaves fc->flag untouched (zeroed) unless the write succeeds. */
 static enum store_status run_create(PGconn *c, struct flag_call *fc)
 {
-    return store_flag_create(c, &fc->patch, fc->actor, fc->now, &fc->flag, &fc->version);
+    return store_flag_create(c, &fc->patch, fc->env, fc->actor, fc->now, &fc->flag, &fc->version);
 }
 
 static enum store_status run_update(PGconn *c, struct flag_call *fc)
 {
-    return store_flag_update(c, fc->name, &fc->patch, fc->if_match, fc->actor, fc->now, &fc->flag,
-                             &fc->version);
+    return store_flag_update(c, fc->name, &fc->patch, fc->env, fc->if_match, fc->actor, fc->now,
+                             &fc->flag, &fc->version);
 }
 
 static enum store_status run_delete(PGconn *c, struct flag_call *fc)
@@ -199,9 +244,12 @@ static enum http_rc submit(struct vx_req *r, struct flag_call *fc)
  * else the failure. */
 static enum http_rc reply_written(struct vx_req *r, struct flag_call *fc, unsigned status)
 {
+    if (fc->st == STORE_INVALID)
+        return http_reply_error(r, 400, VX_E_INVALID_VALUE, "%s", fc->error);
     if (fc->st != STORE_OK)
         return reply_store_failure(r, fc->st, "the flag");
-    return fc->flag.name != NULL ? reply_flag(r, status, &fc->flag) : http_reply_empty(r, status);
+    return fc->flag.n > 0 ? reply_written_flag(r, status, &fc->flag, fc->env)
+                          : http_reply_empty(r, status);
 }
 
 /* ------------------------------------------------------------------ */
@@ -211,20 +259,22 @@ static enum http_rc reply_written(struct vx_req *r, struct flag_call *fc, unsign
 /* What a list keeps of a flag: 1 keep, 0 skip, -1 out of memory. */
 typedef int (*keep_fn)(const struct vx_flag *f, int64_t now, int days, int rdays);
 
-/* The admin objects of the snapshot's flags that keep() accepts (all when
+/* The admin objects of environment e's flags that keep() accepts (all when
  * NULL), or NULL when out of memory: never a list that silently misses a
  * flag. */
-static json_t *admin_flags(const struct vx_snapshot *s, int days, int rdays, keep_fn keep)
+static json_t *admin_flags(const struct vx_snapshot *s, const struct vx_env *e, int days, int rdays,
+                           keep_fn keep)
 {
-    int64_t now = time_now_us();
+    int64_t now = time_now_us(), rev;
     json_t *arr = json_array();
+    const struct vx_view *v = e->view;
 
-    for (size_t i = 0; arr != NULL && i < s->n_flags; i++) {
-        const struct vx_flag *f = &s->flags[i];
+    for (size_t i = 0; arr != NULL && i < v->n_flags; i++) {
+        const struct vx_flag *f = &v->flags[i];
         int k = keep != NULL ? keep(f, now, days, rdays) : 1;
         if (k == 0)
             continue;
-        if (k < 0 || json_array_append_new(arr, flag_to_admin_json(f, now, days, rdays)) != 0) {
+        if (k < 0 || json_array_append_new(arr, admin_flag(s, f, now, days, rdays, &rev)) != 0) {
             json_decref(arr);
             arr = NULL;
         }
@@ -234,8 +284,12 @@ static json_t *admin_flags(const struct vx_snapshot *s, int days, int rdays, kee
 
 enum http_rc api_flags_list(struct vx_req *r)
 {
-    int64_t version = r->snap->version;
-    json_t *arr = admin_flags(r->snap, FLAG_STALE_DAYS_DEFAULT, FLAG_ROLLED_OUT_DAYS_DEFAULT, NULL);
+    const struct vx_env *e = http_env(r, r->snap);
+    if (e == NULL)
+        return HTTP_QUEUED;
+    int64_t version = e->view->version;
+    json_t *arr =
+        admin_flags(r->snap, e, FLAG_STALE_DAYS_DEFAULT, FLAG_ROLLED_OUT_DAYS_DEFAULT, NULL);
     json_t *o =
         arr != NULL ? json_pack("{s:I, s:o}", "version", (json_int_t)version, "flags", arr) : NULL;
 
@@ -245,9 +299,15 @@ enum http_rc api_flags_list(struct vx_req *r)
 
 enum http_rc api_flags_get(struct vx_req *r)
 {
-    const struct vx_flag *f = find_or_404(r);
+    const struct vx_flag *f = find_or_404(r, NULL);
+    int64_t rev = 0;
 
-    return f != NULL ? reply_flag(r, 200, f) : HTTP_QUEUED;
+    if (f == NULL)
+        return HTTP_QUEUED;
+    json_t *o = admin_flag(r->snap, f, time_now_us(), FLAG_STALE_DAYS_DEFAULT,
+                           FLAG_ROLLED_OUT_DAYS_DEFAULT, &rev);
+    http_set_etag(r, rev);
+    return http_reply_json(r, 200, o);
 }
 
 /* Read and validate a POST (create) or PATCH body into a new call.  NULL
@@ -267,7 +327,15 @@ static struct flag_call *read_patch(struct vx_req *r, bool create,
         http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
         return NULL;
     }
-    if (flag_patch_from_json(body, create, &fc->patch, &err) != 0) {
+    const struct vx_env *e = http_env(r, r->snap);
+    if (e == NULL) {
+        json_decref(body);
+        flag_call_free(fc);
+        return NULL;
+    }
+    snprintf(fc->env, sizeof fc->env, "%s", e->name);
+    if (flag_patch_from_json(body, create, &fc->patch, &err) != 0 ||
+        flag_patch_check_env(&fc->patch, fc->env, &err) != 0) {
         json_decref(body);
         flag_call_free(fc);
         http_reply_error(r, 400, err.code, "%s", err.message);
@@ -297,7 +365,7 @@ enum http_rc api_flags_patch(struct vx_req *r)
 
     if (fc != NULL)
         return reply_written(r, fc, 200);
-    im = if_match(r);
+    im = http_if_match(r);
     if (im == -2 || name_or_404(r) == NULL)
         return HTTP_QUEUED;
     fc = read_patch(r, false, run_update);
@@ -314,7 +382,7 @@ enum http_rc api_flags_delete(struct vx_req *r)
 
     if (fc != NULL)
         return reply_written(r, fc, 204);
-    im = if_match(r);
+    im = http_if_match(r);
     if (im == -2 || name_or_404(r) == NULL)
         return HTTP_QUEUED;
     fc = flag_call_new(r, run_delete);
@@ -448,6 +516,7 @@ enum http_rc api_stale(struct vx_req *r)
     if (days_param(r, "days", FLAG_STALE_DAYS_DEFAULT, &days) != 0 ||
         days_param(r, "rolled_out_days", FLAG_ROLLED_OUT_DAYS_DEFAULT, &rdays) != 0)
         return HTTP_QUEUED;
-    json_t *arr = admin_flags(r->snap, days, rdays, is_stale);
+    /* Staleness is judged in the default environment (docs/operations.md §3). */
+    json_t *arr = admin_flags(r->snap, &r->snap->envs[r->snap->default_env], days, rdays, is_stale);
     return http_reply_json(r, 200, arr != NULL ? json_pack("{s:o}", "flags", arr) : NULL);
 }

@@ -41,7 +41,13 @@ static void secret_hash(const char *secret, uint8_t hash[SHA256_LEN])
     }
 }
 
-enum auth_result auth_token(struct vx_snapshot *s, const char *authorization, bool need_admin,
+/* How much a role may do: frontend < client < admin. */
+static int role_rank(enum vx_role r)
+{
+    return r == VX_ROLE_ADMIN ? 2 : r == VX_ROLE_CLIENT ? 1 : 0;
+}
+
+enum auth_result auth_token(struct vx_snapshot *s, const char *authorization, enum vx_role need,
                             const struct vx_token **out)
 {
     const char *h = authorization;
@@ -60,7 +66,7 @@ enum auth_result auth_token(struct vx_snapshot *s, const char *authorization, bo
     t = s != NULL ? snapshot_find_token(s, hash) : NULL;
     if (t == NULL)
         return AUTH_UNKNOWN;
-    if (need_admin && t->role != VX_ROLE_ADMIN)
+    if (role_rank(t->role) < role_rank(need))
         return AUTH_FORBIDDEN;
     snapshot_token_used(s, t, time_now_us());
     *out = t;

@@ -16,9 +16,9 @@ enum auth_result {
 };
 
 /* Check the Authorization header value (NULL when absent) against the live
- * tokens of s (NULL: none yet).  need_admin: only an admin token will do.
+ * tokens of s (NULL: none yet).  need: the least role that will do (VX_ROLE_FRONTEND: any).
  * AUTH_OK sets *out and stamps the token's last use in s. */
-enum auth_result auth_token(struct vx_snapshot *s, const char *authorization, bool need_admin,
+enum auth_result auth_token(struct vx_snapshot *s, const char *authorization, enum vx_role need,
                             const struct vx_token **out);
 
 #endif

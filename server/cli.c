@@ -47,7 +47,8 @@ static const char USAGE_MIGRATE[] =
     "  --help          show this help\n";
 
 static const char USAGE_TOKEN[] =
-    "Usage: vexil token create --name NAME --role admin|client [--database URL]\n"
+    "Usage: vexil token create --name NAME --role admin|client|frontend [--environment ENV]\n"
+    "                          [--database URL]\n"
     "       vexil token list [--json] [--database URL]\n"
     "       vexil token revoke ID [--database URL]\n"
     "\n"
@@ -58,7 +59,10 @@ static const char USAGE_TOKEN[] =
     "\n"
     "  --name NAME     a name for the token, 1-100 characters; recorded as the\n"
     "                  actor of every change made with it\n"
-    "  --role ROLE     admin (admin API and page) or client (flag reads)\n"
+    "  --role ROLE     admin (admin API and page), client (flag reads) or\n"
+    "                  frontend (evaluations only: for web pages and apps)\n"
+    "  --environment ENV  the environment a client or frontend token reads\n"
+    "                  (default: the default environment)\n"
     "  --json          list as JSON: {\"tokens\":[{id,name,role,created_at,last_used_at}]}\n"
     "  --database URL  libpq URI or key=value string (default: $VEXIL_DATABASE_URL)\n"
     "  --help          show this help\n";
@@ -213,14 +217,15 @@ int cli_migrate(int argc, char **argv)
 
 static int cli_token_create(int argc, char **argv)
 {
-    const char *cmd = "token create", *database = NULL, *name = NULL, *role = NULL, *pos[1];
-    const struct opts_opt opts[] = {OPTS_STRING("database", "VEXIL_DATABASE_URL", database),
-                                    OPTS_STRING("name", NULL, name),
-                                    OPTS_STRING("role", NULL, role), OPTS_END};
+    const char *cmd = "token create", *database = NULL, *name = NULL, *role = NULL, *env = NULL,
+               *pos[1];
+    const struct opts_opt opts[] = {
+        OPTS_STRING("database", "VEXIL_DATABASE_URL", database), OPTS_STRING("name", NULL, name),
+        OPTS_STRING("role", NULL, role), OPTS_STRING("environment", NULL, env), OPTS_END};
     const struct opts_cmd spec = {cmd, USAGE_TOKEN, opts};
     char id[TOKEN_ID_LEN + 1], secret[64];
     enum opts_result parsed;
-    enum vx_role r;
+    int r;
     enum store_status st;
     int n_pos, rc;
     PGconn *c;
@@ -231,21 +236,22 @@ static int cli_token_create(int argc, char **argv)
     if (name == NULL)
         return cli_fail(cmd, "--name is required (see --help)");
     if (role == NULL)
-        return cli_fail(cmd, "--role is required: admin or client");
+        return cli_fail(cmd, "--role is required: admin, client or frontend");
     if (!token_name_valid(name))
         return cli_fail(cmd, "--name must be 1 to %d characters of printable UTF-8 text",
                         TOKEN_NAME_MAX);
-    if (strcmp(role, "admin") == 0)
-        r = VX_ROLE_ADMIN;
-    else if (strcmp(role, "client") == 0)
-        r = VX_ROLE_CLIENT;
-    else
-        return cli_fail(cmd, "--role must be admin or client");
+    r = role_parse(role);
+    if (r < 0)
+        return cli_fail(cmd, "--role must be admin, client or frontend");
+    if (env != NULL && r == VX_ROLE_ADMIN)
+        return cli_fail(cmd, "--environment is for client and frontend tokens only");
+    if (env != NULL && !env_name_valid(env, strlen(env)))
+        return cli_fail(cmd, "--environment must be an environment name");
 
     c = cli_connect(cmd, database);
     if (c == NULL)
         return CLI_EXIT_ERROR;
-    st = store_token_create(c, name, r, id, secret);
+    st = store_token_create(c, name, (enum vx_role)r, env, id, secret, NULL);
     if (st != STORE_OK) {
         rc = cli_store_fail(cmd, c, st, "cannot create the token");
         PQfinish(c);
@@ -301,14 +307,16 @@ static int cli_token_list(int argc, char **argv)
     }
     struct buf out = {0};
     int built = cli_cell(&out, "ID", TOKEN_ID_LEN) | cli_cell(&out, "NAME", wname) |
-                cli_cell(&out, "ROLE", 6) | cli_cell(&out, "CREATED", 24) |
-                buf_adds(&out, "LAST USED\n");
+                cli_cell(&out, "ROLE", 8) | cli_cell(&out, "ENVIRONMENT", ENV_NAME_MAX) |
+                cli_cell(&out, "CREATED", 24) | buf_adds(&out, "LAST USED\n");
     json_array_foreach(tokens, i, t)
     {
         const char *used = json_string_value(json_object_get(t, "last_used_at"));
+        const char *env = json_string_value(json_object_get(t, "environment"));
         built |= cli_cell(&out, json_string_value(json_object_get(t, "id")), TOKEN_ID_LEN) |
                  cli_cell(&out, json_string_value(json_object_get(t, "name")), wname) |
-                 cli_cell(&out, json_string_value(json_object_get(t, "role")), 6) |
+                 cli_cell(&out, json_string_value(json_object_get(t, "role")), 8) |
+                 cli_cell(&out, env != NULL ? env : "-", ENV_NAME_MAX) |
                  cli_cell(&out, json_string_value(json_object_get(t, "created_at")), 24) |
                  cli_text(&out, used != NULL ? used : "never") | buf_add(&out, "\n", 1);
     }

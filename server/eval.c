@@ -42,14 +42,28 @@ int eval_bucket(const char *name, size_t name_len, const char *user, size_t user
 }
 
 /* The decision and its reason in one place, so eval_flag() has one exit. */
-static bool eval_decide(const struct vx_flag *f, const struct murmur3_ctx *prefix, const char *user,
-                        size_t user_len, enum vx_reason *reason)
+/* Is user in any segment the flag's state names? */
+static bool eval_in_segments(const struct vx_flag *f, const struct eval_segments *segs,
+                             const char *user, size_t user_len)
+{
+    if (segs == NULL)
+        return false;
+    for (size_t i = 0; i < f->n_segments; i++)
+        if (segs->has(segs->cls, f->segments[i], user, user_len))
+            return true;
+    return false;
+}
+
+static bool eval_decide(const struct vx_flag *f, const struct murmur3_ctx *prefix,
+                        const struct eval_segments *segs, const char *user, size_t user_len,
+                        enum vx_reason *reason)
 {
     if (!f->enabled) {
         *reason = VX_REASON_DISABLED;
         return false;
     }
-    if (user != NULL && flag_has_user(f, user, user_len)) {
+    if (user != NULL &&
+        (flag_has_user(f, user, user_len) || eval_in_segments(f, segs, user, user_len))) {
         *reason = VX_REASON_TARGETING_MATCH;
         return true;
     }
@@ -70,8 +84,15 @@ static bool eval_decide(const struct vx_flag *f, const struct murmur3_ctx *prefi
 bool eval_flag_prefixed(const struct vx_flag *f, const struct murmur3_ctx *prefix, const char *user,
                         size_t user_len, enum vx_reason *reason)
 {
+    return eval_flag_in(f, prefix, NULL, user, user_len, reason);
+}
+
+bool eval_flag_in(const struct vx_flag *f, const struct murmur3_ctx *prefix,
+                  const struct eval_segments *segs, const char *user, size_t user_len,
+                  enum vx_reason *reason)
+{
     enum vx_reason r;
-    bool on = eval_decide(f, prefix, user, user_len, &r);
+    bool on = eval_decide(f, prefix, segs, user, user_len, &r);
     if (reason != NULL)
         *reason = r;
     return on;

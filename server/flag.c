@@ -60,7 +60,7 @@ static int flag_strcmp_p(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void flag_users_free(char **users, size_t n)
+void users_free(char **users, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(users[i]);
@@ -92,7 +92,7 @@ size_t flag_users_normalize(char **users, size_t n, const char **dup)
 
 /* Deep copy of a users array into *out (caller frees with flag_users_free).
  * 0, or -1 on OOM with *out NULL. */
-static int flag_users_copy(char *const *src, size_t n, char ***out)
+int users_copy(char *const *src, size_t n, char ***out)
 {
     *out = NULL;
     if (n == 0)
@@ -103,7 +103,7 @@ static int flag_users_copy(char *const *src, size_t n, char ***out)
     for (size_t i = 0; i < n; i++) {
         u[i] = strdup(src[i]);
         if (u[i] == NULL) {
-            flag_users_free(u, i);
+            users_free(u, i);
             return -1;
         }
     }
@@ -191,20 +191,16 @@ static int flag_get_percentage(const json_t *v, const char *field, int *out, str
     return 0;
 }
 
-/* users: an array of at most FLAG_USERS_MAX distinct strings of 1..256
- * bytes.  On success *out is a new sorted array (flag_users_free), or NULL
- * when empty. */
-static int flag_get_users(const json_t *v, const char *field, char ***out, size_t *n_out,
-                          struct vx_error *err)
+int users_from_json(const json_t *v, const char *field, size_t max, char ***out, size_t *n_out,
+                    struct vx_error *err)
 {
     *out = NULL;
     *n_out = 0;
     if (!json_is_array(v))
         return vx_fail(err, VX_E_INVALID_VALUE, "%s must be an array of strings", field);
     size_t n = json_array_size(v);
-    if (n > FLAG_USERS_MAX)
-        return vx_fail(err, VX_E_INVALID_VALUE, "%s must have at most %d entries", field,
-                       FLAG_USERS_MAX);
+    if (n > max)
+        return vx_fail(err, VX_E_INVALID_VALUE, "%s must have at most %zu entries", field, max);
     if (n == 0)
         return 0;
 
@@ -245,8 +241,34 @@ static int flag_get_users(const json_t *v, const char *field, char ***out, size_
     return 0;
 
 fail:
-    flag_users_free(u, n); /* calloc'd: unfilled slots are NULL */
+    users_free(u, n); /* calloc'd: unfilled slots are NULL */
     return -1;
+}
+
+static int flag_get_users(const json_t *v, const char *field, char ***out, size_t *n,
+                          struct vx_error *err)
+{
+    return users_from_json(v, field, FLAG_USERS_MAX, out, n, err);
+}
+
+/* segments: distinct segment names (the flag name rule), at most
+ * FLAG_SEGMENTS_MAX.  Whether each exists is the store's to check. */
+static int flag_get_segments(const json_t *v, const char *field, char ***out, size_t *n,
+                             struct vx_error *err)
+{
+    if (users_from_json(v, field, FLAG_SEGMENTS_MAX, out, n, err) != 0)
+        return -1;
+    for (size_t i = 0; i < *n; i++) {
+        if (!flag_name_valid((*out)[i], strlen((*out)[i]))) {
+            vx_fail(err, VX_E_INVALID_VALUE, "%s: \"%.64s\" is not a segment name (%s)", field,
+                    (*out)[i], FLAG_NAME_RULE);
+            users_free(*out, *n);
+            *out = NULL;
+            *n = 0;
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -265,22 +287,71 @@ static const struct flag_field {
     {"enabled",     FLAG_SET_ENABLED},
     {"percentage",  FLAG_SET_PERCENTAGE},
     {"users",       FLAG_SET_USERS},
+    {"segments",    FLAG_SET_SEGMENTS},
+    {"environments", FLAG_SET_ENVIRONMENTS},
     /* clang-format on */
 };
 #define FLAG_N_FIELDS (sizeof flag_fields / sizeof flag_fields[0])
 
-static bool flag_field_known(const char *key, size_t key_len)
+/* Is key a field of the table whose bit is in allowed? */
+static bool flag_field_known(const char *key, size_t key_len, unsigned allowed)
 {
     for (size_t i = 0; i < FLAG_N_FIELDS; i++)
-        if (strlen(flag_fields[i].key) == key_len && memcmp(flag_fields[i].key, key, key_len) == 0)
+        if ((flag_fields[i].bit & allowed) && strlen(flag_fields[i].key) == key_len &&
+            memcmp(flag_fields[i].key, key, key_len) == 0)
             return true;
     return false;
+}
+
+static int flag_patch_parse(const json_t *body, unsigned allowed, const char *prefix,
+                            struct vx_flag_patch *p, struct vx_error *err);
+
+static int cmp_env_patch(const void *a, const void *b)
+{
+    return strcmp(((const struct vx_env_patch *)a)->env, ((const struct vx_env_patch *)b)->env);
+}
+
+/* "environments": {"<env>": {state fields}, ...}. */
+static int flag_get_environments(const json_t *v, const char *field, struct vx_flag_patch *p,
+                                 struct vx_error *err)
+{
+    if (!json_is_object(v))
+        return vx_fail(err, VX_E_INVALID_VALUE, "%s must be an object of environment names", field);
+    size_t n = json_object_size(v);
+    p->envs = calloc(n > 0 ? n : 1, sizeof *p->envs);
+    if (p->envs == NULL)
+        return vx_fail(err, VX_E_UNAVAILABLE, "out of memory");
+    const char *key;
+    size_t key_len;
+    json_t *st;
+    json_object_keylen_foreach((json_t *)v, key, key_len, st)
+    {
+        char prefix[ENV_NAME_MAX + 128];
+        if (!env_name_valid(key, key_len))
+            return vx_fail(err, VX_E_INVALID_VALUE,
+                           "%s: \"%.64s\" is not an environment name (^[a-z0-9][a-z0-9_-]{0,31}$)",
+                           field, key);
+        snprintf(prefix, sizeof prefix, "%s.%s.", field, key);
+        struct vx_env_patch *e = &p->envs[p->n_envs];
+        if ((e->env = strdup(key)) == NULL)
+            return vx_fail(err, VX_E_UNAVAILABLE, "out of memory");
+        p->n_envs++;
+        if (flag_patch_parse(st, FLAG_SET_STATE, prefix, &e->state, err) != 0)
+            return -1;
+    }
+    if (p->n_envs > 1)
+        qsort(p->envs, p->n_envs, sizeof *p->envs, cmp_env_patch);
+    return 0;
 }
 
 /* Validate one present field into p. */
 static int flag_patch_field(struct vx_flag_patch *p, unsigned bit, const char *key, const json_t *v,
                             struct vx_error *err)
 {
+    if (bit == FLAG_SET_SEGMENTS)
+        return flag_get_segments(v, key, &p->segments, &p->n_segments, err);
+    if (bit == FLAG_SET_ENVIRONMENTS)
+        return flag_get_environments(v, key, p, err);
     switch (bit) {
     case FLAG_SET_NAME:
         return flag_get_name(v, key, &p->name, err);
@@ -310,35 +381,63 @@ bool flag_name_valid(const char *s, size_t len)
     return true;
 }
 
-int flag_patch_from_json(const json_t *body, bool create, struct vx_flag_patch *p,
-                         struct vx_error *err)
+bool env_name_valid(const char *s, size_t len)
 {
-    memset(p, 0, sizeof *p);
-    if (!json_is_object(body))
-        return vx_fail(err, VX_E_BAD_REQUEST, "the request body must be a JSON object");
+    if (s == NULL || len < 1 || len > ENV_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '_' && c != '-')))
+            return false;
+    }
+    return true;
+}
 
-    /* Pass 1: nothing we do not know.  jansson's iterators take a non-const
-     * object although they do not modify it. */
+/* Pass 1 of a body: an object with nothing we do not know (the fields
+ * whose bits are in allowed).  0, or -1 with err naming the field with its
+ * prefix ("environments.staging."). */
+static int flag_fields_known(const json_t *body, unsigned allowed, const char *prefix,
+                             struct vx_error *err)
+{
+    size_t plen = strlen(prefix);
+
+    if (!json_is_object(body))
+        return vx_fail(err, plen > 0 ? VX_E_INVALID_VALUE : VX_E_BAD_REQUEST,
+                       "%.*s must be a JSON object", plen > 0 ? (int)plen - 1 : 16,
+                       plen > 0 ? prefix : "the request body");
+    /* jansson's iterators take a non-const object although they do not
+     * modify it. */
     json_t *obj = (json_t *)body;
     const char *key;
     size_t key_len;
     json_t *v;
     json_object_keylen_foreach(obj, key, key_len, v)
     {
-        if (!flag_field_known(key, key_len))
-            return vx_fail(err, VX_E_UNKNOWN_FIELD, "unknown field \"%.64s\"", key);
+        if (!flag_field_known(key, key_len, allowed))
+            return vx_fail(err, VX_E_UNKNOWN_FIELD, "unknown field \"%s%.64s\"", prefix, key);
     }
-    if (create && json_object_get(body, "name") == NULL)
-        return vx_fail(err, VX_E_INVALID_VALUE, "name is required");
-    if (!create && json_object_get(body, "name") != NULL)
-        return vx_fail(err, VX_E_INVALID_VALUE, "name is immutable");
+    return 0;
+}
+
+/* Parse body into p, allowing the fields whose bits are in allowed; field
+ * names in messages carry prefix ("environments.staging."). */
+static int flag_patch_parse(const json_t *body, unsigned allowed, const char *prefix,
+                            struct vx_flag_patch *p, struct vx_error *err)
+{
+    memset(p, 0, sizeof *p);
+    if (flag_fields_known(body, allowed, prefix, err) != 0)
+        return -1;
 
     /* Pass 2: each known field, in table order. */
+    json_t *v;
     for (size_t i = 0; i < FLAG_N_FIELDS; i++) {
+        char field[96];
         v = json_object_get(body, flag_fields[i].key);
         if (v == NULL)
             continue;
-        if (flag_patch_field(p, flag_fields[i].bit, flag_fields[i].key, v, err) != 0) {
+        snprintf(field, sizeof field, "%s%s", prefix, flag_fields[i].key);
+        if (flag_patch_field(p, flag_fields[i].bit, field, v, err) != 0) {
             flag_patch_free(p);
             return -1;
         }
@@ -347,12 +446,76 @@ int flag_patch_from_json(const json_t *body, bool create, struct vx_flag_patch *
     return 0;
 }
 
+int flag_patch_from_json(const json_t *body, bool create, struct vx_flag_patch *p,
+                         struct vx_error *err)
+{
+    memset(p, 0, sizeof *p);
+    /* Unknown fields first, so that the error does not depend on which
+     * other fields came with them; then the name rules. */
+    if (flag_fields_known(body, ~0u, "", err) != 0)
+        return -1;
+    if (create && json_object_get(body, "name") == NULL)
+        return vx_fail(err, VX_E_INVALID_VALUE, "name is required");
+    if (!create && json_object_get(body, "name") != NULL)
+        return vx_fail(err, VX_E_INVALID_VALUE, "name is immutable");
+    return flag_patch_parse(body, ~0u, "", p, err);
+}
+
+struct vx_flag_patch flag_patch_for_env(const struct vx_flag_patch *p, const char *env,
+                                        bool request_env)
+{
+    struct vx_flag_patch out = *p;
+
+    out.set &= ~(unsigned)(FLAG_SET_STATE | FLAG_SET_ENVIRONMENTS);
+    out.envs = NULL;
+    out.n_envs = 0;
+    if (request_env)
+        out.set |= p->set & FLAG_SET_STATE;
+    for (size_t i = 0; i < p->n_envs; i++) {
+        const struct vx_flag_patch *st = &p->envs[i].state;
+        if (strcmp(p->envs[i].env, env) != 0)
+            continue;
+        out.set |= st->set & FLAG_SET_STATE;
+        out.enabled = st->set & FLAG_SET_ENABLED ? st->enabled : out.enabled;
+        out.percentage = st->set & FLAG_SET_PERCENTAGE ? st->percentage : out.percentage;
+        if (st->set & FLAG_SET_USERS) {
+            out.users = st->users;
+            out.n_users = st->n_users;
+        }
+        if (st->set & FLAG_SET_SEGMENTS) {
+            out.segments = st->segments;
+            out.n_segments = st->n_segments;
+        }
+    }
+    return out;
+}
+
+int flag_patch_check_env(const struct vx_flag_patch *p, const char *request_env,
+                         struct vx_error *err)
+{
+    if (!(p->set & FLAG_SET_STATE))
+        return 0;
+    for (size_t i = 0; i < p->n_envs; i++)
+        if (strcmp(p->envs[i].env, request_env) == 0)
+            return vx_fail(err, VX_E_BAD_REQUEST,
+                           "environment \"%s\" is addressed twice: by the top-level state "
+                           "fields and in environments",
+                           request_env);
+    return 0;
+}
+
 void flag_patch_free(struct vx_flag_patch *p)
 {
     free(p->name);
     free(p->description);
     free(p->owner);
-    flag_users_free(p->users, p->n_users);
+    users_free(p->users, p->n_users);
+    users_free(p->segments, p->n_segments);
+    for (size_t i = 0; i < p->n_envs; i++) {
+        free(p->envs[i].env);
+        flag_patch_free(&p->envs[i].state);
+    }
+    free(p->envs);
     memset(p, 0, sizeof *p);
 }
 
@@ -384,9 +547,14 @@ int flag_from_patch(const struct vx_flag_patch *p, int64_t now, struct vx_flag *
     if (out->name == NULL || out->description == NULL || out->owner == NULL)
         goto oom;
     if (p->set & FLAG_SET_USERS) {
-        if (flag_users_copy(p->users, p->n_users, &out->users) != 0)
+        if (users_copy(p->users, p->n_users, &out->users) != 0)
             goto oom;
         out->n_users = p->n_users;
+    }
+    if (p->set & FLAG_SET_SEGMENTS) {
+        if (users_copy(p->segments, p->n_segments, &out->segments) != 0)
+            goto oom;
+        out->n_segments = p->n_segments;
     }
     out->enabled = p->set & FLAG_SET_ENABLED ? p->enabled : false;
     out->percentage = p->set & FLAG_SET_PERCENTAGE ? p->percentage : 0;
@@ -409,21 +577,30 @@ int flag_apply_patch(struct vx_flag *f, const struct vx_flag_patch *p, int64_t n
     bool set_pct = (p->set & FLAG_SET_PERCENTAGE) && f->percentage != p->percentage;
     bool set_users =
         (p->set & FLAG_SET_USERS) && !flag_users_equal(f->users, f->n_users, p->users, p->n_users);
+    bool set_segs = (p->set & FLAG_SET_SEGMENTS) &&
+                    !flag_users_equal(f->segments, f->n_segments, p->segments, p->n_segments);
 
     /* name is immutable: flag_patch_from_json() refuses it for updates. */
-    if (!set_desc && !set_owner && !set_enabled && !set_pct && !set_users)
+    if (!set_desc && !set_owner && !set_enabled && !set_pct && !set_users && !set_segs)
         return 0;
 
     /* Allocate everything first so that running out of memory leaves f as
      * it was. */
     char *desc = NULL, *owner = NULL;
-    char **users = NULL;
+    char **users = NULL, **segs = NULL;
     if ((set_desc && (desc = strdup(p->description)) == NULL) ||
         (set_owner && (owner = strdup(p->owner)) == NULL) ||
-        (set_users && flag_users_copy(p->users, p->n_users, &users) != 0)) {
+        (set_users && users_copy(p->users, p->n_users, &users) != 0) ||
+        (set_segs && users_copy(p->segments, p->n_segments, &segs) != 0)) {
         free(desc);
         free(owner);
+        users_free(users, set_users ? p->n_users : 0);
         return -1;
+    }
+    if (set_segs) {
+        users_free(f->segments, f->n_segments);
+        f->segments = segs;
+        f->n_segments = p->n_segments;
     }
 
     const struct vx_flag before = {
@@ -440,7 +617,7 @@ int flag_apply_patch(struct vx_flag *f, const struct vx_flag_patch *p, int64_t n
         f->owner = owner;
     }
     if (set_users) {
-        flag_users_free(f->users, f->n_users);
+        users_free(f->users, f->n_users);
         f->users = users;
         f->n_users = p->n_users;
     }
@@ -462,12 +639,19 @@ int flag_copy(const struct vx_flag *src, struct vx_flag *dst)
     dst->owner = strdup(src->owner);
     dst->users = NULL;
     dst->n_users = 0;
+    dst->segments = NULL;
+    dst->n_segments = 0;
     if (dst->name == NULL || dst->description == NULL || dst->owner == NULL ||
-        flag_users_copy(src->users, src->n_users, &dst->users) != 0) {
+        users_copy(src->users, src->n_users, &dst->users) != 0) {
         flag_free(dst);
         return -1;
     }
     dst->n_users = src->n_users;
+    if (users_copy(src->segments, src->n_segments, &dst->segments) != 0) {
+        flag_free(dst);
+        return -1;
+    }
+    dst->n_segments = src->n_segments;
     return 0;
 }
 
@@ -476,7 +660,8 @@ void flag_free(struct vx_flag *f)
     free(f->name);
     free(f->description);
     free(f->owner);
-    flag_users_free(f->users, f->n_users);
+    users_free(f->users, f->n_users);
+    users_free(f->segments, f->n_segments);
     memset(f, 0, sizeof *f);
 }
 
@@ -501,10 +686,15 @@ static int flag_user_cmp(const char *s, const char *u, size_t n)
 
 bool flag_has_user(const struct vx_flag *f, const char *user, size_t user_len)
 {
-    size_t lo = 0, hi = f->n_users;
+    return users_contain(f->users, f->n_users, user, user_len);
+}
+
+bool users_contain(char *const *users, size_t n, const char *user, size_t user_len)
+{
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = flag_user_cmp(f->users[mid], user, user_len);
+        int c = flag_user_cmp(users[mid], user, user_len);
         if (c == 0)
             return true;
         if (c < 0)
@@ -525,18 +715,84 @@ static json_t *flag_time_json(int64_t us)
     return json_string(time_format_rfc3339(us, buf, sizeof buf));
 }
 
+/* A JSON array of strings. New reference; NULL on OOM. */
+static json_t *flag_strings_json(char *const *a, size_t n)
+{
+    json_t *arr = json_array();
+    int rc = arr == NULL;
+
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = json_array_append_new(arr, json_string(a[i]));
+    if (rc != 0) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+json_t *flag_state_to_json(const struct vx_flag *f)
+{
+    json_t *o = json_object();
+    int rc = o == NULL;
+
+    rc |= json_object_set_new(o, "enabled", json_boolean(f->enabled));
+    rc |= json_object_set_new(o, "percentage", json_integer(f->percentage));
+    rc |= json_object_set_new(o, "users", flag_strings_json(f->users, f->n_users));
+    rc |= json_object_set_new(o, "segments", flag_strings_json(f->segments, f->n_segments));
+    rc |= json_object_set_new(
+        o, "rolled_out_at", f->rolled_out_at != 0 ? flag_time_json(f->rolled_out_at) : json_null());
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int flag_state_assign(struct vx_flag *dst, const struct vx_flag *src)
+{
+    char **users = NULL, **segs = NULL;
+
+    if (users_copy(src->users, src->n_users, &users) != 0)
+        return -1;
+    if (users_copy(src->segments, src->n_segments, &segs) != 0) {
+        users_free(users, src->n_users);
+        return -1;
+    }
+    users_free(dst->users, dst->n_users);
+    users_free(dst->segments, dst->n_segments);
+    dst->users = users;
+    dst->n_users = src->n_users;
+    dst->segments = segs;
+    dst->n_segments = src->n_segments;
+    dst->enabled = src->enabled;
+    dst->percentage = src->percentage;
+    dst->rolled_out_at = src->rolled_out_at;
+    return 0;
+}
+
+bool flag_state_equal(const struct vx_flag *a, const struct vx_flag *b)
+{
+    return a->enabled == b->enabled && a->percentage == b->percentage &&
+           a->rolled_out_at == b->rolled_out_at &&
+           flag_users_equal(a->users, a->n_users, b->users, b->n_users) &&
+           flag_users_equal(a->segments, a->n_segments, b->segments, b->n_segments);
+}
+
+bool flag_definition_equal(const struct vx_flag *a, const struct vx_flag *b)
+{
+    return strcmp(a->description, b->description) == 0 && strcmp(a->owner, b->owner) == 0;
+}
+
 json_t *flag_to_json(const struct vx_flag *f)
 {
     json_t *o = json_object();
-    json_t *users = json_array();
+    json_t *users = flag_strings_json(f->users, f->n_users);
     if (o == NULL || users == NULL) {
         json_decref(o);
         json_decref(users);
         return NULL;
     }
     int rc = 0;
-    for (size_t i = 0; i < f->n_users; i++)
-        rc |= json_array_append_new(users, json_string(f->users[i]));
     /* The *_new setters take ownership even on failure, and refuse a NULL
      * value, so one check at the end catches any allocation failure. */
     rc |= json_object_set_new(o, "name", json_string(f->name));
@@ -545,6 +801,7 @@ json_t *flag_to_json(const struct vx_flag *f)
     rc |= json_object_set_new(o, "enabled", json_boolean(f->enabled));
     rc |= json_object_set_new(o, "percentage", json_integer(f->percentage));
     rc |= json_object_set_new(o, "users", users);
+    rc |= json_object_set_new(o, "segments", flag_strings_json(f->segments, f->n_segments));
     rc |= json_object_set_new(o, "created_at", flag_time_json(f->created_at));
     rc |= json_object_set_new(o, "updated_at", flag_time_json(f->updated_at));
     rc |= json_object_set_new(
@@ -603,6 +860,9 @@ int flag_from_json(const json_t *obj, struct vx_flag *out, struct vx_error *err)
         goto fail;
     v = json_object_get(obj, "users");
     if (v != NULL && flag_get_users(v, "users", &out->users, &out->n_users, err) != 0)
+        goto fail;
+    v = json_object_get(obj, "segments");
+    if (v != NULL && flag_get_segments(v, "segments", &out->segments, &out->n_segments, err) != 0)
         goto fail;
     if (flag_get_time(obj, "created_at", false, &out->created_at, err) != 0 ||
         flag_get_time(obj, "updated_at", false, &out->updated_at, err) != 0 ||

@@ -20,6 +20,8 @@
 #define FLAG_OWNER_MAX       200  /* characters */
 #define FLAG_USER_MAX        256  /* bytes */
 #define FLAG_USERS_MAX       10000
+#define FLAG_SEGMENTS_MAX    100 /* segments named by one state */
+#define ENV_NAME_MAX         32
 
 struct vx_flag {
     char *name;
@@ -29,6 +31,8 @@ struct vx_flag {
     int percentage;
     char **users; /* sorted, distinct */
     size_t n_users;
+    char **segments; /* names of segments, sorted, distinct */
+    size_t n_segments;
     int64_t created_at;    /* µs since epoch */
     int64_t updated_at;    /* µs since epoch */
     int64_t rolled_out_at; /* µs since epoch, 0 = null */
@@ -43,7 +47,13 @@ enum {
     FLAG_SET_ENABLED = 1u << 3,
     FLAG_SET_PERCENTAGE = 1u << 4,
     FLAG_SET_USERS = 1u << 5,
+    FLAG_SET_SEGMENTS = 1u << 6,
+    FLAG_SET_ENVIRONMENTS = 1u << 7,
 };
+/* The bits of the state in one environment (the rest is the definition). */
+#define FLAG_SET_STATE (FLAG_SET_ENABLED | FLAG_SET_PERCENTAGE | FLAG_SET_USERS | FLAG_SET_SEGMENTS)
+
+struct vx_env_patch;
 
 /* A validated create (POST) or update (PATCH) body. Owns its strings. */
 struct vx_flag_patch {
@@ -55,7 +65,35 @@ struct vx_flag_patch {
     int percentage;
     char **users; /* sorted, distinct */
     size_t n_users;
+    char **segments; /* sorted, distinct */
+    size_t n_segments;
+    /* "environments": the state of each environment named (FLAG_SET_STATE
+     * bits only in each), sorted by environment name. */
+    struct vx_env_patch *envs;
+    size_t n_envs;
 };
+
+/* The state patch of one environment in a flag patch. */
+struct vx_env_patch {
+    char *env;
+    struct vx_flag_patch state;
+};
+
+/* docs/api.md §6 environment name rule: ^[a-z0-9][a-z0-9_-]{0,31}$ */
+bool env_name_valid(const char *s, size_t len);
+
+/* The patch that one environment's flag gets from p: the definition bits,
+ * the top-level state bits when env is the request's environment, and the
+ * bits p->envs names for env.  The result borrows p's strings: never free
+ * it.  The caller has refused a patch that addresses the request's
+ * environment both ways (flag_patch_check_env). */
+struct vx_flag_patch flag_patch_for_env(const struct vx_flag_patch *p, const char *env,
+                                        bool request_env);
+
+/* Refuse (VX_E_BAD_REQUEST) a patch that sets state at top level and also
+ * names the request's environment in "environments". */
+int flag_patch_check_env(const struct vx_flag_patch *p, const char *request_env,
+                         struct vx_error *err);
 
 /* docs/api.md §1 name rule: ^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$ */
 bool flag_name_valid(const char *s, size_t len);
@@ -87,6 +125,20 @@ void flag_update_rolled_out(const struct vx_flag *before, struct vx_flag *after,
 /* JSON object of a flag (docs/api.md §1 fields). New reference; NULL on OOM. */
 json_t *flag_to_json(const struct vx_flag *f);
 
+/* The state part of a flag: {enabled, percentage, users, segments,
+ * rolled_out_at}.  New reference; NULL on OOM. */
+json_t *flag_state_to_json(const struct vx_flag *f);
+
+/* Copy the state part (enabled, percentage, users, segments, rolled_out_at)
+ * of src over dst's.  0, or -1 on OOM (dst unchanged). */
+int flag_state_assign(struct vx_flag *dst, const struct vx_flag *src);
+
+/* Is the state part of a and b the same? */
+bool flag_state_equal(const struct vx_flag *a, const struct vx_flag *b);
+
+/* Is the definition part (description, owner) of a and b the same? */
+bool flag_definition_equal(const struct vx_flag *a, const struct vx_flag *b);
+
 /* Parse a flag object as produced by flag_to_json (used to restore history).
  * Unknown fields are ignored. 0 on success, -1 with err filled. */
 int flag_from_json(const json_t *obj, struct vx_flag *out, struct vx_error *err);
@@ -104,6 +156,20 @@ size_t flag_users_normalize(char **users, size_t n, const char **dup);
 
 /* Is user listed? (binary search; users must be sorted) */
 bool flag_has_user(const struct vx_flag *f, const char *user, size_t user_len);
+
+/* Is user in users[0..n) (sorted, distinct)?  Binary search. */
+bool users_contain(char *const *users, size_t n, const char *user, size_t user_len);
+
+/* Deep copy of a sorted users array (or segment names) into *out (caller
+ * frees with users_free).  0, or -1 on OOM with *out NULL. */
+int users_copy(char *const *src, size_t n, char ***out);
+void users_free(char **users, size_t n);
+
+/* Validate a JSON array of user ids (distinct, each 1..256 bytes, at most
+ * max) into a new sorted array (users_free), NULL when empty; the message
+ * names field. */
+int users_from_json(const json_t *v, const char *field, size_t max, char ***out, size_t *n,
+                    struct vx_error *err);
 
 /* Whole days since created_at (never negative). */
 int64_t flag_age_days(const struct vx_flag *f, int64_t now);

@@ -27,6 +27,7 @@ enum {
     ROUTE_PUBLIC = 0, /* no token */
     ROUTE_CLIENT = 1, /* client or admin token */
     ROUTE_ADMIN = 2,  /* admin token */
+    ROUTE_EVAL = 3,   /* any token, also frontend: evaluations only (docs/api.md §2) */
     ROUTE_ROLE_MASK = 3,
     ROUTE_BODY = 4,          /* reads a JSON body */
     ROUTE_CORS = 8,          /* answers CORS (OFREP, client API) */
@@ -126,14 +127,23 @@ enum http_rc http_reply(struct vx_req *r, unsigned status, const char *content_t
 /* Take ownership of a malloc'd body (freed with free()). */
 enum http_rc http_reply_owned(struct vx_req *r, unsigned status, const char *content_type,
                               char *body, size_t len);
-/* Serve bytes that live in snapshot s (a reference is taken and released
+/* If-Match: -1 absent, 0 "*", else the revision.  -2 malformed (400
+ * queued). */
+int64_t http_if_match(struct vx_req *r);
+
+/* The request's environment in s (docs/api.md §4): a client or frontend
+ * token's own; for an admin token ?env=, else the default.  NULL with 404
+ * queued when env= names none. */
+const struct vx_env *http_env(struct vx_req *r, const struct vx_snapshot *s);
+
+/* Serve bytes that live in view v (a reference is taken and released
  * once MHD is done with them). */
-enum http_rc http_reply_snapshot(struct vx_req *r, unsigned status, struct vx_snapshot *s,
-                                 const char *body, size_t len);
-/* Serve the GET /flags body of snapshot s: gzip-compressed when the request
+enum http_rc http_reply_view(struct vx_req *r, unsigned status, struct vx_view *v, const char *body,
+                             size_t len);
+/* Serve the GET /flags body of view s: gzip-compressed when the request
  * accepts it (Content-Encoding: gzip), else from its pieces; Vary:
  * Accept-Encoding on both. */
-enum http_rc http_reply_snapshot_body(struct vx_req *r, unsigned status, struct vx_snapshot *s);
+enum http_rc http_reply_view_body(struct vx_req *r, unsigned status, struct vx_view *s);
 /* A JSON body built in b (emptied either way).  bad != 0 (an append
  * failed for lack of memory) closes the connection instead. */
 enum http_rc http_reply_buf(struct vx_req *r, unsigned status, struct buf *b, int bad);

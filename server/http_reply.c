@@ -129,39 +129,39 @@ enum http_rc http_reply_owned(struct vx_req *r, unsigned status, const char *con
     return http_queue(r, status, resp, content_type);
 }
 
-static void release_snapshot_cb(void *cls)
+static void release_view_cb(void *cls)
 {
-    snapshot_release(cls);
+    view_release(cls);
 }
 
-enum http_rc http_reply_snapshot(struct vx_req *r, unsigned status, struct vx_snapshot *s,
-                                 const char *body, size_t len)
+enum http_rc http_reply_view(struct vx_req *r, unsigned status, struct vx_view *s, const char *body,
+                             size_t len)
 {
     struct MHD_Response *resp;
 
-    snapshot_retain(s);
+    view_retain(s);
     resp = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)body,
-                                                                  release_snapshot_cb, s);
+                                                                  release_view_cb, s);
     if (resp == NULL)
-        snapshot_release(s);
+        view_release(s);
     return http_queue(r, status, resp, "application/json");
 }
 
-/* Streams the spans of a snapshot's body to libmicrohttpd, which asks for
+/* Streams the spans of a view's body to libmicrohttpd, which asks for
  * the bytes in order, a connection buffer at a time.  (An iovec response
  * would avoid the copy, but libmicrohttpd 0.9.75 copies the iovec array
  * into the connection's memory pool, 16 bytes a span: a few hundred flags
  * exhaust it.) */
 struct body_reader {
-    struct vx_snapshot *s; /* a reference */
-    size_t span;           /* the span holding byte at */
-    uint64_t at;           /* where that span starts */
+    struct vx_view *s; /* a reference */
+    size_t span;       /* the span holding byte at */
+    uint64_t at;       /* where that span starts */
 };
 
 static ssize_t body_read_cb(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct body_reader *b = cls;
-    const struct vx_snapshot *s = b->s;
+    const struct vx_view *s = b->s;
     size_t n = 0;
 
     if (pos < b->at) { /* asked again from earlier (never, in order): start over */
@@ -189,14 +189,14 @@ static void body_free_cb(void *cls)
 {
     struct body_reader *b = cls;
 
-    snapshot_release(b->s);
+    view_release(b->s);
     free(b);
 }
 
-/* The gzip body of a snapshot, made on a pool thread (dbpool.h). */
+/* The gzip body of a view, made on a pool thread (dbpool.h). */
 struct compress_task {
     struct db_task task; /* first */
-    struct vx_snapshot *s;
+    struct vx_view *s;
 };
 
 static void compress_run(struct db_task *t, PGconn *c)
@@ -207,36 +207,36 @@ static void compress_run(struct db_task *t, PGconn *c)
     /* A version already replaced is not worth the work: under a burst of
      * changes only the one served when the compressor comes round is
      * compressed (a later request asks again for the newer one). */
-    if (snapshot_version() == ct->s->version)
-        snapshot_gzip_build(ct->s);
+    if (snapshot_view_current(ct->s))
+        view_gzip_build(ct->s);
     else
         atomic_store(&ct->s->gzip->asked, false);
-    snapshot_release(ct->s);
+    view_release(ct->s);
     free(ct);
 }
 
 /* Have the gzip body of s made in the background, unless someone already
  * asked: the first request that accepts gzip for a version pays nothing for
  * it, and no version nobody asks for costs a compression. */
-static void compress_later(struct vx_snapshot *s)
+static void compress_later(struct vx_view *s)
 {
     struct compress_task *ct;
 
-    if (!snapshot_gzip_ask(s))
+    if (!view_gzip_ask(s))
         return;
     ct = calloc(1, sizeof(*ct));
     if (ct == NULL) {
         atomic_store(&s->gzip->asked, false);
         return;
     }
-    snapshot_retain(s);
+    view_retain(s);
     ct->task.run = compress_run;
     ct->task.needs_db = false;
     ct->s = s;
     dbpool_submit(&ct->task);
 }
 
-enum http_rc http_reply_snapshot_body(struct vx_req *r, unsigned status, struct vx_snapshot *s)
+enum http_rc http_reply_view_body(struct vx_req *r, unsigned status, struct vx_view *s)
 {
     struct MHD_Response *resp;
     const unsigned char *gz;
@@ -245,18 +245,18 @@ enum http_rc http_reply_snapshot_body(struct vx_req *r, unsigned status, struct 
     /* Vary on both forms, so that a cache never serves one for the other. */
     http_add_header(r, "Vary", "Accept-Encoding");
     if (accepts_gzip(http_header(r, "Accept-Encoding"))) {
-        if (snapshot_gzip(s, &gz, &gz_len)) {
+        if (view_gzip(s, &gz, &gz_len)) {
             http_add_header(r, "Content-Encoding", "gzip");
-            return http_reply_snapshot(r, status, s, (const char *)gz, gz_len);
+            return http_reply_view(r, status, s, (const char *)gz, gz_len);
         }
         compress_later(s); /* this answer goes plain; later ones gzip */
     }
     if (s->joined != NULL)
-        return http_reply_snapshot(r, status, s, s->joined, s->body_len);
+        return http_reply_view(r, status, s, s->joined, s->body_len);
     struct body_reader *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
-    snapshot_retain(s);
+    view_retain(s);
     b->s = s;
     resp = MHD_create_response_from_callback(s->body_len, (size_t)64 * 1024, body_read_cb, b,
                                              body_free_cb);
@@ -430,13 +430,34 @@ enum http_rc http_reply_unauthorized(struct vx_req *r, bool bodyless)
 
 bool http_authenticate(struct vx_req *r, unsigned role, bool bodyless)
 {
-    enum auth_result a =
-        auth_token(r->snap, http_header(r, "Authorization"), role == ROUTE_ADMIN, &r->token);
+    enum auth_result a = auth_token(r->snap, http_header(r, "Authorization"),
+                                    role == ROUTE_ADMIN    ? VX_ROLE_ADMIN
+                                    : role == ROUTE_CLIENT ? VX_ROLE_CLIENT
+                                                           : VX_ROLE_FRONTEND,
+                                    &r->token);
 
     if (a == AUTH_OK)
         return true;
     refuse(r, a, bodyless);
     return false;
+}
+
+/* If-Match: -1 absent, 0 "*", else the revision.  -2 malformed (400 queued). */
+int64_t http_if_match(struct vx_req *r)
+{
+    const char *h = http_header(r, "If-Match");
+    struct etag_list l;
+
+    if (h == NULL)
+        return -1;
+    if (etag_parse(h, strlen(h), &l) != 0 || (!l.any && (l.n != 1 || l.weak[0]))) {
+        http_reply_error(r, 400, VX_E_BAD_REQUEST,
+                         "If-Match must be one quoted revision such as \"3\", or *");
+        return -2;
+    }
+    if (l.any)
+        return 0;
+    return l.tag[0] > 0 ? l.tag[0] : INT64_MAX; /* "0" never matches */
 }
 
 enum http_inm http_if_none_match(struct vx_req *r, int64_t v)
@@ -480,4 +501,23 @@ enum http_rc http_reply_not_held(struct vx_req *r, enum lp_result why)
                                   why == LP_CLOSING
                                       ? "the server is shutting down"
                                       : "too many held requests on this instance; retry shortly");
+}
+
+const struct vx_env *http_env(struct vx_req *r, const struct vx_snapshot *s)
+{
+    const struct vx_token *t = snapshot_find_token(s, r->token->hash);
+    const char *name = http_query(r, "env");
+
+    if (t == NULL || (t->role != VX_ROLE_ADMIN && t->env_index >= s->n_envs)) {
+        http_reply_unauthorized(r, false); /* revoked, or its environment is gone */
+        return NULL;
+    }
+    if (t->role != VX_ROLE_ADMIN)
+        return &s->envs[t->env_index];
+    if (name == NULL)
+        return &s->envs[s->default_env];
+    const struct vx_env *e = snapshot_env(s, name, strlen(name));
+    if (e == NULL)
+        http_reply_error(r, 404, VX_E_NOT_FOUND, "no environment named '%.64s'", name);
+    return e;
 }

@@ -82,8 +82,8 @@ static void take_notifications(void)
         return;
     while ((n = PQnotifies(l_conn)) != NULL) {
         char *end = NULL;
-        long long v = strtoll(n->extra, &end, 10);
-        if (end == n->extra || *end != '\0')
+        long long v = strtoll(n->extra, &end, 10); /* "<sequence> <env>:<version> ..." */
+        if (end == n->extra || (*end != '\0' && *end != ' '))
             l_pending_full = true; /* 'tokens', or anything else */
         else if (v != snapshot_version())
             l_pending = true; /* a version we do not serve yet */
@@ -183,8 +183,6 @@ static int reload(bool full)
         drop_conn(store_last_error(l_conn));
         return -1;
     }
-    int64_t old = snapshot_version();
-    int64_t now = s->version;
     bool tokens_changed = prev != NULL && !snapshot_same_tokens(prev, s);
     s->token_epoch = prev == NULL ? 1 : prev->token_epoch + tokens_changed;
     snapshot_publish(s);
@@ -198,10 +196,7 @@ static int reload(bool full)
     pthread_mutex_unlock(&l_mu);
     if (tokens_changed)
         revoke_held(); /* before the wake-up: a revoked request gets 401, not 200 */
-    if (now > old)
-        longpoll_wake(now);
-    else if (now < old) /* the database went back in time (restore): wake all */
-        longpoll_wake(INT64_MAX);
+    longpoll_wake();   /* those whose environment's version moved, either way */
     atomic_store(&l_db_up, true);
     /* After publishing, so that the bookkeeping never delays a change. */
     flush_token_use(prev);
@@ -249,7 +244,7 @@ static int check(void)
     bool same = s != NULL && s->version == v && snapshot_tokens_are(s, tokens, n);
     snapshot_release(s);
     for (size_t i = 0; i < n; i++)
-        free(tokens[i].name);
+        token_free(&tokens[i]);
     free(tokens);
     return same ? 0 : 1;
 }

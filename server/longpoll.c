@@ -5,7 +5,8 @@
  * connection while still holding the mutex, so a change published between
  * the comparison and the suspension cannot be missed, and no resume can
  * reach a connection that is not yet suspended.  Waking walks the list once
- * and resumes every waiter older than the new version; libmicrohttpd then
+ * and resumes every waiter whose environment's version moved (a change in
+ * staging wakes nobody who waits on production); libmicrohttpd then
  * calls the access handler again, which answers from the new snapshot.
  *
  * A suspended connection never times out in libmicrohttpd and its client
@@ -42,6 +43,25 @@ static uint64_t lp_token_epoch; /* of the last longpoll_revoke */
 static bool lp_stopping;
 static pthread_t lp_timer;
 static bool lp_timer_started;
+
+/* The version of environment env_id in s, -1 when there is none (gone, or
+ * no snapshot yet). */
+static int64_t env_version(const struct vx_snapshot *s, int64_t env_id)
+{
+    const struct vx_env *e = s != NULL ? snapshot_env_by_id(s, env_id) : NULL;
+
+    return e != NULL ? e->version : -1;
+}
+
+/* Has w's environment moved from since in the current snapshot? */
+static bool moved_now(const struct lp_waiter *w, int64_t since)
+{
+    struct vx_snapshot *s = snapshot_acquire();
+    bool moved = env_version(s, w->env_id) != since;
+
+    snapshot_release(s);
+    return moved;
+}
 
 static void unlink_waiter(struct lp_waiter *w)
 {
@@ -127,7 +147,7 @@ enum lp_result longpoll_park(struct lp_waiter *w, struct MHD_Connection *conn,
     if (rc == LP_REGISTERED) {
         /* Registered first, compared second: a publish that lands after
          * this load will find w in the list. */
-        if (snapshot_version() > since_version || w->token_epoch < lp_token_epoch) {
+        if (moved_now(w, since_version) || w->token_epoch < lp_token_epoch) {
             unlink_waiter(w);
             w->state = LP_CHANGED;
             rc = LP_MOVED;
@@ -142,15 +162,18 @@ enum lp_result longpoll_park(struct lp_waiter *w, struct MHD_Connection *conn,
     return rc;
 }
 
-void longpoll_wake(int64_t version)
+void longpoll_wake(void)
 {
+    struct vx_snapshot *s = snapshot_acquire();
+
     pthread_mutex_lock(&lp_lock);
     for (struct lp_waiter *w = head.next, *next; w != &head; w = next) {
         next = w->next;
-        if (w->state == LP_PARKED && w->since_version < version)
+        if (w->state == LP_PARKED && env_version(s, w->env_id) != w->since_version)
             resume(w, LP_CHANGED);
     }
     pthread_mutex_unlock(&lp_lock);
+    snapshot_release(s);
 }
 
 enum lp_result longpoll_stream_open(struct lp_waiter *w, struct MHD_Connection *conn)
@@ -172,7 +195,7 @@ enum lp_result longpoll_stream_wait(struct lp_waiter *w, int64_t since_version, 
     pthread_mutex_lock(&lp_lock);
     if (lp_closing || w->next == NULL) {
         rc = LP_CLOSING;
-    } else if (snapshot_version() != since_version || w->token_epoch < lp_token_epoch) {
+    } else if (moved_now(w, since_version) || w->token_epoch < lp_token_epoch) {
         /* Moved (either way: a restored database goes back) while the
          * stream was busy: no suspension, the caller sends it now. */
         w->state = LP_CHANGED;

@@ -34,6 +34,7 @@ enum lp_state {
 
 struct lp_waiter {
     struct MHD_Connection *conn;
+    int64_t env_id; /* the environment whose version it waits on (struct vx_env) */
     int64_t since_version;
     int64_t deadline_us; /* monotonic */
     enum lp_state state;
@@ -61,8 +62,8 @@ int longpoll_init(unsigned max_waiters, const struct longpoll_ops *ops);
 void longpoll_shutdown(void); /* resume everything with LP_SHUTDOWN */
 void longpoll_stop(void);     /* stop the timer thread */
 
-/* Register w and suspend conn unless the version already moved past
- * since_version.  Call from the access handler only.  Returns LP_SUSPENDED,
+/* Register w and suspend conn unless the version of w->env_id already
+ * differs from since_version.  Call from the access handler only.  Returns LP_SUSPENDED,
  * LP_MOVED (then w->state is LP_CHANGED), LP_FULL or LP_CLOSING (then
  * w->state is LP_IDLE). */
 enum lp_result longpoll_park(struct lp_waiter *w, struct MHD_Connection *conn,
@@ -91,8 +92,10 @@ enum lp_result longpoll_stream_wait(struct lp_waiter *w, int64_t since_version,
 void longpoll_revoke(uint64_t epoch, bool (*live)(const uint8_t token[LP_TOKEN_LEN], void *cls),
                      void *cls);
 
-/* Wake every parked waiter whose since_version < version. Any thread. */
-void longpoll_wake(int64_t version);
+/* Wake every parked waiter whose environment's version in the current
+ * snapshot differs from its since_version (also when the environment is
+ * gone).  Call after publishing.  Any thread. */
+void longpoll_wake(void);
 
 /* Unlink w if still registered (completion of a request). */
 void longpoll_forget(struct lp_waiter *w);

@@ -110,7 +110,7 @@ char *metrics_render(size_t *len)
              "# TYPE vexil_longpoll_held gauge\nvexil_longpoll_held %u\n"
              "# HELP vexil_flags Flags in the served snapshot.\n"
              "# TYPE vexil_flags gauge\nvexil_flags %zu\n"
-             "# HELP vexil_version Flag-set version of the served snapshot.\n"
+             "# HELP vexil_version Sequence number of the changes in the served snapshot.\n"
              "# TYPE vexil_version gauge\nvexil_version %lld\n"
              "# HELP vexil_database_up 1 while the database is reachable.\n"
              "# TYPE vexil_database_up gauge\nvexil_database_up %d\n"
@@ -121,8 +121,15 @@ char *metrics_render(size_t *len)
              "# HELP vexil_database_queued Database calls of requests waiting for a database "
              "thread.\n"
              "# TYPE vexil_database_queued gauge\nvexil_database_queued %u\n",
-             longpoll_held(), s != NULL ? s->n_flags : 0, (long long)(s != NULL ? s->version : -1),
-             listen_db_up() ? 1 : 0, snapshot_live(), dbpool_busy(), dbpool_queued());
+             longpoll_held(), s != NULL ? s->envs[s->default_env].view->n_flags : 0,
+             (long long)(s != NULL ? s->version : -1), listen_db_up() ? 1 : 0, snapshot_live(),
+             dbpool_busy(), dbpool_queued());
+    buf_adds(&b, "# HELP vexil_environment_version Version of each environment in the served "
+                 "snapshot.\n"
+                 "# TYPE vexil_environment_version gauge\n");
+    for (size_t i = 0; s != NULL && i < s->n_envs; i++)
+        buf_addf(&b, "vexil_environment_version{environment=\"%s\"} %lld\n", s->envs[i].name,
+                 (long long)s->envs[i].version);
     snapshot_release(s);
     return buf_take(&b, len);
 }

@@ -161,11 +161,15 @@ static int parse_eval_req(struct vx_req *r, struct eval_req *q)
 /* Append one evaluation object:
  * {"key":K,"value":B,"reason":R,"variant":V,"metadata":{"version":N}}.
  * key_json is the flag name already as a JSON string literal.  0 or -1 (OOM). */
-static int add_evaluation(struct buf *b, const char *key_json, size_t key_json_len,
-                          const struct vx_flag *f, const struct eval_req *q, int64_t version)
+static int add_evaluation(struct buf *b, const struct vx_snapshot *s, const struct vx_view *v,
+                          size_t i, const struct eval_req *q)
 {
     enum vx_reason why;
-    bool on = eval_flag(f, q->user, q->user_len, &why);
+    bool on = snapshot_eval(s, v, i, q->user, q->user_len, &why);
+    /* v->keys[i] is the name as a JSON string followed by ':'. */
+    const char *key_json = v->keys[i];
+    size_t key_json_len = v->keys_len[i] - 1;
+    int64_t version = v->version;
 
     int bad = buf_add(b, "{\"key\":", 7);
 
@@ -191,7 +195,13 @@ enum http_rc ofrep_eval_one(struct vx_req *r)
         json_decref(q.root);
         return rc;
     }
-    const struct vx_flag *f = snapshot_find(s, key, strlen(key));
+    const struct vx_env *e = http_env(r, s);
+    if (e == NULL) {
+        json_decref(q.root);
+        return HTTP_QUEUED;
+    }
+    const struct vx_view *v = e->view;
+    const struct vx_flag *f = view_find(v, key, strlen(key));
     if (f == NULL) {
         char details[160];
         snprintf(details, sizeof(details), "no flag named '%.100s'", key);
@@ -199,10 +209,8 @@ enum http_rc ofrep_eval_one(struct vx_req *r)
         json_decref(q.root);
         return rc;
     }
-    size_t i = (size_t)(f - s->flags);
     struct buf b = {0};
-    /* s->keys[i] is the name as a JSON string followed by ':'. */
-    int bad = add_evaluation(&b, s->keys[i], s->keys_len[i] - 1, f, &q, s->version);
+    int bad = add_evaluation(&b, s, v, (size_t)(f - v->flags), &q);
     json_decref(q.root);
     if (bad != 0) {
         buf_free(&b);
@@ -277,12 +285,17 @@ static bool host_ok(const char *s)
 static int add_event_streams(struct buf *b, struct vx_req *r)
 {
     char key[OFREP_STREAM_KEY_LEN + 1];
-    char uri[sizeof(OFREP_EVENTS_PATH) + 8 + OFREP_STREAM_KEY_LEN];
+    char uri[sizeof(OFREP_EVENTS_PATH) + 16 + OFREP_STREAM_KEY_LEN + ENV_NAME_MAX];
     const char *host = http_header(r, "X-Forwarded-Host");
     const char *proto = http_header(r, "X-Forwarded-Proto");
 
     stream_key(r->token->hash, key);
-    snprintf(uri, sizeof(uri), "%s?key=%s", OFREP_EVENTS_PATH, key);
+    /* An admin token's stream follows the environment it asked about. */
+    const char *env = r->token->role == VX_ROLE_ADMIN ? http_query(r, "env") : NULL;
+    if (env != NULL && env_name_valid(env, strlen(env)))
+        snprintf(uri, sizeof(uri), "%s?key=%s&env=%s", OFREP_EVENTS_PATH, key, env);
+    else
+        snprintf(uri, sizeof(uri), "%s?key=%s", OFREP_EVENTS_PATH, key);
     if (host == NULL || !host_ok(host))
         host = http_header(r, MHD_HTTP_HEADER_HOST);
     if (proto == NULL || (strcmp(proto, "https") != 0 && strcmp(proto, "http") != 0))
@@ -306,7 +319,13 @@ enum http_rc ofrep_eval_bulk(struct vx_req *r)
         json_decref(q.root);
         return rc;
     }
-    if (bulk_etag(s->version, q.ctx, etag, sizeof(etag)) != 0) {
+    const struct vx_env *e = http_env(r, s);
+    if (e == NULL) {
+        json_decref(q.root);
+        return HTTP_QUEUED;
+    }
+    const struct vx_view *v = e->view;
+    if (bulk_etag(v->version, q.ctx, etag, sizeof(etag)) != 0) {
         json_decref(q.root);
         return error_bulk(r, 500, "GENERAL", "out of memory");
     }
@@ -322,18 +341,17 @@ enum http_rc ofrep_eval_bulk(struct vx_req *r)
 
     struct buf b = {0};
     /* Per flag: the key literal plus about 110 bytes of fields. */
-    if (buf_reserve(&b, s->keys_total + s->n_flags * 120 + 512) != 0) {
+    if (buf_reserve(&b, v->keys_total + v->n_flags * 120 + 512) != 0) {
         json_decref(q.root);
         return error_bulk(r, 500, "GENERAL", "out of memory");
     }
     int bad = buf_adds(&b, "{\"flags\":[");
-    for (size_t i = 0; i < s->n_flags; i++) {
+    for (size_t i = 0; i < v->n_flags; i++) {
         if (i > 0)
             bad |= buf_add(&b, ",", 1);
-        /* s->keys[i] is the name as a JSON string followed by ':'. */
-        bad |= add_evaluation(&b, s->keys[i], s->keys_len[i] - 1, &s->flags[i], &q, s->version);
+        bad |= add_evaluation(&b, s, v, i, &q);
     }
-    bad |= buf_addf(&b, "],\"metadata\":{\"version\":%lld}", (long long)s->version);
+    bad |= buf_addf(&b, "],\"metadata\":{\"version\":%lld}", (long long)v->version);
     bad |= add_event_streams(&b, r);
     bad |= buf_adds(&b, "}");
     if (bad != 0) {
@@ -366,19 +384,21 @@ static void stream_release(struct ofrep_stream *st)
 /* lastModified of a version: the newest updated_at among its flags, in Unix
  * seconds.  Computed once per version, not once per stream. */
 static pthread_mutex_t lm_lock = PTHREAD_MUTEX_INITIALIZER;
-static int64_t lm_version = -1;
+static int64_t lm_env = -1, lm_version = -1;
 static int64_t lm_value;
 
-static int64_t last_modified(const struct vx_snapshot *s)
+static int64_t last_modified(const struct vx_env *e)
 {
+    const struct vx_view *s = e->view;
     int64_t v;
 
     pthread_mutex_lock(&lm_lock);
-    if (lm_version != s->version) {
+    if (lm_env != e->id || lm_version != s->version) {
         int64_t m = 0;
         for (size_t i = 0; i < s->n_flags; i++)
             if (s->flags[i].updated_at > m)
                 m = s->flags[i].updated_at;
+        lm_env = e->id;
         lm_version = s->version;
         lm_value = m / VX_USEC_PER_SEC;
     }
@@ -439,9 +459,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (s == NULL)
             return MHD_CONTENT_READER_END_OF_STREAM;
         /* The token may have been revoked since the stream began. */
-        bool valid = snapshot_find_token(s, st->r->waiter.token) != NULL;
-        int64_t v = s->version;
-        int64_t lm = valid && v != st->sent ? last_modified(s) : 0;
+        const struct vx_env *e = snapshot_env_by_id(s, st->r->waiter.env_id);
+        bool valid = snapshot_find_token(s, st->r->waiter.token) != NULL && e != NULL;
+        int64_t v = e != NULL ? e->view->version : -1;
+        int64_t lm = valid && v != st->sent ? last_modified(e) : 0;
         /* A revocation after this check wakes the wait below, or keeps it
          * from suspending (longpoll_revoke). */
         st->r->waiter.token_epoch = s->token_epoch;
@@ -525,7 +546,7 @@ enum http_rc ofrep_stream(struct vx_req *r)
     const char *key = http_query(r, "key");
 
     if (http_header(r, "Authorization") != NULL) {
-        if (!http_authenticate(r, ROUTE_CLIENT, true))
+        if (!http_authenticate(r, ROUTE_EVAL, true))
             return HTTP_QUEUED;
         t = r->token;
     } else if (key != NULL) {
@@ -535,6 +556,11 @@ enum http_rc ofrep_stream(struct vx_req *r)
     } else {
         return http_reply_unauthorized(r, true);
     }
+    r->token = t;
+    const struct vx_env *e = http_env(r, s);
+    if (e == NULL)
+        return HTTP_QUEUED;
+    r->waiter.env_id = e->id;
 
     struct ofrep_stream *st = calloc(1, sizeof(*st));
     if (st == NULL)

@@ -20,8 +20,9 @@
 
 const struct http_route http_routes[] = {
     /* client API: docs/api.md §2 */
-    ROUTE("GET", "/flags", api_client_flags, ROUTE_CLIENT | ROUTE_CORS),
-    ROUTE("GET", "/flags/*", api_client_flag, ROUTE_CLIENT | ROUTE_CORS),
+    /* GET /flags without ?user= is refused to a frontend token (api_client.c) */
+    ROUTE("GET", "/flags", api_client_flags, ROUTE_EVAL | ROUTE_CORS),
+    ROUTE("GET", "/flags/*", api_client_flag, ROUTE_EVAL | ROUTE_CORS),
     /* admin API: docs/api.md §3 */
     ROUTE("GET", "/api/flags", api_flags_list, ROUTE_ADMIN),
     ROUTE("POST", "/api/flags", api_flags_create, ROUTE_ADMIN | ROUTE_BODY),
@@ -31,14 +32,24 @@ const struct http_route http_routes[] = {
     ROUTE("GET", "/api/flags/*/history", api_flags_history, ROUTE_ADMIN),
     ROUTE("POST", "/api/flags/*/revert", api_flags_revert, ROUTE_ADMIN | ROUTE_BODY),
     ROUTE("GET", "/api/stale", api_stale, ROUTE_ADMIN),
+    ROUTE("GET", "/api/environments", api_envs_list, ROUTE_ADMIN),
+    ROUTE("POST", "/api/environments", api_envs_create, ROUTE_ADMIN | ROUTE_BODY),
+    ROUTE("PATCH", "/api/environments/*", api_envs_patch, ROUTE_ADMIN | ROUTE_BODY),
+    ROUTE("DELETE", "/api/environments/*", api_envs_delete, ROUTE_ADMIN),
+    ROUTE("GET", "/api/segments", api_segments_list, ROUTE_ADMIN),
+    ROUTE("POST", "/api/segments", api_segments_create, ROUTE_ADMIN | ROUTE_BODY),
+    ROUTE("GET", "/api/segments/*", api_segments_get, ROUTE_ADMIN),
+    ROUTE("PATCH", "/api/segments/*", api_segments_patch, ROUTE_ADMIN | ROUTE_BODY),
+    ROUTE("DELETE", "/api/segments/*", api_segments_delete, ROUTE_ADMIN),
+    ROUTE("GET", "/api/segments/*/history", api_segments_history, ROUTE_ADMIN),
     ROUTE("GET", "/api/tokens", api_tokens_list, ROUTE_ADMIN),
     ROUTE("POST", "/api/tokens", api_tokens_create, ROUTE_ADMIN | ROUTE_BODY),
     ROUTE("DELETE", "/api/tokens/*", api_tokens_delete, ROUTE_ADMIN),
     /* OpenFeature remote evaluation: docs/ofrep.md */
     ROUTE("POST", "/ofrep/v1/evaluate/flags", ofrep_eval_bulk,
-          ROUTE_CLIENT | ROUTE_BODY | ROUTE_CORS | ROUTE_BODYLESS_401),
+          ROUTE_EVAL | ROUTE_BODY | ROUTE_CORS | ROUTE_BODYLESS_401),
     ROUTE("POST", "/ofrep/v1/evaluate/flags/*", ofrep_eval_one,
-          ROUTE_CLIENT | ROUTE_BODY | ROUTE_CORS | ROUTE_BODYLESS_401),
+          ROUTE_EVAL | ROUTE_BODY | ROUTE_CORS | ROUTE_BODYLESS_401),
     /* its token comes as a header or as the stream key (ofrep.c) */
     ROUTE("GET", "/ofrep/v1/events", ofrep_stream, ROUTE_PUBLIC | ROUTE_CORS | ROUTE_SNAPSHOT),
     /* operations and the admin page: docs/operations.md §2 */

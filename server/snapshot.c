@@ -1,4 +1,5 @@
-/* snapshot.c -- publish and read the current snapshot without locks.
+/* snapshot.c -- publish and read the current snapshot without locks, and
+ * build a snapshot from its parts.
  *
  * The current snapshot is one atomic pointer.  A reader cannot simply load
  * it and bump its refcount: between the two the reloader might swap it out
@@ -9,27 +10,20 @@
  * its own reference to it.  Readers never block; the single writer may spin
  * for the few nanoseconds a reader spends between those two steps.
  *
- * References are what let a response body (the spans of body) outlive the
- * request that produced it: MHD frees it later through a callback that
- * releases.
+ * References are what let a response body outlive the request that
+ * produced it: a body holds the view it came from (view.h).
  *
- * A flag's piece (snapshot.h) is built once, when the flag is loaded or
- * changed, and shared by reference with every later snapshot until the flag
- * changes again: snapshot_apply() merges the previous snapshot's sorted
- * pieces with the changed flags in one pass, taking a reference to each
- * unchanged piece.  Per snapshot there remain only arrays of pointers (and
- * the flags as shallow copies, so that readers index one array as before);
- * the gzip body is made on first demand, once. */
+ * Building.  An environment whose version did not move since the previous
+ * snapshot keeps its view (a reference); one whose version moved gets the
+ * previous view with its changed flags applied (view_apply), which shares
+ * every unchanged flag.  Segments are merged by name the same way. */
 #include "snapshot.h"
 
 #include <sched.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
-#include "text.h"
 #include "timeutil.h"
 
 #define HAZARD_SLOTS 256
@@ -41,13 +35,10 @@ static _Thread_local int hazard_slot = -1;
 static atomic_llong current_version = -1;
 static atomic_long live; /* snapshots built and not yet freed */
 
-/* zlib's fastest level: a 10 000-flag body with a million users compresses
- * in a fraction of the time of the default level, to well under a fifth. */
-#define SNAPSHOT_GZIP_LEVEL 1
-
-static int cmp_flag(const void *a, const void *b)
+static int cmp_token(const void *a, const void *b)
 {
-    return strcmp(((const struct vx_flag *)a)->name, ((const struct vx_flag *)b)->name);
+    return memcmp(((const struct vx_token *)a)->hash, ((const struct vx_token *)b)->hash,
+                  SHA256_LEN);
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -55,193 +46,68 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int cmp_token(const void *a, const void *b)
+static int cmp_segment(const void *a, const void *b)
 {
-    return memcmp(((const struct vx_token *)a)->hash, ((const struct vx_token *)b)->hash,
-                  SHA256_LEN);
+    return strcmp(((const struct vx_segment *)a)->name, ((const struct vx_segment *)b)->name);
 }
 
-/* ---- pieces --------------------------------------------------------------- */
-
-static void piece_release(struct vx_flag_piece *p)
+const char *role_name(enum vx_role role)
 {
-    if (p == NULL || atomic_fetch_sub(&p->refs, 1) != 1)
+    switch (role) {
+    case VX_ROLE_ADMIN:
+        return "admin";
+    case VX_ROLE_FRONTEND:
+        return "frontend";
+    case VX_ROLE_CLIENT:
+        break;
+    }
+    return "client";
+}
+
+int role_parse(const char *s)
+{
+    if (s == NULL)
+        return -1;
+    if (strcmp(s, "admin") == 0)
+        return VX_ROLE_ADMIN;
+    if (strcmp(s, "client") == 0)
+        return VX_ROLE_CLIENT;
+    if (strcmp(s, "frontend") == 0)
+        return VX_ROLE_FRONTEND;
+    return -1;
+}
+
+/* ---- parts ---------------------------------------------------------------- */
+
+void token_free(struct vx_token *t)
+{
+    free(t->name);
+    free(t->env);
+    t->name = t->env = NULL;
+}
+
+void env_free(struct vx_env *e)
+{
+    free(e->name);
+    free(e->description);
+    view_release(e->view);
+    memset(e, 0, sizeof *e);
+}
+
+void segment_clear(struct vx_segment *g)
+{
+    free(g->name);
+    free(g->description);
+    users_free(g->users, g->n_users);
+    memset(g, 0, sizeof *g);
+}
+
+static void segment_release(struct vx_segment *g)
+{
+    if (g == NULL || atomic_fetch_sub(&g->refs, 1) != 1)
         return;
-    flag_free(&p->flag);
-    free(p->key);
-    free(p->json);
-    free(p);
-}
-
-/* A piece made from *f, whose strings it takes (also on failure: *f is
- * then freed).  refs = 1; NULL on OOM. */
-static struct vx_flag_piece *piece_new(struct vx_flag *f)
-{
-    struct vx_flag_piece *p = calloc(1, sizeof(*p));
-    struct buf b = {0};
-    json_t *j;
-    char *text;
-
-    if (p == NULL) {
-        flag_free(f);
-        return NULL;
-    }
-    p->flag = *f;
-    memset(f, 0, sizeof(*f));
-    atomic_init(&p->refs, 1);
-    const char *name = p->flag.name;
-    eval_prefix(name, strlen(name), &p->prefix);
-    if (buf_add_json_string(&b, name, strlen(name)) != 0 || buf_add(&b, ":", 1) != 0)
-        goto fail;
-    p->key = buf_take(&b, &p->key_len);
-    j = flag_to_json(&p->flag);
-    text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (text == NULL)
-        goto fail;
-    int bad = buf_add(&b, ",", 1) | buf_adds(&b, text);
-    free(text);
-    if (bad != 0)
-        goto fail;
-    p->json = buf_take(&b, &p->json_len);
-    return p;
-
-fail:
-    buf_free(&b);
-    piece_release(p);
-    return NULL;
-}
-
-/* ---- snapshots ------------------------------------------------------------ */
-
-static void free_tokens(struct vx_token *tokens, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(tokens[i].name);
-    free(tokens);
-}
-
-static void snapshot_free(struct vx_snapshot *s)
-{
-    for (size_t i = 0; s->pieces != NULL && i < s->n_flags; i++)
-        piece_release(s->pieces[i]);
-    free_tokens(s->tokens, s->n_tokens);
-    free(s->pieces);
-    free(s->flags);
-    free(s->token_use);
-    free(s->keys);
-    free(s->keys_len);
-    free(s->body);
-    free(s->joined);
-    if (s->gzip != NULL) {
-        pthread_mutex_destroy(&s->gzip->mu);
-        free(s->gzip->data);
-        free(s->gzip);
-    }
-    free(s);
-    atomic_fetch_sub(&live, 1);
-}
-
-/* What readers index: the flags as one array, their keys, the body's
- * spans.  All point into the pieces. */
-static int build_index(struct vx_snapshot *s)
-{
-    size_t n = s->n_flags ? s->n_flags : 1;
-    static const char tail[] = "]}";
-
-    s->flags = calloc(n, sizeof(*s->flags));
-    s->keys = calloc(n, sizeof(*s->keys));
-    s->keys_len = calloc(n, sizeof(*s->keys_len));
-    s->body = calloc(s->n_flags + 2, sizeof(*s->body));
-    if (s->flags == NULL || s->keys == NULL || s->keys_len == NULL || s->body == NULL)
-        return -1;
-    int hl =
-        snprintf(s->head, sizeof(s->head), "{\"version\":%lld,\"flags\":[", (long long)s->version);
-    s->body[0] = (struct vx_span){s->head, (size_t)hl};
-    s->body_len = (size_t)hl;
-    for (size_t i = 0; i < s->n_flags; i++) {
-        const struct vx_flag_piece *p = s->pieces[i];
-        size_t skip = i == 0; /* the first flag goes without its comma */
-        s->flags[i] = p->flag;
-        s->keys[i] = p->key;
-        s->keys_len[i] = p->key_len;
-        s->keys_total += p->key_len;
-        s->body[i + 1] = (struct vx_span){p->json + skip, p->json_len - skip};
-        s->body_len += p->json_len - skip;
-    }
-    s->body[s->n_flags + 1] = (struct vx_span){tail, sizeof(tail) - 1};
-    s->body_n = s->n_flags + 2;
-    s->body_len += sizeof(tail) - 1;
-    if (s->body_len <= SNAPSHOT_JOIN_MAX) {
-        size_t len;
-        s->joined = snapshot_body_copy(s, &len);
-        if (s->joined == NULL)
-            return -1;
-    }
-    return 0;
-}
-
-/* The mutable per-token counters, starting from the stored last use, and
- * the lazily built gzip body. */
-static int build_mutable(struct vx_snapshot *s)
-{
-    s->token_use = calloc(s->n_tokens ? s->n_tokens : 1, sizeof(*s->token_use));
-    s->gzip = calloc(1, sizeof(*s->gzip));
-    if (s->token_use == NULL || s->gzip == NULL)
-        return -1;
-    for (size_t i = 0; i < s->n_tokens; i++) {
-        atomic_init(&s->token_use[i].last_used, s->tokens[i].last_used_at);
-        s->token_use[i].flushed = s->tokens[i].last_used_at;
-    }
-    if (pthread_mutex_init(&s->gzip->mu, NULL) != 0) {
-        free(s->gzip);
-        s->gzip = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-/* A snapshot with the tokens (taken) and room for n pieces, or NULL (the
- * tokens freed). */
-static struct vx_snapshot *snapshot_alloc(int64_t version, size_t n, struct vx_token *tokens,
-                                          size_t n_tokens)
-{
-    struct vx_snapshot *s = calloc(1, sizeof(*s));
-
-    if (s == NULL) {
-        free_tokens(tokens, n_tokens);
-        return NULL;
-    }
-    atomic_fetch_add(&live, 1);
-    atomic_init(&s->refs, 1);
-    s->version = version;
-    s->tokens = tokens;
-    s->n_tokens = n_tokens;
-    if (n_tokens > 1)
-        qsort(tokens, n_tokens, sizeof(*tokens), cmp_token);
-    s->pieces = calloc(n ? n : 1, sizeof(struct vx_flag_piece *));
-    if (s->pieces == NULL || build_mutable(s) != 0) {
-        snapshot_free(s);
-        return NULL;
-    }
-    return s;
-}
-
-/* The pieces are in place: index them.  s, or NULL (s freed). */
-static struct vx_snapshot *snapshot_finish(struct vx_snapshot *s)
-{
-    if (build_index(s) != 0) {
-        snapshot_free(s);
-        return NULL;
-    }
-    return s;
-}
-
-static void free_flags(struct vx_flag *flags, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        flag_free(&flags[i]);
-    free(flags);
+    segment_clear(g);
+    free(g);
 }
 
 static void free_names(char **names, size_t n)
@@ -251,139 +117,188 @@ static void free_names(char **names, size_t n)
     free(names);
 }
 
-struct vx_snapshot *snapshot_new(int64_t version, struct vx_flag *flags, size_t n_flags,
-                                 struct vx_token *tokens, size_t n_tokens)
+static void free_flags(struct vx_flag *flags, size_t n)
 {
-    return snapshot_apply(NULL, version, flags, n_flags, NULL, 0, tokens, n_tokens);
+    for (size_t i = 0; flags != NULL && i < n; i++)
+        flag_free(&flags[i]);
+    free(flags);
 }
 
-struct vx_snapshot *snapshot_apply(const struct vx_snapshot *prev, int64_t version,
-                                   struct vx_flag *changed, size_t n_changed, char **deleted,
-                                   size_t n_deleted, struct vx_token *tokens, size_t n_tokens)
+void snapshot_parts_free(struct snapshot_parts *p)
 {
-    size_t n_prev = prev != NULL ? prev->n_flags : 0;
-    struct vx_snapshot *s = snapshot_alloc(version, n_prev + n_changed, tokens, n_tokens);
-    size_t i = 0, j = 0, k = 0;
+    for (size_t i = 0; i < p->n_envs; i++) {
+        if (p->envs != NULL) /* NULL once snapshot_build took them */
+            env_free(&p->envs[i]);
+        if (p->flags != NULL)
+            free_flags(p->flags[i], p->n_flags != NULL ? p->n_flags[i] : 0);
+    }
+    free(p->envs);
+    free(p->flags);
+    free(p->n_flags);
+    free_names(p->deleted, p->n_deleted);
+    for (size_t i = 0; i < p->n_segments; i++)
+        segment_clear(&p->segments[i]);
+    free(p->segments);
+    free_names(p->deleted_segments, p->n_deleted_segments);
+    for (size_t i = 0; i < p->n_tokens; i++)
+        token_free(&p->tokens[i]);
+    free(p->tokens);
+    memset(p, 0, sizeof *p);
+}
 
-    if (s == NULL)
-        goto done;
-    if (n_changed > 1)
-        qsort(changed, n_changed, sizeof(*changed), cmp_flag);
-    if (n_deleted > 1)
-        qsort(deleted, n_deleted, sizeof(*deleted), cmp_name);
-    /* Merge the previous pieces with the changes, both sorted by name: a
-     * changed flag replaces or joins, a deleted one is left out, every
-     * other piece is shared. */
-    while (i < n_prev || j < n_changed) {
-        int c = i == n_prev      ? 1
-                : j == n_changed ? -1
-                                 : strcmp(prev->pieces[i]->flag.name, changed[j].name);
+/* ---- snapshots ------------------------------------------------------------ */
+
+static void snapshot_free(struct vx_snapshot *s)
+{
+    for (size_t i = 0; i < s->n_envs; i++)
+        env_free(&s->envs[i]);
+    for (size_t i = 0; s->segments != NULL && i < s->n_segments; i++)
+        segment_release(s->segments[i]);
+    for (size_t i = 0; i < s->n_tokens; i++)
+        token_free(&s->tokens[i]);
+    free(s->envs);
+    free(s->segments);
+    free(s->tokens);
+    free(s->token_use);
+    free(s);
+    atomic_fetch_sub(&live, 1);
+}
+
+static bool has_segment_user(const void *cls, const char *name, const char *user, size_t len)
+{
+    const struct vx_segment *g = snapshot_segment(cls, name, strlen(name));
+
+    return g != NULL && users_contain(g->users, g->n_users, user, len);
+}
+
+/* The segments of prev merged with the changed (taken, sorted here) and
+ * without the deleted: s->segments.  0 or -1 (OOM). */
+static int build_segments(struct vx_snapshot *s, const struct vx_snapshot *prev,
+                          struct snapshot_parts *p)
+{
+    size_t n_prev = prev != NULL ? prev->n_segments : 0, i = 0, j = 0, k = 0;
+
+    if (p->n_segments > 1)
+        qsort(p->segments, p->n_segments, sizeof *p->segments, cmp_segment);
+    if (p->n_deleted_segments > 1)
+        qsort(p->deleted_segments, p->n_deleted_segments, sizeof(char *), cmp_name);
+    s->segments = calloc(n_prev + p->n_segments + 1, sizeof(struct vx_segment *));
+    if (s->segments == NULL)
+        return -1;
+    while (i < n_prev || j < p->n_segments) {
+        int c = i == n_prev          ? 1
+                : j == p->n_segments ? -1
+                                     : strcmp(prev->segments[i]->name, p->segments[j].name);
         if (c >= 0) {
-            struct vx_flag_piece *p = piece_new(&changed[j++]);
-            if (p == NULL) {
-                snapshot_free(s);
-                s = NULL;
-                goto done;
-            }
-            s->pieces[s->n_flags++] = p;
+            struct vx_segment *g = malloc(sizeof *g);
+            if (g == NULL)
+                return -1;
+            *g = p->segments[j];
+            memset(&p->segments[j++], 0, sizeof *g);
+            atomic_init(&g->refs, 1);
+            s->segments[s->n_segments++] = g;
             i += c == 0;
             continue;
         }
-        struct vx_flag_piece *p = prev->pieces[i++];
-        while (k < n_deleted && strcmp(deleted[k], p->flag.name) < 0)
+        struct vx_segment *g = prev->segments[i++];
+        while (k < p->n_deleted_segments && strcmp(p->deleted_segments[k], g->name) < 0)
             k++;
-        if (k < n_deleted && strcmp(deleted[k], p->flag.name) == 0)
+        if (k < p->n_deleted_segments && strcmp(p->deleted_segments[k], g->name) == 0)
             continue;
-        atomic_fetch_add(&p->refs, 1);
-        s->pieces[s->n_flags++] = p;
+        atomic_fetch_add(&g->refs, 1);
+        s->segments[s->n_segments++] = g;
     }
-    s = snapshot_finish(s);
+    return 0;
+}
 
-done:
-    /* What piece_new took is zeroed: freeing the rest is safe. */
-    free_flags(changed, n_changed);
-    free_names(deleted, n_deleted);
+/* Each environment's view: kept from prev when its version did not move,
+ * else prev's view with the changes applied (or built in full).  0 or -1. */
+static int build_envs(struct vx_snapshot *s, const struct vx_snapshot *prev,
+                      struct snapshot_parts *p)
+{
+    s->envs = p->envs;
+    s->n_envs = p->n_envs;
+    p->envs = NULL;
+    for (size_t i = 0; i < s->n_envs; i++) {
+        struct vx_env *e = &s->envs[i];
+        const struct vx_env *old = prev != NULL ? snapshot_env_by_id(prev, e->id) : NULL;
+        struct vx_flag *changed = p->flags != NULL ? p->flags[i] : NULL;
+        size_t n_changed = p->n_flags != NULL ? p->n_flags[i] : 0;
+        if (p->flags != NULL)
+            p->flags[i] = NULL;
+        if (p->n_flags != NULL)
+            p->n_flags[i] = 0;
+        if (e->is_default)
+            s->default_env = i;
+        if (old != NULL && old->version == e->version) {
+            free_flags(changed, n_changed);
+            view_retain(old->view);
+            e->view = old->view;
+            continue;
+        }
+        char **deleted = NULL;
+        if (old != NULL && p->n_deleted > 0) {
+            deleted = calloc(p->n_deleted, sizeof *deleted);
+            for (size_t k = 0; deleted != NULL && k < p->n_deleted; k++)
+                if ((deleted[k] = strdup(p->deleted[k])) == NULL) {
+                    free_names(deleted, k);
+                    deleted = NULL;
+                }
+            if (deleted == NULL) {
+                free_flags(changed, n_changed);
+                return -1;
+            }
+        }
+        e->view = view_apply(old != NULL ? old->view : NULL, e->version, changed, n_changed,
+                             deleted, deleted != NULL ? p->n_deleted : 0);
+        if (e->view == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+/* Sort the tokens, resolve their environments, start their use counters. */
+static int build_tokens(struct vx_snapshot *s, struct snapshot_parts *p)
+{
+    s->tokens = p->tokens;
+    s->n_tokens = p->n_tokens;
+    p->tokens = NULL;
+    p->n_tokens = 0;
+    if (s->n_tokens > 1)
+        qsort(s->tokens, s->n_tokens, sizeof(*s->tokens), cmp_token);
+    s->token_use = calloc(s->n_tokens ? s->n_tokens : 1, sizeof(*s->token_use));
+    if (s->token_use == NULL)
+        return -1;
+    for (size_t i = 0; i < s->n_tokens; i++) {
+        struct vx_token *t = &s->tokens[i];
+        const struct vx_env *e = t->env != NULL ? snapshot_env(s, t->env, strlen(t->env)) : NULL;
+        t->env_index = e != NULL ? (size_t)(e - s->envs) : SIZE_MAX;
+        atomic_init(&s->token_use[i].last_used, t->last_used_at);
+        s->token_use[i].flushed = t->last_used_at;
+    }
+    return 0;
+}
+
+struct vx_snapshot *snapshot_build(const struct vx_snapshot *prev, struct snapshot_parts *parts)
+{
+    struct vx_snapshot *s = calloc(1, sizeof(*s));
+    bool ok = s != NULL && parts->n_envs > 0;
+
+    if (s != NULL) {
+        atomic_fetch_add(&live, 1);
+        atomic_init(&s->refs, 1);
+        s->version = parts->version;
+        s->eval_segments = (struct eval_segments){has_segment_user, s};
+    }
+    ok = ok && build_segments(s, prev, parts) == 0;
+    ok = ok && build_envs(s, prev, parts) == 0;
+    ok = ok && build_tokens(s, parts) == 0;
+    snapshot_parts_free(parts);
+    if (!ok && s != NULL) {
+        snapshot_free(s);
+        s = NULL;
+    }
     return s;
-}
-
-char *snapshot_body_copy(const struct vx_snapshot *s, size_t *len)
-{
-    char *out = malloc(s->body_len + 1);
-
-    if (out == NULL)
-        return NULL;
-    size_t at = 0;
-    for (size_t i = 0; i < s->body_n; i++) {
-        memcpy(out + at, s->body[i].base, s->body[i].len);
-        at += s->body[i].len;
-    }
-    out[at] = '\0';
-    *len = at;
-    return out;
-}
-
-/* Compress the body of s with gzip into s->gzip (NULL data on failure). */
-static void gzip_build(struct vx_snapshot *s)
-{
-    z_stream z = {0};
-    unsigned char *out = NULL;
-    int rc;
-
-    /* 15 + 16: a gzip header and trailer around the deflate stream. */
-    if (deflateInit2(&z, SNAPSHOT_GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return;
-    uLong bound = deflateBound(&z, (uLong)s->body_len) + 64;
-    out = malloc(bound);
-    z.next_out = out;
-    z.avail_out = (uInt)bound;
-    rc = out != NULL ? Z_OK : Z_MEM_ERROR;
-    for (size_t i = 0; rc == Z_OK && i < s->body_n; i++) {
-        /* zlib's next_in is not const (ZLIB_CONST is not defined); deflate
-         * only reads through it. */
-        memcpy(&z.next_in, &s->body[i].base, sizeof(z.next_in));
-        z.avail_in = (uInt)s->body[i].len;
-        rc = deflate(&z, i + 1 == s->body_n ? Z_FINISH : Z_NO_FLUSH);
-        if (rc == Z_BUF_ERROR && z.avail_in == 0)
-            rc = Z_OK; /* an empty span */
-    }
-    if (rc == Z_STREAM_END) {
-        unsigned char *fit = realloc(out, z.total_out);
-        s->gzip->data = fit != NULL ? fit : out;
-        s->gzip->len = z.total_out;
-        out = NULL;
-    }
-    deflateEnd(&z);
-    free(out);
-}
-
-void snapshot_gzip_build(struct vx_snapshot *s)
-{
-    struct vx_snapshot_gzip *g = s->gzip;
-
-    if (atomic_load_explicit(&g->ready, memory_order_acquire))
-        return;
-    pthread_mutex_lock(&g->mu);
-    if (!atomic_load_explicit(&g->ready, memory_order_relaxed)) {
-        gzip_build(s);
-        atomic_store_explicit(&g->ready, true, memory_order_release);
-    }
-    pthread_mutex_unlock(&g->mu);
-}
-
-bool snapshot_gzip_ask(struct vx_snapshot *s)
-{
-    return !atomic_exchange(&s->gzip->asked, true);
-}
-
-bool snapshot_gzip(struct vx_snapshot *s, const unsigned char **data, size_t *len)
-{
-    struct vx_snapshot_gzip *g = s->gzip;
-
-    if (!atomic_load_explicit(&g->ready, memory_order_acquire))
-        return false;
-    *data = g->data;
-    *len = g->len;
-    return g->data != NULL;
 }
 
 struct vx_snapshot *snapshot_acquire(void)
@@ -436,32 +351,6 @@ int64_t snapshot_version(void)
     return atomic_load(&current_version);
 }
 
-bool snapshot_eval(const struct vx_snapshot *s, size_t i, const char *user, size_t user_len,
-                   enum vx_reason *reason)
-{
-    return eval_flag_prefixed(&s->flags[i], &s->pieces[i]->prefix, user, user_len, reason);
-}
-
-const struct vx_flag *snapshot_find(const struct vx_snapshot *s, const char *name, size_t len)
-{
-    size_t lo = 0, hi = s->n_flags;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const char *n = s->flags[mid].name;
-        int c = strncmp(n, name, len);
-        if (c == 0 && n[len] != '\0')
-            c = 1;
-        if (c == 0)
-            return &s->flags[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
 const struct vx_token *snapshot_find_token(const struct vx_snapshot *s,
                                            const uint8_t hash[SHA256_LEN])
 {
@@ -512,6 +401,64 @@ void snapshot_token_used(struct vx_snapshot *s, const struct vx_token *t, int64_
 
     if (now - atomic_load_explicit(&u->last_used, memory_order_relaxed) > VX_USEC_PER_SEC)
         atomic_store_explicit(&u->last_used, now, memory_order_relaxed);
+}
+
+bool snapshot_view_current(const struct vx_view *v)
+{
+    struct vx_snapshot *s = snapshot_acquire();
+    bool found = false;
+
+    for (size_t i = 0; s != NULL && i < s->n_envs && !found; i++)
+        found = s->envs[i].view == v;
+    snapshot_release(s);
+    return found;
+}
+
+const struct vx_env *snapshot_env(const struct vx_snapshot *s, const char *name, size_t len)
+{
+    if (memchr(name, '\0', len) != NULL) /* no stored name holds a NUL */
+        return NULL;
+    for (size_t i = 0; i < s->n_envs; i++)
+        if (strncmp(s->envs[i].name, name, len) == 0 && s->envs[i].name[len] == '\0')
+            return &s->envs[i];
+    return NULL;
+}
+
+const struct vx_env *snapshot_env_by_id(const struct vx_snapshot *s, int64_t id)
+{
+    for (size_t i = 0; i < s->n_envs; i++)
+        if (s->envs[i].id == id)
+            return &s->envs[i];
+    return NULL;
+}
+
+const struct vx_segment *snapshot_segment(const struct vx_snapshot *s, const char *name, size_t len)
+{
+    if (memchr(name, '\0', len) != NULL) /* no stored name holds a NUL */
+        return NULL;
+    size_t lo = 0, hi = s->n_segments;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *n = s->segments[mid]->name;
+        int c = strncmp(n, name, len);
+        if (c == 0 && n[len] != '\0')
+            c = 1;
+        if (c == 0)
+            return s->segments[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+bool snapshot_eval(const struct vx_snapshot *s, const struct vx_view *v, size_t i, const char *user,
+                   size_t user_len, enum vx_reason *reason)
+{
+    return eval_flag_in(&v->flags[i], &v->pieces[i]->prefix, &s->eval_segments, user, user_len,
+                        reason);
 }
 
 void snapshot_shutdown(void)

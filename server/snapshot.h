@@ -1,23 +1,21 @@
-/* snapshot.h -- the immutable in-memory view of all flags and tokens.
+/* snapshot.h -- the immutable in-memory view of everything the read path
+ * needs: the environments with each one's flags (view.h), the segments and
+ * the live tokens.
  *
  * Every read (client API, admin GETs, auth) is answered from one snapshot,
- * never from the database.  A snapshot is built by the listener -- whole
- * (snapshot_new, from store_snapshot_load) or from the previous one plus
- * what changed (snapshot_apply) -- published with one atomic pointer swap,
- * and freed when the last reader lets go of it.  Readers never take a lock:
- * snapshot_acquire() publishes the pointer it is about to use in a
- * per-thread hazard slot, re-checks it, then bumps the refcount (see
- * snapshot.c).
+ * never from the database.  A snapshot is built by the listener -- whole,
+ * or from the previous one plus what changed (snapshot_build) -- published
+ * with one atomic pointer swap, and freed when the last reader lets go of
+ * it.  Readers never take a lock: snapshot_acquire() publishes the pointer
+ * it is about to use in a per-thread hazard slot, re-checks it, then bumps
+ * the refcount (see snapshot.c).
  *
- * Each flag lives in a reference-counted piece (struct vx_flag_piece) that
- * holds everything derived from it: its hash prefix, its JSON key and its
- * serialised JSON object.  Snapshots share the pieces of the flags a change
- * did not touch, so a change costs what changed plus one array of pointers,
- * and no second copy of the flag set exists while one is applied. */
+ * Environments whose version did not move share their view with the
+ * previous snapshot, segments that did not change their object: a change
+ * costs what it changed. */
 #ifndef VX_SNAPSHOT_H
 #define VX_SNAPSHOT_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,15 +24,24 @@
 #include "eval.h"
 #include "flag.h"
 #include "sha256.h"
+#include "view.h"
 
 #define TOKEN_ID_LEN 36 /* canonical uuid text */
 
-enum vx_role { VX_ROLE_CLIENT = 0, VX_ROLE_ADMIN = 1 };
+/* What a token may do (docs/api.md §4): a frontend token only evaluates;
+ * a client token also reads the flag set; an admin token does everything. */
+enum vx_role { VX_ROLE_CLIENT = 0, VX_ROLE_ADMIN = 1, VX_ROLE_FRONTEND = 2 };
+
+/* "admin", "client", "frontend"; and back (-1 when unknown). */
+const char *role_name(enum vx_role role);
+int role_parse(const char *s);
 
 struct vx_token {
     char id[TOKEN_ID_LEN + 1];
     char *name; /* owned */
     enum vx_role role;
+    char *env;                /* owned; the environment of a client or frontend token, else NULL */
+    size_t env_index;         /* set by snapshot_build: env's index in envs[], else SIZE_MAX */
     uint8_t hash[SHA256_LEN]; /* SHA-256 of the secret */
     int64_t last_used_at;     /* µs, as loaded from the database; 0 = never */
 };
@@ -49,100 +56,76 @@ struct vx_token_use {
     int64_t flushed;
 };
 
-/* One flag and what is derived from it, shared by every snapshot in which
- * the flag is unchanged.  Immutable once built; freed with its last
- * reference (snapshot.c). */
-struct vx_flag_piece {
-    struct vx_flag flag;       /* owns its strings */
-    struct murmur3_ctx prefix; /* eval_prefix() of the name */
-    char *key;                 /* the name as a JSON string plus ':' */
-    size_t key_len;
-    char *json; /* ',' then flag_to_json() dumped compact */
-    size_t json_len;
+/* An environment (docs/api.md §6). */
+struct vx_env {
+    int64_t id; /* stable across snapshots; a waiter remembers it */
+    char *name;
+    char *description;
+    bool is_default;
+    int64_t version;
+    int64_t created_at;   /* µs */
+    struct vx_view *view; /* a reference */
+};
+
+/* A segment (docs/api.md §7): a named, sorted, distinct user list.  Shared
+ * by reference between snapshots while it does not change. */
+struct vx_segment {
+    char *name;
+    char *description;
+    char **users;
+    size_t n_users;
+    int64_t created_at, updated_at; /* µs */
+    int64_t revision;
     atomic_long refs;
-};
-
-/* One piece of a body made of pieces (for an iovec). */
-struct vx_span {
-    const void *base;
-    size_t len;
-};
-
-/* The gzip form of the GET /flags body, made at most once per snapshot, on
- * first demand (snapshot_gzip).  The one other part of a snapshot that
- * changes after it is published, apart from the token use. */
-/* Bodies up to this size are also kept joined in one string, to be sent in
- * one piece: cheaper than streaming the spans for the usual flag set. */
-#define SNAPSHOT_JOIN_MAX ((size_t)256 * 1024)
-
-struct vx_snapshot_gzip {
-    pthread_mutex_t mu;
-    atomic_bool asked; /* someone has asked for it to be made (snapshot_gzip_ask) */
-    atomic_bool ready;
-    unsigned char *data; /* NULL when building it failed */
-    size_t len;
 };
 
 struct vx_snapshot {
-    int64_t version; /* global flag-set version (docs/propagation.md) */
-    /* Sorted by name (strcmp).  flags[i] is a shallow copy of
-     * pieces[i]->flag: it shares the piece's strings (never flag_free it),
-     * and lets readers index flags as one array. */
-    struct vx_flag *flags;
-    size_t n_flags;
-    struct vx_flag_piece **pieces; /* per flag, a reference each */
-    struct vx_token *tokens;       /* not revoked; sorted by hash (memcmp) */
+    int64_t version;     /* the sequence number of all changes (docs/propagation.md) */
+    struct vx_env *envs; /* in creation order */
+    size_t n_envs;
+    size_t default_env;           /* index in envs */
+    struct vx_segment **segments; /* sorted by name, a reference each */
+    size_t n_segments;
+    struct vx_token *tokens; /* not revoked; sorted by hash (memcmp) */
     size_t n_tokens;
     struct vx_token_use *token_use; /* per token, same order: mutable, see above */
     uint64_t token_epoch; /* moves when the set of live tokens does (set before publishing) */
-    /* The GET /flags answer, {"version":N,"flags":[...]}: the head, each
-     * piece's JSON (the first without its leading comma), the tail. */
-    struct vx_span *body;
-    size_t body_n;
-    size_t body_len; /* sum of the spans' lengths */
-    char *joined;    /* a small body (at most SNAPSHOT_JOIN_MAX) in one string, else NULL */
-    char head[48];
-    char **keys; /* per flag: pieces[i]->key */
-    size_t *keys_len;
-    size_t keys_total;             /* sum of keys_len */
-    struct vx_snapshot_gzip *gzip; /* mutable, see above */
+    struct eval_segments eval_segments; /* evaluation's way to the segments above */
     atomic_long refs;
 };
 
-/* Build a snapshot; takes ownership of flags[] and tokens[] (malloc'd arrays
- * and their contents), sorts both, pre-serialises each flag.  Returns a
- * snapshot with refs = 1 (the caller's), or NULL on OOM (then the arrays
- * have been freed). */
-struct vx_snapshot *snapshot_new(int64_t version, struct vx_flag *flags, size_t n_flags,
-                                 struct vx_token *tokens, size_t n_tokens);
+/* What a snapshot is built from; snapshot_build takes every array and
+ * string in it, also on failure.
+ *
+ * envs: every environment now, in creation order, view NULL.  flags[i]:
+ * for envs[i], every flag (in full) or the flags that changed (update);
+ * n_flags[i] their count.  deleted: names of flags gone (update).
+ * segments: every segment (in full) or the changed ones (update);
+ * deleted_segments: names of segments gone.  tokens: every live token. */
+struct snapshot_parts {
+    int64_t version;
+    struct vx_env *envs;
+    size_t n_envs;
+    struct vx_flag **flags;
+    size_t *n_flags;
+    char **deleted;
+    size_t n_deleted;
+    struct vx_segment *segments;
+    size_t n_segments;
+    char **deleted_segments;
+    size_t n_deleted_segments;
+    struct vx_token *tokens;
+    size_t n_tokens;
+};
 
-/* The snapshot at version that is prev with the flags changed[] added or
- * replaced (by name) and the flags named deleted[] removed; it shares every
- * other flag's piece with prev, which is left as it was.  Takes ownership of
- * changed[], deleted[] (malloc'd strings) and tokens[] (the live tokens
- * now), as snapshot_new does, also on failure.  refs = 1, or NULL on OOM. */
-struct vx_snapshot *snapshot_apply(const struct vx_snapshot *prev, int64_t version,
-                                   struct vx_flag *changed, size_t n_changed, char **deleted,
-                                   size_t n_deleted, struct vx_token *tokens, size_t n_tokens);
+/* Free what parts holds and empty it. */
+void snapshot_parts_free(struct snapshot_parts *p);
 
-/* The GET /flags body of s in one malloc'd string (caller frees); *len its
- * length.  NULL on OOM.  For tests and tools: the server sends the spans. */
-char *snapshot_body_copy(const struct vx_snapshot *s, size_t *len);
-
-/* The GET /flags body of s compressed with gzip, once snapshot_gzip_build()
- * has made it; kept with s and valid while the caller holds s.  false while
- * it is not made yet (or could not be): answer the plain body then.  Never
- * waits. */
-bool snapshot_gzip(struct vx_snapshot *s, const unsigned char **data, size_t *len);
-
-/* Make the gzip body of s, once (a second call returns at once).  It takes
- * time in proportion to the body: it is done in the background, never on a
- * thread that serves requests (http_reply.c). */
-void snapshot_gzip_build(struct vx_snapshot *s);
-
-/* Record that a client wants the gzip body of s: true for the first caller
- * only, who then has it made. */
-bool snapshot_gzip_ask(struct vx_snapshot *s);
+/* The snapshot made of parts: in full when prev is NULL; else prev brought
+ * up to date, sharing the view of every environment whose version did not
+ * move and every unchanged segment.  refs = 1, or NULL on OOM (or with no
+ * environment at all). */
+struct vx_snapshot *snapshot_build(const struct vx_snapshot *prev, struct snapshot_parts *parts);
 
 /* Take a reference to the current snapshot (NULL before the first publish).
  * Lock-free.  Pair with snapshot_release(). */
@@ -158,16 +141,27 @@ void snapshot_publish(struct vx_snapshot *s);
  * request or a response still holds. */
 long snapshot_live(void);
 
-/* Version of the current snapshot, -1 before the first. Lock-free. */
+/* Sequence number (version) of the current snapshot, -1 before the first.
+ * Lock-free. */
 int64_t snapshot_version(void);
 
-/* Evaluate flag i of s for user (NULL: absent), with its precomputed
- * hash prefix. */
-bool snapshot_eval(const struct vx_snapshot *s, size_t i, const char *user, size_t user_len,
-                   enum vx_reason *reason);
+/* Is v the view of some environment of the current snapshot? */
+bool snapshot_view_current(const struct vx_view *v);
 
-/* Flag by name, or NULL. Binary search. */
-const struct vx_flag *snapshot_find(const struct vx_snapshot *s, const char *name, size_t len);
+/* The environment called name (len bytes), or NULL. */
+const struct vx_env *snapshot_env(const struct vx_snapshot *s, const char *name, size_t len);
+
+/* The environment with id, or NULL. */
+const struct vx_env *snapshot_env_by_id(const struct vx_snapshot *s, int64_t id);
+
+/* The segment called name, or NULL. */
+const struct vx_segment *snapshot_segment(const struct vx_snapshot *s, const char *name,
+                                          size_t len);
+
+/* Evaluate flag i of env's view for user (NULL: absent), with its
+ * precomputed hash prefix and s's segments. */
+bool snapshot_eval(const struct vx_snapshot *s, const struct vx_view *v, size_t i, const char *user,
+                   size_t user_len, enum vx_reason *reason);
 
 /* Token whose hash equals hash, or NULL.  Compares in constant time. */
 const struct vx_token *snapshot_find_token(const struct vx_snapshot *s,
@@ -182,6 +176,12 @@ bool snapshot_same_tokens(const struct vx_snapshot *a, const struct vx_snapshot 
 /* Stamp token t (one of s's) as used at now (µs).  At most about once a
  * second per token, to keep the cache line quiet under load. */
 void snapshot_token_used(struct vx_snapshot *s, const struct vx_token *t, int64_t now);
+
+/* Free the strings of a token, of an environment (and release its view),
+ * of a segment held by value. */
+void token_free(struct vx_token *t);
+void env_free(struct vx_env *e);
+void segment_clear(struct vx_segment *g);
 
 /* Drop the current snapshot at shutdown. */
 void snapshot_shutdown(void);

@@ -252,9 +252,19 @@ json_t *store_text_json(const PGresult *r, int row, int col)
     return json_string(PQgetvalue(r, row, col));
 }
 
+json_t *store_text_or_null_json(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? json_null() : json_string(PQgetvalue(r, row, col));
+}
+
 json_t *store_int64_json(const PGresult *r, int row, int col)
 {
     return json_integer(store_int64(r, row, col));
+}
+
+json_t *store_bool_json(const PGresult *r, int row, int col)
+{
+    return json_boolean(store_bool(r, row, col));
 }
 
 json_t *store_time_json(const PGresult *r, int row, int col)

@@ -37,7 +37,24 @@ enum store_status {
     STORE_PRECONDITION, /* If-Match revision is not current */
     STORE_UNAVAILABLE,  /* database unreachable or connection lost */
     STORE_ERROR,        /* anything else (logged) */
+    STORE_INVALID,      /* the body names an environment or segment that does not exist
+                           (store_last_error names it) */
 };
+
+/* A flag in every environment: flags[i] is the flag as envs[i] sees it,
+ * in the environments' creation order (the default's state is not
+ * necessarily first). */
+struct flag_envs {
+    struct vx_flag *flags;
+    char **envs;
+    size_t n;
+};
+void flag_envs_free(struct flag_envs *fe);
+
+/* The admin flag object of fe with envs[top]'s state at top level and
+ * "environments": {env: state} (docs/api.md §6).  New reference; NULL on
+ * OOM. */
+json_t *flag_envs_json(const struct flag_envs *fe, size_t top);
 
 /* The bounds on every database call (docs/operations.md §1).  A statement
  * that runs past statement_timeout_ms, or waits past lock_timeout_ms for a
@@ -108,25 +125,30 @@ enum store_status store_snapshot_update(PGconn *c, const struct vx_snapshot *pre
  * read together: what the periodic check compares with the snapshot. */
 enum store_status store_check(PGconn *c, int64_t *version, struct vx_token **tokens, size_t *n);
 
-/* All flags sorted by name (for `vexil stale`); caller frees each with
- * flag_free and the array with free. */
+/* All flags sorted by name as the default environment has them (for
+ * `vexil stale`); caller frees each with flag_free and the array with
+ * free. */
 enum store_status store_flags_all(PGconn *c, struct vx_flag **flags, size_t *n);
 
-/* Writes.  actor is the acting token's name.  now is µs since epoch.  On
- * success *out (if not NULL) receives the flag as written (caller
- * flag_free()s) and *version the new global version. */
+/* Writes.  actor is the acting token's name.  now is µs since epoch.  env
+ * is the request's environment, which the top-level state fields of a
+ * patch set.  On success *out (if not NULL) receives the flag as written
+ * (caller flag_envs_free()s) and *version the new sequence number.  A
+ * patch naming an environment or a segment that does not exist:
+ * STORE_INVALID. */
 
 /* STORE_CONFLICT if the name exists. */
-enum store_status store_flag_create(PGconn *c, const struct vx_flag_patch *p, const char *actor,
-                                    int64_t now, struct vx_flag *out, int64_t *version);
+enum store_status store_flag_create(PGconn *c, const struct vx_flag_patch *p, const char *env,
+                                    const char *actor, int64_t now, struct flag_envs *out,
+                                    int64_t *version);
 
 /* if_match < 0: unconditional; if_match == 0: any existing flag ("*");
  * else the revision that must be current (STORE_PRECONDITION otherwise).
  * A patch that changes nothing: STORE_OK, *out the current flag, *version 0
  * (nothing written, no event, no NOTIFY). */
 enum store_status store_flag_update(PGconn *c, const char *name, const struct vx_flag_patch *p,
-                                    int64_t if_match, const char *actor, int64_t now,
-                                    struct vx_flag *out, int64_t *version);
+                                    const char *env, int64_t if_match, const char *actor,
+                                    int64_t now, struct flag_envs *out, int64_t *version);
 
 enum store_status store_flag_delete(PGconn *c, const char *name, int64_t if_match,
                                     const char *actor, int64_t now, int64_t *version);
@@ -141,20 +163,80 @@ enum store_status store_flag_delete(PGconn *c, const char *name, int64_t if_matc
 enum store_status store_flag_history(PGconn *c, const char *name, int limit, int64_t before,
                                      json_t **out);
 
-/* Restore the flag to event event_id's `before` (the event must belong to
- * name, else STORE_NOT_FOUND; before null: STORE_CONFLICT).  Brings back a
- * deleted flag.  Records a `revert` event. */
+/* Put back what event event_id changed as it was before it: the
+ * definition if the event changed it, and the state of each environment it
+ * names (the event must belong to name, else STORE_NOT_FOUND; before null:
+ * STORE_CONFLICT).  Brings back a deleted flag.  Records a `revert`
+ * event. */
 enum store_status store_flag_revert(PGconn *c, const char *name, int64_t event_id,
-                                    const char *actor, int64_t now, struct vx_flag *out,
+                                    const char *actor, int64_t now, struct flag_envs *out,
                                     int64_t *version);
 
-/* Tokens.  store_tokens_list: {"tokens":[{id,name,role,created_at,last_used_at}]}
+/* Environments (docs/api.md §6).  Each answers the environment's object
+ * {name, description, default, version, created_at} in *out (new
+ * reference) and the new sequence number in *version.  Create:
+ * STORE_CONFLICT when the name is taken; every flag gets a disabled state
+ * there.  Update: description NULL leaves it; make_default makes it the
+ * default (and no other).  Delete: STORE_CONFLICT for the default; its
+ * states go, its tokens are revoked, history stays.  STORE_NOT_FOUND for
+ * an unknown name. */
+enum store_status store_env_create(PGconn *c, const char *name, const char *description,
+                                   json_t **out, int64_t *version);
+enum store_status store_env_update(PGconn *c, const char *name, const char *description,
+                                   bool make_default, json_t **out, int64_t *version);
+enum store_status store_env_delete(PGconn *c, const char *name, int64_t *version);
+
+/* Segments (docs/api.md §7).  A create or update body: the fields it sets. */
+struct segment_patch {
+    bool set_description, set_users;
+    char *description;
+    char **users; /* sorted, distinct */
+    size_t n_users;
+};
+
+/* The JSON object of a segment: {name, description, users (with_users) or
+ * users_count, created_at, updated_at, revision}.  New reference; NULL on
+ * OOM. */
+json_t *segment_json(const struct vx_segment *g, bool with_users);
+
+/* Segment writes, each with an event and a version bump of every
+ * environment whose flags name the segment (none for a create or a
+ * delete, which only an unused segment allows).  *out (caller
+ * segment_clear()s) the segment as written.  Create: STORE_CONFLICT when
+ * the name is taken.  Update and delete: STORE_NOT_FOUND, and
+ * STORE_PRECONDITION when if_match > 0 is not the revision.  Delete:
+ * STORE_CONFLICT while a flag names it, with used naming one. */
+enum store_status store_segment_create(PGconn *c, const char *name, const struct segment_patch *p,
+                                       const char *actor, int64_t now, struct vx_segment *out,
+                                       int64_t *version);
+enum store_status store_segment_update(PGconn *c, const char *name, const struct segment_patch *p,
+                                       int64_t if_match, const char *actor, int64_t now,
+                                       struct vx_segment *out, int64_t *version);
+enum store_status store_segment_delete(PGconn *c, const char *name, int64_t if_match,
+                                       const char *actor, int64_t now, int64_t *version,
+                                       char used[256]);
+
+/* The history of a segment, as store_flag_history. */
+enum store_status store_segment_history(PGconn *c, const char *name, int limit, int64_t before,
+                                        json_t **out);
+
+/* Tokens.  store_tokens_list: {"tokens":[{id,name,role,environment,created_at,last_used_at}]}
  * of live tokens, oldest first.  store_token_create: secret is "vx_" + 43
  * base64url chars from 32 bytes of getrandom(); only its SHA-256 is stored.
- * store_token_revoke: STORE_NOT_FOUND if unknown or already revoked. */
+ * A client or frontend token belongs to env (NULL: the default
+ * environment; STORE_INVALID when it does not exist), an admin token to
+ * none.  store_token_revoke: STORE_NOT_FOUND if unknown or already
+ * revoked. */
 enum store_status store_tokens_list(PGconn *c, json_t **out);
+/* What a token create made besides its id and secret: its environment
+ * ("" for an admin token) and when. */
+struct store_token_made {
+    char env[ENV_NAME_MAX + 1];
+    int64_t created_at; /* µs */
+};
 enum store_status store_token_create(PGconn *c, const char *name, enum vx_role role,
-                                     char id[TOKEN_ID_LEN + 1], char secret[64]);
+                                     const char *env, char id[TOKEN_ID_LEN + 1], char secret[64],
+                                     struct store_token_made *made);
 enum store_status store_token_revoke(PGconn *c, const char *id);
 
 /* Record when tokens were last used: ids[i] at ats[i] (µs), n of them, in

@@ -98,7 +98,8 @@ typedef json_t *store_json_fn(const PGresult *r, int row, int col);
 
 /* Text as a string; an integer; a time (µs, see US) as RFC 3339 text, or
  * null for SQL NULL. */
-store_json_fn store_text_json, store_int64_json, store_time_json;
+store_json_fn store_text_json, store_text_or_null_json, store_int64_json, store_bool_json,
+    store_time_json;
 
 /* Wrap list as {"key": list}; takes list.  New reference; NULL on OOM. */
 json_t *store_wrap(const char *key, json_t *list);
@@ -131,42 +132,108 @@ store_read_json(PGconn *c, enum store_status (*select)(PGconn *c, const void *ar
                 const void *arg, json_t **out);
 
 /* ------------------------------------------------------------------ */
-/* The flags table (store_flags.c)                                      */
+/* The flags and flag_states tables (store_flags.c)                     */
 /* ------------------------------------------------------------------ */
 
-/* Lock the row of flag name (SELECT ... FOR UPDATE); *found tells whether
- * it exists, then *f holds it (caller flag_free()s). */
-enum store_status store_flag_lock(PGconn *c, const char *name, struct vx_flag *f, bool *found);
+/* Lock the rows of flag name (SELECT ... FOR UPDATE); *found tells whether
+ * it exists, then *fe holds it (caller flag_envs_free()s). */
+enum store_status store_flag_lock(PGconn *c, const char *name, struct flag_envs *fe, bool *found);
 
-/* Insert f; *inserted is false when the name is taken. */
+/* Insert the definition of f; *inserted is false when the name is taken. */
 enum store_status store_flag_insert(PGconn *c, const struct vx_flag *f, bool *inserted);
 
-/* Overwrite the row of f->name with f (the row must exist and be locked). */
+/* Overwrite the definition of f->name with f's (the row must exist and be
+ * locked). */
 enum store_status store_flag_write(PGconn *c, const struct vx_flag *f);
+
+/* Write f's state in env (insert or overwrite). */
+enum store_status store_flag_state_write(PGconn *c, const char *env, const struct vx_flag *f);
 
 enum store_status store_flag_remove(PGconn *c, const char *name);
 
-/* Every flag, sorted by name in strcmp order; caller frees each with
- * flag_free and the array with free. */
-enum store_status store_flags_select(PGconn *c, struct vx_flag **flags, size_t *n);
+/* Every flag in every environment, sorted by name in strcmp order, then by
+ * environment; envs[i] the environment of flags[i].  Caller frees each
+ * with flag_free and free, and the arrays with free. */
+enum store_status store_flags_select(PGconn *c, struct vx_flag **flags, char ***envs, size_t *n);
 
 /* Like store_flags_select, but only the flags the change log names after
  * version since. */
-enum store_status store_flags_changed(PGconn *c, int64_t since, struct vx_flag **flags, size_t *n);
+enum store_status store_flags_changed(PGconn *c, int64_t since, struct vx_flag **flags,
+                                      char ***envs, size_t *n);
 
 /* ------------------------------------------------------------------ */
-/* The flag_events table (store_events.c)                               */
+/* The environments table (store_envs.c)                                */
+/* ------------------------------------------------------------------ */
+
+/* Every environment in creation order (view NULL); caller env_free()s each
+ * and frees the array. */
+enum store_status store_envs_select(PGconn *c, struct vx_env **envs, size_t *n);
+
+/* The name of the default environment into buf. */
+enum store_status store_default_env(PGconn *c, char buf[ENV_NAME_MAX + 1]);
+
+/* names[0..n) as a JSON array text (for TEXT_ARRAY); caller frees; NULL
+ * on OOM. */
+char *store_names_json(char *const *names, size_t n);
+
+/* Run sql with $1 the JSON array of names; *missing receives the name
+ * (a pointer into names) equal to the first column of its first row, or
+ * NULL when it returns none. */
+enum store_status store_first_missing(PGconn *c, const char *sql, char *const *names, size_t n,
+                                      const char **missing);
+
+/* Lock the sequence number (vexil_state) until COMMIT: a write that adds
+ * or removes flag states in bulk takes it first, and so does a flag
+ * create, so that neither misses what the other adds. */
+enum store_status store_sequence_lock(PGconn *c);
+
+/* Do these environments all exist?  *missing receives the first that does
+ * not (a pointer into names), or NULL. */
+enum store_status store_envs_exist(PGconn *c, char *const *names, size_t n, const char **missing);
+
+/* ------------------------------------------------------------------ */
+/* The segments table (store_segments.c)                                */
+/* ------------------------------------------------------------------ */
+
+/* Every segment (or those the change log names after since, since >= 0)
+ * sorted by name; and with since >= 0 also the names logged that no
+ * segment has now.  Caller segment_clear()s each and frees the arrays. */
+enum store_status store_segments_select(PGconn *c, int64_t since, struct vx_segment **segs,
+                                        size_t *n, char ***deleted, size_t *n_deleted);
+
+/* Lock these segments against deletion (FOR KEY SHARE) and check that they
+ * exist: *missing receives the first that does not, or NULL. */
+enum store_status store_segments_hold(PGconn *c, char *const *names, size_t n,
+                                      const char **missing);
+
+/* ------------------------------------------------------------------ */
+/* The flag_events and segment_events tables (store_events.c)           */
 /* ------------------------------------------------------------------ */
 
 /* Record action on flag name; before/after NULL where the flag did not
- * exist. */
+ * exist; envs[0..n) the environments whose state changed. */
 enum store_status store_event_insert(PGconn *c, const char *name, int64_t at, const char *actor,
-                                     const char *action, const struct vx_flag *before,
-                                     const struct vx_flag *after);
+                                     const char *action, const struct flag_envs *before,
+                                     const struct flag_envs *after, char *const *envs, size_t n);
 
-/* The flag name of event id and its `before` object (NULL when null); both
- * the caller's to free (free, json_decref).  *found false if no such event. */
-enum store_status store_event_get(PGconn *c, int64_t id, char **name, json_t **before, bool *found);
+/* Record action on segment name; before/after (taken) the segment objects,
+ * NULL where none. */
+enum store_status store_segment_event_insert(PGconn *c, const char *name, int64_t at,
+                                             const char *actor, const char *action, json_t *before,
+                                             json_t *after);
+
+/* An event of a flag as stored: its flag name, action, `before` and
+ * `after` objects (NULL when null) and the environments it changed (a JSON
+ * array).  store_event_free() releases it. */
+struct store_event {
+    char *name;
+    char *action;
+    json_t *before, *after, *environments;
+};
+void store_event_free(struct store_event *e);
+
+/* Event id into *e; *found false if there is no such event. */
+enum store_status store_event_get(PGconn *c, int64_t id, struct store_event *e, bool *found);
 
 /* The highest revision flag name ever had, by its history. */
 enum store_status store_max_revision(PGconn *c, const char *name, int64_t *rev);
@@ -175,13 +242,19 @@ enum store_status store_max_revision(PGconn *c, const char *name, int64_t *rev);
 /* vexil_state and notifications (store_version.c)                      */
 /* ------------------------------------------------------------------ */
 
-/* Increment the global version into *version, log that it changed flag
- * name (table flag_changes, the last 10 000 versions kept) and NOTIFY it
- * (delivered at COMMIT). */
-enum store_status store_version_bump(PGconn *c, const char *name, int64_t *version);
+/* What a change touched, for the change log. */
+enum store_change { STORE_CHANGE_FLAG, STORE_CHANGE_SEGMENT, STORE_CHANGE_ENVIRONMENT };
 
-/* How many versions after since the change log holds. */
-enum store_status store_changes_count(PGconn *c, int64_t since, int64_t *n);
+/* Increment the sequence number into *version and the version of each
+ * environment in envs[0..n) (envs NULL: of every environment), log that the
+ * change touched name (table flag_changes, the last 10 000 kept) and
+ * NOTIFY "<sequence> <env>:<version> ..." (delivered at COMMIT). */
+enum store_status store_version_bump(PGconn *c, enum store_change kind, const char *name,
+                                     char *const *envs, size_t n, int64_t *version);
+
+/* How many versions after since the change log holds; *environments
+ * whether any of them changed an environment itself. */
+enum store_status store_changes_count(PGconn *c, int64_t since, int64_t *n, bool *environments);
 
 /* The names logged after version since that no flag has now (deleted),
  * sorted in strcmp order; caller frees each and the array. */

@@ -30,12 +30,13 @@
 
 /* clang-format off */
 static const char SQL_TOKENS_LIVE[] =
-    "SELECT id::text, name, role, encode(secret_hash, 'hex'), " US("last_used_at") " "
+    "SELECT id::text, name, role, encode(secret_hash, 'hex'), " US("last_used_at") ", "
+           "environment "
     "FROM tokens "
     "WHERE revoked_at IS NULL";
 
 static const char SQL_TOKENS_LIST[] =
-    "SELECT id::text, name, role, " US("created_at") ", " US("last_used_at") " "
+    "SELECT id::text, name, role, environment, " US("created_at") ", " US("last_used_at") " "
     "FROM tokens "
     "WHERE revoked_at IS NULL "
     "ORDER BY created_at, id";
@@ -45,13 +46,22 @@ static const struct store_json_field token_fields[] = {
     {"id",           store_text_json},
     {"name",         store_text_json},
     {"role",         store_text_json},
+    {"environment",  store_text_or_null_json},
     {"created_at",   store_time_json},
     {"last_used_at", store_time_json},
 };
 
+/* A client or frontend token belongs to $5, else to the default
+ * environment; none is inserted when that environment does not exist. */
 static const char SQL_TOKEN_INSERT[] =
-    "INSERT INTO tokens (id, name, role, secret_hash) "
-    "VALUES ($1::uuid, $2, $3, decode($4, 'hex'))";
+    "WITH env AS (SELECT CASE WHEN $3 = 'admin' THEN NULL "
+                            "ELSE coalesce($5, (SELECT name FROM environments "
+                                               "WHERE is_default)) END AS name) "
+    "INSERT INTO tokens (id, name, role, secret_hash, environment) "
+    "SELECT $1::uuid, $2, $3, decode($4, 'hex'), env.name "
+    "FROM env "
+    "WHERE $3 = 'admin' OR EXISTS (SELECT 1 FROM environments e WHERE e.name = env.name) "
+    "RETURNING coalesce(environment, ''), " US("created_at");
 
 static const char SQL_TOKEN_REVOKE[] =
     "UPDATE tokens "
@@ -74,11 +84,6 @@ static bool store_uuid_valid(const char *s)
 {
     uuid_t u;
     return s != NULL && strlen(s) == TOKEN_ID_LEN && uuid_parse(s, u) == 0;
-}
-
-static const char *store_role_name(enum vx_role role)
-{
-    return role == VX_ROLE_ADMIN ? "admin" : "client";
 }
 
 /* Live tokens for a snapshot; caller frees each name and the array. */
@@ -104,11 +109,15 @@ enum store_status store_tokens_select(PGconn *c, struct vx_token **tokens, size_
         int64_t used = store_int64(r, row, 4);
         snprintf(t[i].id, sizeof t[i].id, "%s", PQgetvalue(r, row, 0));
         t[i].name = strdup(PQgetvalue(r, row, 1));
-        t[i].role = strcmp(PQgetvalue(r, row, 2), "admin") == 0 ? VX_ROLE_ADMIN : VX_ROLE_CLIENT;
+        int role = role_parse(PQgetvalue(r, row, 2));
+        t[i].role = role < 0 ? VX_ROLE_FRONTEND : (enum vx_role)role; /* unknown: the least */
         t[i].last_used_at = used;
-        if (t[i].name == NULL || encode_unhex(PQgetvalue(r, row, 3), t[i].hash, SHA256_LEN) != 0) {
+        if (!PQgetisnull(r, row, 5))
+            t[i].env = strdup(PQgetvalue(r, row, 5));
+        if (t[i].name == NULL || (!PQgetisnull(r, row, 5) && t[i].env == NULL) ||
+            encode_unhex(PQgetvalue(r, row, 3), t[i].hash, SHA256_LEN) != 0) {
             for (size_t j = 0; j <= i; j++)
-                free(t[j].name);
+                token_free(&t[j]);
             free(t);
             PQclear(r);
             return store_fail(STORE_ERROR, "cannot read token %s", PQgetvalue(r, row, 0));
@@ -144,18 +153,28 @@ enum store_status store_tokens_list(PGconn *c, json_t **out)
 }
 
 struct token_create {
-    const char *id, *name, *role, *hash_hex;
+    const char *id, *name, *role, *hash_hex, *env;
+    struct store_token_made *made;
 };
 
 static enum store_status token_create_cb(PGconn *c, void *cls)
 {
     struct token_create *t = cls;
-    const char *params[] = {t->id, t->name, t->role, t->hash_hex};
-    enum store_status st = store_command(c, SQL_TOKEN_INSERT, 4, params, NULL);
+    const char *params[] = {t->id, t->name, t->role, t->hash_hex, t->env};
+    enum store_status st = STORE_OK;
+    PGresult *r = store_query(c, SQL_TOKEN_INSERT, 5, params, &st);
 
-    if (st == STORE_OK)
-        st = store_notify_tokens(c);
-    return st;
+    if (r == NULL)
+        return st;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return store_fail(STORE_INVALID, "environment: unknown environment \"%s\"",
+                          t->env != NULL ? t->env : "(the default)");
+    }
+    snprintf(t->made->env, sizeof t->made->env, "%s", PQgetvalue(r, 0, 0));
+    t->made->created_at = store_int64(r, 0, 1);
+    PQclear(r);
+    return store_notify_tokens(c);
 }
 
 /* 32 bytes from the kernel's CSPRNG. 0 or -1. */
@@ -174,7 +193,8 @@ static int store_random(uint8_t *buf, size_t n)
 }
 
 enum store_status store_token_create(PGconn *c, const char *name, enum vx_role role,
-                                     char id[TOKEN_ID_LEN + 1], char secret[64])
+                                     const char *env, char id[TOKEN_ID_LEN + 1], char secret[64],
+                                     struct store_token_made *made)
 {
     uint8_t raw[STORE_SECRET_BYTES], hash[SHA256_LEN];
     char hash_hex[2 * SHA256_LEN + 1];
@@ -195,7 +215,9 @@ enum store_status store_token_create(PGconn *c, const char *name, enum vx_role r
     uuid_generate_random(u);
     uuid_unparse_lower(u, id);
 
-    struct token_create t = {id, name, store_role_name(role), hash_hex};
+    struct store_token_made ignored;
+    struct token_create t = {id,       name, role_name(role),
+                             hash_hex, env,  made != NULL ? made : &ignored};
     st = store_run_transaction(c, token_create_cb, &t);
     if (st != STORE_OK) {
         explicit_bzero(secret, 64);

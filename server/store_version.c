@@ -26,26 +26,37 @@
 /* The log keeps the last 10 000 versions: a listener further behind loads
  * in full. */
 /* clang-format off */
+/* $1 channel, $2 kind, $3 name, $4 every environment?, $5 the
+ * environments (a JSON array).  The environments' row locks are taken in
+ * name order, after the vexil_state row's, so writers cannot deadlock. */
 static const char SQL_VERSION_BUMP[] =
     "WITH v AS (UPDATE vexil_state "
                "SET version = version + 1 "
                "RETURNING version), "
-         "logged AS (INSERT INTO flag_changes (version, name) "
-                    "SELECT version, $2 FROM v), "
+         "e AS (UPDATE environments "
+               "SET version = version + 1 "
+               "WHERE (SELECT version FROM v) > 0 "
+                 "AND ($4::boolean OR name = ANY (" TEXT_ARRAY(5) ")) "
+               "RETURNING name, version), "
+         "logged AS (INSERT INTO flag_changes (version, kind, name) "
+                    "SELECT version, $2, $3 FROM v), "
          "pruned AS (DELETE FROM flag_changes "
                     "WHERE version <= (SELECT version FROM v) - 10000) "
-    "SELECT version, pg_notify($1, version::text) "
+    "SELECT version, "
+           "pg_notify($1, version::text || coalesce((SELECT string_agg(' ' || name || ':' || "
+                                                                     "version, '' ORDER BY name) "
+                                                    "FROM e), '')) "
     "FROM v";
 
 static const char SQL_CHANGES_COUNT[] =
-    "SELECT count(*) "
+    "SELECT count(*), coalesce(bool_or(kind = 'environment'), false) "
     "FROM flag_changes "
     "WHERE version > $1";
 
 static const char SQL_CHANGES_DELETED[] =
     "SELECT DISTINCT c.name COLLATE \"C\" "
     "FROM flag_changes c "
-    "WHERE c.version > $1 "
+    "WHERE c.version > $1 AND c.kind = 'flag' "
       "AND NOT EXISTS (SELECT 1 FROM flags f WHERE f.name = c.name) "
     "ORDER BY 1";
 
@@ -57,19 +68,47 @@ static const char SQL_NOTIFY_TOKENS[] =
     "SELECT pg_notify($1, 'tokens')";
 /* clang-format on */
 
-enum store_status store_version_bump(PGconn *c, const char *name, int64_t *version)
-{
-    const char *params[] = {STORE_CHANNEL, name};
+static const char *const change_kinds[] = {
+    [STORE_CHANGE_FLAG] = "flag",
+    [STORE_CHANGE_SEGMENT] = "segment",
+    [STORE_CHANGE_ENVIRONMENT] = "environment",
+};
 
-    return store_query_int64(c, SQL_VERSION_BUMP, 2, params, version);
+enum store_status store_version_bump(PGconn *c, enum store_change kind, const char *name,
+                                     char *const *envs, size_t n, int64_t *version)
+{
+    json_t *a = json_array();
+    char *list = NULL;
+    enum store_status st;
+
+    for (size_t i = 0; a != NULL && envs != NULL && i < n; i++)
+        json_array_append_new(a, json_string(envs[i]));
+    list = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    if (list == NULL)
+        return store_fail(STORE_ERROR, "out of memory");
+    const char *params[] = {STORE_CHANNEL, change_kinds[kind], name, envs == NULL ? "t" : "f",
+                            list};
+    st = store_query_int64(c, SQL_VERSION_BUMP, 5, params, version);
+    free(list);
+    return st;
 }
 
-enum store_status store_changes_count(PGconn *c, int64_t since, int64_t *n)
+enum store_status store_changes_count(PGconn *c, int64_t since, int64_t *n, bool *environments)
 {
     char v[24];
     const char *params[] = {store_itoa(since, v)};
+    enum store_status st;
+    PGresult *r = store_query_row(c, SQL_CHANGES_COUNT, 1, params, &st);
 
-    return store_query_int64(c, SQL_CHANGES_COUNT, 1, params, n);
+    *n = 0;
+    *environments = false;
+    if (r == NULL)
+        return st;
+    *n = store_int64(r, 0, 0);
+    *environments = store_bool(r, 0, 1);
+    PQclear(r);
+    return STORE_OK;
 }
 
 enum store_status store_changes_deleted(PGconn *c, int64_t since, char ***names, size_t *n)

@@ -269,11 +269,13 @@ node_tests() {
 # The integration tests that run against build/tsan: long-poll and two
 # instances (longpoll), database outage (outage, dbdown), the OFREP change
 # streams (ofrep), which park and wake from several threads, the database
-# threads, hangs and revocations (reliability), and the incremental
-# snapshots with their background compression (incremental).
+# threads, hangs and revocations (reliability), the incremental
+# snapshots with their background compression (incremental), and the
+# per-environment wake-ups across instances (environments).
 TSAN_TESTS=(tests/integration/longpoll.test.mjs tests/integration/outage.test.mjs
     tests/integration/dbdown.test.mjs tests/integration/ofrep.test.mjs
-    tests/integration/reliability.test.mjs tests/integration/incremental.test.mjs)
+    tests/integration/reliability.test.mjs tests/integration/incremental.test.mjs
+    tests/integration/environments.test.mjs)
 
 stage_integration() {
     if [ "$1" = tsan ]; then

@@ -18,7 +18,7 @@ const STATUS_WORDS = {
   404: 'Not found',
   405: 'Method not allowed',
   409: 'Conflict',
-  412: 'The flag was changed by someone else',
+  412: 'It was changed by someone else',
   413: 'The request is too large',
   414: 'The address is too long',
   429: 'Too many requests',
@@ -114,10 +114,38 @@ export class Api {
     return '/api/flags/' + encodeURIComponent(name) + suffix;
   }
 
+  static segmentPath(name, suffix = '') {
+    return '/api/segments/' + encodeURIComponent(name) + suffix;
+  }
+
   async listFlags() {
     const r = await this.request('GET', '/api/flags');
     if (!r.body || !Array.isArray(r.body.flags)) throw new ApiError(r.status, 'bad_response', 'The flag list from the server has no "flags" array.');
     return r.body.flags;
+  }
+  async listEnvironments() {
+    const r = await this.request('GET', '/api/environments');
+    if (!r.body || !Array.isArray(r.body.environments) || !r.body.environments.length) {
+      throw new ApiError(r.status, 'bad_response', 'The environment list from the server has no "environments".');
+    }
+    return r.body.environments;
+  }
+  async listSegments() {
+    const r = await this.request('GET', '/api/segments');
+    if (!r.body || !Array.isArray(r.body.segments)) throw new ApiError(r.status, 'bad_response', 'The segment list from the server has no "segments" array.');
+    return r.body.segments;
+  }
+  async getSegment(name) {
+    return (await this.request('GET', Api.segmentPath(name))).body;
+  }
+  async createSegment(fields) {
+    return (await this.request('POST', '/api/segments', { body: fields })).body;
+  }
+  async patchSegment(name, revision, fields) {
+    return (await this.request('PATCH', Api.segmentPath(name), { body: fields, headers: { 'If-Match': `"${revision}"` } })).body;
+  }
+  async deleteSegment(name) {
+    await this.request('DELETE', Api.segmentPath(name));
   }
   async getFlag(name) {
     return (await this.request('GET', Api.flagPath(name))).body;

@@ -4,13 +4,20 @@
 // textContent or setAttribute, never through innerHTML; the el() helper below is
 // the only way this file builds elements.
 //
-// Data flow: state.flags (name -> flag) is the one copy of what the server said.
+// Data flow: state.flags (name -> flag) is the one copy of what the server said;
+// an admin flag carries its state in every environment ("environments"), and
+// the table shows them side by side, one column per environment.
 // applyFlags() merges a fresh list into it and updates only the rows whose flag
-// changed, so a list of thousands of flags is built once. The live loop long-polls
-// GET /flags?wait=30 and re-reads /api/flags when the version moves. Every change
-// is a PATCH with If-Match on the revision the person saw; a 412 opens the
-// conflict dialog, which shows what changed and lets them re-apply on the new
-// revision, so nothing is overwritten silently.
+// changed, so a list of thousands of flags is built once. One live loop per
+// environment long-polls GET /flags?env=<env>&wait=30 with that environment's
+// version, and any of them moving re-reads /api/flags (one read at a time, never
+// more than one queued). Every change is a PATCH with If-Match on the revision
+// the person saw; a 412 opens the conflict dialog, which shows what changed and
+// lets them re-apply on the new revision, so nothing is overwritten silently.
+//
+// The environment in focus (the detail panel edits its state; is:on, sorting by
+// state and the highlighted column follow it) lives in the URL, #env=<name>
+// (?env=<name> is read too), so a link shows the same view.
 
 import { Api, ApiError, describeError } from './api.js';
 import * as U from './util.js';
@@ -40,8 +47,13 @@ const state = {
   rows: new Map(), // name -> { tr, key, refs }
   sort: { key: 'name', dir: 1 },
   filter: '',
-  version: null, // global version from GET /flags, for If-None-Match
-  live: null, // the running live loop, see startLive()
+  envs: [], // [{name, description, default, version}] from GET /api/environments, in their order
+  defaultEnv: null,
+  focus: null, // the environment in focus (from the URL)
+  segments: [], // from GET /api/segments
+  view: 'flags', // 'flags' | 'segments'
+  envKey: '', // the environment names the table columns were built for
+  live: null, // the running live loops, see startLive()
   pending: new Map(), // name -> number of requests in flight for it
   newName: null, // a flag just created, to flash its row
 };
@@ -51,6 +63,7 @@ const state = {
 
 /** The message area of the open panel or form, else the page's. */
 function messageArea() {
+  if ($('segment-dialog').open) return $('sd-msg');
   if ($('create-dialog').open) return $('cd-msg');
   if ($('flag-dialog').open) return $('fd-msg');
   return $('page-msg');
@@ -115,8 +128,13 @@ async function signIn(token, fromStorage) {
   button.textContent = 'Signing in…';
   const api = new Api(token, (err) => onUnauthorized(err));
   let flags;
+  let envs;
+  let segments;
   try {
-    flags = await api.listFlags();
+    // Environments first: their versions are what the live loops start from,
+    // so a change landing between the two reads wakes a loop at once.
+    envs = await api.listEnvironments();
+    [flags, segments] = await Promise.all([api.listFlags(), api.listSegments()]);
   } catch (e) {
     button.disabled = false;
     button.textContent = 'Sign in';
@@ -140,9 +158,12 @@ async function signIn(token, fromStorage) {
   sessionStorage.setItem(TOKEN_KEY, token);
   $('token').value = '';
   state.api = api;
-  state.version = null;
+  state.segments = segments;
+  setEnvironments(envs);
   showView('list');
+  readLocation();
   applyFlags(flags);
+  renderSegments();
   startLive();
   if (window.matchMedia('(pointer: fine)').matches) $('filter').focus();
   else $('main').focus();
@@ -157,12 +178,16 @@ function signOut(message) {
   stopLive();
   sessionStorage.removeItem(TOKEN_KEY);
   state.api = null;
-  state.version = null;
-  for (const id of ['conflict-dialog', 'confirm-dialog', 'create-dialog', 'flag-dialog']) if ($(id).open) $(id).close('signout');
+  state.envs = [];
+  state.envKey = '';
+  state.segments = [];
+  state.segmentsKey = null;
+  for (const id of ['conflict-dialog', 'confirm-dialog', 'segment-dialog', 'create-dialog', 'flag-dialog']) if ($(id).open) $(id).close('signout');
   detail.name = null;
   state.flags.clear();
   state.rows.clear();
   $('flags-body').replaceChildren();
+  $('segments-body').replaceChildren();
   clearMessages($('page-msg'));
   $('live-msg').hidden = true;
   $('toasts').replaceChildren();
@@ -172,10 +197,146 @@ function signOut(message) {
 }
 
 // ---------------------------------------------------------------------------
+// environments and the URL
+
+/** Takes a fresh environment list; rebuilds the table's columns when the set changed. */
+function setEnvironments(envs) {
+  state.envs = envs;
+  const def = envs.find((e) => e.default) || envs[0];
+  state.defaultEnv = def ? def.name : null;
+  if (!state.focus || !envs.some((e) => e.name === state.focus)) state.focus = state.defaultEnv;
+  const key = envs.map((e) => e.name).join('\n');
+  const sel = $('env-select');
+  sel.replaceChildren(...envs.map((e) => el('option', { value: e.name }, e.default ? `${e.name} (default)` : e.name)));
+  sel.value = state.focus;
+  for (const id of ['fd-env', 'fd-copy-from', 'fd-copy-to']) {
+    const v = $(id).value;
+    $(id).replaceChildren(...envs.map((e) => el('option', { value: e.name }, e.name)));
+    if (envs.some((e) => e.name === v)) $(id).value = v;
+  }
+  if (key !== state.envKey) {
+    state.envKey = key;
+    buildHead();
+    // Columns changed: rows are rebuilt (rare: an environment created or deleted).
+    for (const row of state.rows.values()) row.tr.remove();
+    state.rows.clear();
+    if (state.live) syncLoops();
+  } else updateHead();
+  showFocus();
+}
+
+function envByName(name) {
+  return state.envs.find((e) => e.name === name) || null;
+}
+
+/** The table head: name, one column per environment, owner, age. */
+function buildHead() {
+  const head = $('flags-head');
+  for (const th of [...head.querySelectorAll('th.c-env')]) th.remove();
+  const before = head.querySelector('th.c-owner');
+  state.envs.forEach((e, i) => {
+    const b = el('button', { type: 'button', class: 'env-head', 'data-env': e.name });
+    const th = el('th', { scope: 'col', class: 'c-env', 'data-env': e.name, 'data-i': String(i) }, b);
+    head.insertBefore(th, before);
+  });
+  updateHead();
+}
+
+function updateHead() {
+  for (const b of document.querySelectorAll('#flags-head button.env-head')) {
+    const e = envByName(b.dataset.env);
+    if (!e) continue;
+    b.replaceChildren(el('span', { class: 'env-head-name' }, e.name));
+    if (e.default) b.append(el('span', { class: 'env-default' }, 'default'));
+    b.title = (e.description ? e.description + ' — ' : '') + `Show ${e.name} in the flag panel and sort by its state`;
+    b.setAttribute('aria-label', `${e.name}${e.default ? ' (default)' : ''}: focus this environment`);
+  }
+}
+
+/** Marks the environment in focus everywhere it shows. */
+function showFocus() {
+  const i = state.envs.findIndex((e) => e.name === state.focus);
+  $('flags-table').dataset.focus = String(i);
+  for (const b of document.querySelectorAll('#flags-head button.env-head')) b.setAttribute('aria-pressed', b.dataset.env === state.focus ? 'true' : 'false');
+  $('env-select').value = state.focus || '';
+  const e = envByName(state.focus);
+  $('env-desc').textContent = e ? e.description || '' : '';
+  const hrefFor = (view) => '#' + new URLSearchParams(view === 'segments' ? { env: state.focus || '', view } : { env: state.focus || '' }).toString();
+  $('tab-flags').setAttribute('href', hrefFor('flags'));
+  $('tab-segments').setAttribute('href', hrefFor('segments'));
+}
+
+/** Reads #env=…&view=… (or ?env=…) and shows that. */
+function readLocation() {
+  const loc = U.parseLocation(location.search, location.hash);
+  let env = loc.env || state.defaultEnv;
+  if (loc.env && !envByName(loc.env)) {
+    notifyError(`There is no environment named “${loc.env}”; showing ${state.defaultEnv}, the default.`);
+    env = state.defaultEnv;
+  }
+  const view = loc.view === 'segments' ? 'segments' : 'flags';
+  const changed = env !== state.focus;
+  state.focus = env;
+  setView(view);
+  showFocus();
+  if (changed) {
+    refreshRows();
+  }
+}
+
+/** Puts the focus (and view) in the URL without adding a history entry per change. */
+function writeLocation() {
+  const params = new URLSearchParams({ env: state.focus });
+  if (state.view === 'segments') params.set('view', 'segments');
+  const url = location.pathname + location.search.replace(/([?&])env=[^&]*&?/, '$1').replace(/[?&]$/, '') + '#' + params.toString();
+  history.replaceState(null, '', url);
+}
+
+function setFocus(env) {
+  if (!envByName(env) || env === state.focus) return;
+  state.focus = env;
+  writeLocation();
+  showFocus();
+  refreshRows();
+}
+
+function setView(view) {
+  state.view = view;
+  $('flags-view').hidden = view !== 'flags';
+  $('segments-view').hidden = view !== 'segments';
+  $('list-title').textContent = view === 'flags' ? 'Flags' : 'Segments';
+  $('summary').hidden = view !== 'flags';
+  $('tab-flags').toggleAttribute('aria-current', view === 'flags');
+  if (view === 'flags') $('tab-flags').setAttribute('aria-current', 'page');
+  $('tab-segments').toggleAttribute('aria-current', view === 'segments');
+  if (view === 'segments') $('tab-segments').setAttribute('aria-current', 'page');
+}
+
+/** The flag's state in env. */
+function st(flag, env) {
+  return U.stateOf(flag, env, state.defaultEnv);
+}
+
+// ---------------------------------------------------------------------------
 // the list
 
 function rowKey(f) {
   return [f.revision, f.updated_at, f.age_days, (f.stale || []).join(',')].join('|');
+}
+
+function buildEnvCell(flag, env) {
+  const switchText = el('span', { class: 'switch-text' });
+  const sw = el(
+    'button',
+    { type: 'button', role: 'switch', class: 'switch', 'aria-checked': 'false', 'data-env': env.name, 'aria-label': `${flag.name} in ${env.name}` },
+    el('span', { class: 'switch-track', 'aria-hidden': 'true' }, el('span', { class: 'switch-thumb' })),
+    switchText,
+  );
+  const pctText = el('span', { class: 'pct-text' });
+  const extra = el('span', { class: 'env-extra' });
+  const bar = el('progress', { class: 'bar', max: '100', value: '0', 'aria-hidden': 'true' });
+  const td = el('td', { class: 'c-env', 'data-env': env.name, 'data-label': env.name }, el('div', { class: 'env-cell' }, sw, el('span', { class: 'env-sum' }, pctText, extra), bar));
+  return { td, sw, switchText, pctText, extra, bar, env: env.name };
 }
 
 function buildRow(flag) {
@@ -183,41 +344,50 @@ function buildRow(flag) {
   const staleReason = el('span', { class: 'visually-hidden' });
   const staleBadge = el('span', { class: 'badge badge-stale' }, 'stale', staleReason);
   const desc = el('span', { class: 'flag-desc' });
-  const switchText = el('span', { class: 'switch-text' });
-  const sw = el(
-    'button',
-    { type: 'button', role: 'switch', class: 'switch', 'aria-checked': 'false' },
-    el('span', { class: 'switch-track', 'aria-hidden': 'true' }, el('span', { class: 'switch-thumb' })),
-    switchText,
-  );
-  const pctText = el('span', { class: 'pct-text' });
-  const bar = el('progress', { class: 'bar', max: '100', value: '0', 'aria-hidden': 'true' });
-  const pct = el('div', { class: 'pct' }, pctText, bar);
-  const tdUsers = el('td', { class: 'c-users', 'data-label': 'Users' });
+  const cells = state.envs.map((e) => buildEnvCell(flag, e));
   const tdOwner = el('td', { class: 'c-owner', 'data-label': 'Owner' });
   const tdAge = el('td', { class: 'c-age', 'data-label': 'Age' });
   const tr = el(
     'tr',
     {},
     el('td', { class: 'c-name' }, el('div', { class: 'name-line' }, nameBtn, staleBadge), desc),
-    el('td', { class: 'c-state' }, sw),
-    el('td', { class: 'c-pct', 'data-label': 'Rollout' }, pct),
-    tdUsers,
+    ...cells.map((c) => c.td),
     tdOwner,
     tdAge,
   );
   tr.dataset.name = flag.name;
   nameBtn.textContent = flag.name;
-  nameBtn.setAttribute('aria-label', `${flag.name}: open rollout, users and history`);
-  sw.setAttribute('aria-label', flag.name);
-  return { tr, key: null, refs: { nameBtn, staleBadge, staleReason, desc, sw, switchText, pct, pctText, bar, tdUsers, tdOwner, tdAge } };
+  nameBtn.setAttribute('aria-label', `${flag.name}: open rollout, users, segments and history`);
+  return { tr, key: null, refs: { nameBtn, staleBadge, staleReason, desc, cells, tdOwner, tdAge } };
+}
+
+function updateEnvCell(c, flag, busy) {
+  const s = st(flag, c.env);
+  c.td.classList.toggle('is-on', !!s.enabled);
+  c.sw.setAttribute('aria-checked', s.enabled ? 'true' : 'false');
+  c.switchText.textContent = s.enabled ? 'On' : 'Off';
+  c.sw.disabled = busy;
+  c.pctText.textContent = `${s.percentage} %`;
+  c.bar.value = s.percentage;
+  c.td.classList.toggle('pct-off', !s.enabled);
+  const nu = (s.users || []).length;
+  const ns = (s.segments || []).length;
+  const bits = [];
+  if (nu) bits.push(U.plural(nu, 'user', 'users'));
+  if (ns) bits.push(U.plural(ns, 'segment', 'segments'));
+  c.extra.textContent = bits.join(' · ');
+  c.extra.dataset.users = String(nu);
+  c.extra.dataset.segments = String(ns);
+  let title = `${c.env}: ${s.enabled ? `on for ${s.percentage} % of users` : `off (the ${s.percentage} % applies once it is on)`}`;
+  if (nu) title += `; listed: ${U.listSome(s.users, 10)}`;
+  if (ns) title += `; segments: ${U.listSome(s.segments, 10)}`;
+  c.td.title = title;
 }
 
 function updateRow(row, flag) {
   const r = row.refs;
   const stale = flag.stale || [];
   row.tr.classList.toggle('is-stale', stale.length > 0);
-  row.tr.classList.toggle('is-on', !!flag.enabled);
   r.staleBadge.hidden = stale.length === 0;
   const reasons = stale.map(U.staleText).join('; ');
   r.staleBadge.title = reasons ? `Due for removal: ${reasons}` : '';
@@ -225,16 +395,8 @@ function updateRow(row, flag) {
   r.desc.textContent = flag.description || '';
   r.desc.title = flag.description || '';
   r.desc.hidden = !flag.description;
-  r.sw.setAttribute('aria-checked', flag.enabled ? 'true' : 'false');
-  r.switchText.textContent = flag.enabled ? 'On' : 'Off';
-  r.sw.disabled = state.pending.has(flag.name);
-  r.pctText.textContent = `${flag.percentage} %`;
-  r.bar.value = flag.percentage;
-  r.pct.classList.toggle('pct-off', !flag.enabled);
-  r.pct.title = flag.enabled ? `${flag.percentage} % of users get it` : `Off: the ${flag.percentage} % applies once it is on`;
-  const n = (flag.users || []).length;
-  r.tdUsers.textContent = String(n);
-  r.tdUsers.title = n ? U.listSome(flag.users, 10) : 'No listed users';
+  const busy = state.pending.has(flag.name);
+  for (const c of r.cells) updateEnvCell(c, flag, busy);
   r.tdOwner.textContent = flag.owner || '—';
   r.tdOwner.classList.toggle('none', !flag.owner);
   r.tdOwner.title = flag.owner || 'No owner';
@@ -258,6 +420,17 @@ function applyFlags(list) {
   refreshRows();
 }
 
+/** Whether the flags name environments the page does not know (one was created or deleted elsewhere). */
+function envsMoved(list) {
+  const known = new Set(state.envs.map((e) => e.name));
+  for (const f of list.slice(0, 1)) {
+    if (!f.environments) return false;
+    const names = Object.keys(f.environments);
+    if (names.length !== known.size || names.some((n) => !known.has(n))) return true;
+  }
+  return false;
+}
+
 /** One flag changed (our own write): merge it in. */
 function mergeFlag(flag) {
   const old = state.flags.get(flag.name);
@@ -266,6 +439,7 @@ function mergeFlag(flag) {
   const merged = { ...flag };
   if (merged.age_days === undefined) merged.age_days = old ? old.age_days : 0;
   if (merged.stale === undefined) merged.stale = old ? old.stale : [];
+  if (merged.environments === undefined && old && old.environments) merged.environments = old.environments;
   state.flags.set(flag.name, merged);
   refreshRows();
   return merged;
@@ -295,7 +469,7 @@ function refreshRows() {
   }
   // Order: move only rows that are out of place; keep focus where it was.
   const focused = document.activeElement;
-  const sorted = U.sortFlags([...state.flags.values()], state.sort.key, state.sort.dir);
+  const sorted = U.sortFlags([...state.flags.values()], state.sort.key, state.sort.dir, state.focus, state.defaultEnv);
   let cursor = body.firstElementChild;
   for (const f of sorted) {
     const tr = state.rows.get(f.name).tr;
@@ -316,19 +490,20 @@ function refreshRows() {
 
 function applyFilter() {
   let shown = 0;
-  let on = 0;
   let stale = 0;
+  const on = new Map(state.envs.map((e) => [e.name, 0]));
   for (const [name, row] of state.rows) {
     const f = state.flags.get(name);
-    const match = U.matchesFilter(f, state.filter);
+    const match = U.matchesFilter(f, state.filter, state.focus, state.defaultEnv);
     if (row.tr.hidden === match) row.tr.hidden = !match;
     if (match) shown++;
-    if (f.enabled) on++;
+    for (const e of state.envs) if (st(f, e.name).enabled) on.set(e.name, on.get(e.name) + 1);
     if (f.stale && f.stale.length) stale++;
   }
   const total = state.flags.size;
   const summary = $('summary');
-  const parts = [el('span', {}, U.plural(total, 'flag', 'flags')), el('span', { class: 'summary-on' }, `${on} on`)];
+  const parts = [el('span', {}, U.plural(total, 'flag', 'flags'))];
+  for (const e of state.envs) parts.push(el('span', { class: 'summary-on', 'data-env': e.name }, state.envs.length > 1 ? `${on.get(e.name)} on in ${e.name}` : `${on.get(e.name)} on`));
   if (stale) {
     const b = el('button', { type: 'button', class: 'btn btn-quiet', title: 'Show only stale flags' }, `${stale} stale`);
     b.addEventListener('click', () => setFilter('is:stale'));
@@ -378,7 +553,7 @@ function setPending(name, on) {
   if (n > 0) state.pending.set(name, n);
   else state.pending.delete(name);
   const row = state.rows.get(name);
-  if (row) row.refs.sw.disabled = n > 0;
+  if (row) for (const c of row.refs.cells) c.sw.disabled = n > 0;
   if (detail.name === name) renderDetail();
 }
 
@@ -399,17 +574,18 @@ async function changeFlag(name, op, base) {
   } catch (e) {
     if (e instanceof ApiError && e.status === 412) {
       return await resolveConflict(name, base, {
-        describe: (cur) => U.describePatch(op(cur), cur),
-        isNoop: (cur) => U.diffFlags(cur, { ...cur, ...op(cur) }).length === 0,
+        describe: (cur) => U.describePatch(op(cur), cur, state.defaultEnv),
+        isNoop: (cur) => U.diffFlags(cur, U.applyPatch(cur, op(cur), state.defaultEnv), envNames()).length === 0,
         retry: (cur) => changeFlag(name, op, cur),
       });
     }
-    if (e instanceof ApiError && e.status === 404) {
-      notifyError(`“${name}” no longer exists: someone deleted it. Your change (${U.describePatch(patch, base)}) was not saved.`);
+    if (e instanceof ApiError && e.status === 404 && !patchNamesUnknownEnv(patch)) {
+      notifyError(`“${name}” no longer exists: someone deleted it. Your change (${U.describePatch(patch, base, state.defaultEnv)}) was not saved.`);
       forgetFlag(name);
       return null;
     }
-    if (!(e instanceof ApiError && e.status === 401)) notifyError(`“${name}”: could not ${U.describePatch(patch, base)}. ${describeError(e)}`);
+    if (e instanceof ApiError && e.status === 400 && patch.environments) refreshEnvironments();
+    if (!(e instanceof ApiError && e.status === 401)) notifyError(`“${name}”: could not ${U.describePatch(patch, base, state.defaultEnv)}. ${describeError(e)}`);
     return null;
   } finally {
     setPending(name, false);
@@ -444,7 +620,7 @@ async function resolveConflict(name, base, yours) {
   $('cx-title').textContent = `“${name}” was changed by someone else`;
   $('cx-intro').textContent =
     `It went from revision ${base.revision} to ${current.revision} after you loaded it, so your change was not saved and nothing was overwritten. This is what changed:`;
-  const rows = U.diffFlags(base, current).map((d) => diffRow(d.field, d.before, d.after, ['You saw', 'Now']));
+  const rows = U.diffFlags(base, current, envNames()).map((d) => diffRow(d.field, d.before, d.after, d.env));
   if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: '3' }, 'No visible field changed (only its revision).')));
   $('cx-diff').replaceChildren(...rows);
   $('cx-by').textContent = newer.length
@@ -463,15 +639,28 @@ async function resolveConflict(name, base, yours) {
   return null;
 }
 
-/** One row of a diff table: field, before, after. Users show who was added and removed. */
-function diffRow(field, before, after) {
-  const label = U.FIELD_LABELS[field] || field;
-  if (field === 'users') {
+function envNames() {
+  return state.envs.map((e) => e.name);
+}
+
+/** Whether a patch names an environment the page no longer knows of. */
+function patchNamesUnknownEnv(patch) {
+  return Object.keys(patch.environments || {}).some((e) => !envByName(e));
+}
+
+/**
+ * One row of a diff table: field (in env, when given), before, after. Users
+ * and segments show what was added and removed.
+ */
+function diffRow(field, before, after, env) {
+  const label = (env && state.envs.length > 1 ? `${env} · ` : '') + (U.FIELD_LABELS[field] || field);
+  if (field === 'users' || field === 'segments') {
     const d = U.usersDelta(before, after);
     const cell = el('td', { colspan: '2' });
-    if (d.added.length) cell.append(el('div', { class: 'users-add' }, `+ added ${U.listSome(d.added, 20)}`));
-    if (d.removed.length) cell.append(el('div', { class: 'users-remove' }, `− removed ${U.listSome(d.removed, 20)}`));
-    cell.append(el('div', { class: 'muted' }, `${U.formatValue('users', before)} → ${U.formatValue('users', after)}`));
+    const noun = field === 'segments' ? 'segment ' : '';
+    if (d.added.length) cell.append(el('div', { class: 'users-add' }, `+ added ${noun}${U.listSome(d.added, 20)}`));
+    if (d.removed.length) cell.append(el('div', { class: 'users-remove' }, `− removed ${noun}${U.listSome(d.removed, 20)}`));
+    cell.append(el('div', { class: 'muted' }, `${U.formatValue(field, before || [])} → ${U.formatValue(field, after || [])}`));
     return el('tr', {}, el('th', { scope: 'row' }, label), cell);
   }
   return el(
@@ -503,12 +692,18 @@ async function confirmBox(title, body, okLabel, danger = false) {
   return (await runDialog($('confirm-dialog'), $('cf-cancel'))) === 'ok';
 }
 
-async function toggle(name) {
+/** A PATCH body that sets fields of the state in one environment. */
+function envPatch(env, fields) {
+  return { environments: { [env]: fields } };
+}
+
+/** The kill switch: turns the flag on or off in one environment, nowhere else. */
+async function toggle(name, env) {
   const flag = state.flags.get(name);
-  if (!flag || state.pending.has(name)) return;
-  const target = !flag.enabled;
-  const updated = await changeFlag(name, () => ({ enabled: target }), flag);
-  if (updated && updated.enabled === target) notify(`“${name}” is now ${target ? 'on' : 'off'}.`);
+  if (!flag || state.pending.has(name) || !env) return;
+  const target = !st(flag, env).enabled;
+  const updated = await changeFlag(name, () => envPatch(env, { enabled: target }), flag);
+  if (updated && st(updated, env).enabled === target) notify(`“${name}” is now ${target ? 'on' : 'off'} in ${env}.`);
 }
 
 // ---------------------------------------------------------------------------
@@ -522,10 +717,12 @@ const detail = {
   usersAll: false,
   usersKey: null,
   historyFor: null, // "name|revision|updated_at" the history was loaded for
+  segKey: null,
+  copyTouched: false, // the person chose the copy environments themselves
 };
 
 function openFlag(name, { deleted = false } = {}) {
-  Object.assign(detail, { name, deleted, formBase: null, pctDirty: false, usersAll: false, usersKey: null, historyFor: null });
+  Object.assign(detail, { name, deleted, formBase: null, pctDirty: false, usersAll: false, usersKey: null, historyFor: null, segKey: null, copyTouched: false });
   clearMessages($('fd-msg'));
   $('fd-users-add').value = '';
   $('fd-users-filter').value = '';
@@ -560,7 +757,10 @@ function renderDetail() {
   const badges = [];
   if (detail.deleted) badges.push(el('span', { class: 'badge badge-deleted' }, 'deleted'));
   else {
-    badges.push(el('span', { class: flag.enabled ? 'badge badge-on' : 'badge badge-off' }, flag.enabled ? 'on' : 'off'));
+    for (const e of state.envs) {
+      const on = st(flag, e.name).enabled;
+      badges.push(el('span', { class: on ? 'badge badge-on' : 'badge badge-off', 'data-env': e.name }, `${e.name}: ${on ? 'on' : 'off'}`));
+    }
     for (const r of flag.stale || []) badges.push(el('span', { class: 'badge badge-stale' }, `stale: ${U.staleText(r)}`));
   }
   $('fd-badges').replaceChildren(...badges);
@@ -582,41 +782,59 @@ function renderDetail() {
   if (flag.rolled_out_at) meta.push(el('span', { title: flag.rolled_out_at }, `Fully rolled out since ${U.formatTime(flag.rolled_out_at)}`));
   $('fd-meta').replaceChildren(...meta);
 
+  const env = state.focus;
+  const s = st(flag, env);
+  $('fd-env').value = env;
+  $('fd-env-name').textContent = env;
+  $('fd-envs').replaceChildren(
+    ...state.envs.map((e) => {
+      const b = el('button', { type: 'button', class: 'env-pill', 'data-env': e.name, 'aria-pressed': e.name === env ? 'true' : 'false' });
+      b.append(el('strong', {}, e.name), ` ${U.stateSummary(st(flag, e.name))}`);
+      b.title = e.description || e.name;
+      return b;
+    }),
+  );
   const sw = $('fd-switch');
-  sw.setAttribute('aria-checked', flag.enabled ? 'true' : 'false');
-  $('fd-switch-text').textContent = flag.enabled ? 'On' : 'Off';
+  sw.setAttribute('aria-checked', s.enabled ? 'true' : 'false');
+  $('fd-switch-text').textContent = s.enabled ? 'On' : 'Off';
   sw.disabled = busy;
-  const nUsers = (flag.users || []).length;
-  $('fd-state-help').textContent = flag.enabled
-    ? `On for ${flag.percentage === 100 ? 'everyone' : `${flag.percentage} % of users`}${nUsers && flag.percentage < 100 ? ` and ${U.plural(nUsers, 'listed user', 'listed users')}` : ''}.`
-    : 'Off for everyone, whatever the rollout and listed users (kill switch).';
+  const nUsers = (s.users || []).length;
+  const nSegs = (s.segments || []).length;
+  const extras = [];
+  if (nUsers) extras.push(U.plural(nUsers, 'listed user', 'listed users'));
+  if (nSegs) extras.push(`the users of ${U.plural(nSegs, 'segment', 'segments')}`);
+  $('fd-state-help').textContent = s.enabled
+    ? `On in ${env} for ${s.percentage === 100 ? 'everyone' : `${s.percentage} % of users`}${extras.length && s.percentage < 100 ? ` and ${extras.join(' and ')}` : ''}.`
+    : `Off for everyone in ${env}, whatever the rollout, listed users and segments (kill switch).`;
 
   for (const b of $('fd-steps').children) {
-    b.setAttribute('aria-pressed', Number(b.dataset.pct) === flag.percentage ? 'true' : 'false');
+    b.setAttribute('aria-pressed', Number(b.dataset.pct) === s.percentage ? 'true' : 'false');
     b.disabled = busy;
   }
   if (!detail.pctDirty) {
-    $('fd-pct').value = String(flag.percentage);
-    $('fd-pct-range').value = String(flag.percentage);
+    $('fd-pct').value = String(s.percentage);
+    $('fd-pct-range').value = String(s.percentage);
   }
   $('fd-pct-set').disabled = busy;
-  $('fd-pct-help').textContent = flag.enabled
+  $('fd-pct-help').textContent = s.enabled
     ? 'Each user keeps the same bucket, so raising the rollout never turns anyone off.'
     : 'The rollout applies once the flag is on.';
 
   renderUsers(flag, busy);
+  renderSegmentChoices(flag, busy);
+  renderCopy(busy);
   renderDetailsForm(flag);
   const hkey = `${name}|${flag.revision}|${flag.updated_at}`;
   if (detail.historyFor !== hkey) loadHistory();
 }
 
 function renderUsers(flag, busy) {
-  const users = flag.users || [];
+  const users = st(flag, state.focus).users || [];
   $('fd-users-count').textContent = `(${users.length})`;
   $('fd-users-tools').hidden = users.length === 0;
   $('fd-users-clear').disabled = busy;
   const q = $('fd-users-filter').value.trim().toLowerCase();
-  const key = `${users.join('\n')}|${q}|${detail.usersAll}|${busy}`;
+  const key = `${state.focus}|${users.join('\n')}|${q}|${detail.usersAll}|${busy}`;
   if (key === detail.usersKey) return;
   detail.usersKey = key;
   const match = q ? users.filter((u) => u.toLowerCase().includes(q)) : users;
@@ -712,12 +930,13 @@ async function setPercentage(p) {
     return;
   }
   detail.pctDirty = false;
-  if (p === flag.percentage) {
+  const env = state.focus;
+  if (p === st(flag, env).percentage) {
     renderDetail();
     return;
   }
-  const updated = await changeFlag(name, () => ({ percentage: p }), flag);
-  if (updated && updated.percentage === p) notify(`Rollout of “${name}” set to ${p} %.`);
+  const updated = await changeFlag(name, () => envPatch(env, { percentage: p }), flag);
+  if (updated && st(updated, env).percentage === p) notify(`Rollout of “${name}” in ${env} set to ${p} %.`);
 }
 
 async function addUsers(ev) {
@@ -731,23 +950,25 @@ async function addUsers(ev) {
     $('fd-users-add').focus();
     return;
   }
-  const have = new Set(flag.users || []);
+  const env = state.focus;
+  const cur = st(flag, env);
+  const have = new Set(cur.users || []);
   const fresh = wanted.filter((u) => !have.has(u));
   if (!fresh.length) {
     notify(wanted.length === 1 ? `“${wanted[0]}” is already listed.` : `All ${wanted.length} are already listed.`, { kind: 'info' });
     return;
   }
-  const problems = U.checkUsers([...(flag.users || []), ...fresh]);
+  const problems = U.checkUsers([...(cur.users || []), ...fresh]);
   if (problems.length) {
     notifyError('Not added: ' + problems.join('; ') + '.');
     return;
   }
-  const add = (f) => ({ users: [...new Set([...(f.users || []), ...fresh])] });
+  const add = (f) => envPatch(env, { users: [...new Set([...(st(f, env).users || []), ...fresh])] });
   const updated = await changeFlag(name, add, flag);
   if (updated) {
     $('fd-users-add').value = '';
     const skipped = wanted.length - fresh.length;
-    notify(`Added ${U.plural(fresh.length, 'user', 'users')}${skipped ? ` (${skipped} already listed)` : ''}.`);
+    notify(`Added ${U.plural(fresh.length, 'user', 'users')} in ${env}${skipped ? ` (${skipped} already listed)` : ''}.`);
   }
 }
 
@@ -756,8 +977,94 @@ async function removeUsers(list, label) {
   const flag = state.flags.get(name);
   if (!flag) return;
   const gone = new Set(list);
-  const updated = await changeFlag(name, (f) => ({ users: (f.users || []).filter((u) => !gone.has(u)) }), flag);
-  if (updated) notify(`Removed ${label}.`);
+  const env = state.focus;
+  const updated = await changeFlag(name, (f) => envPatch(env, { users: (st(f, env).users || []).filter((u) => !gone.has(u)) }), flag);
+  if (updated) notify(`Removed ${label} in ${env}.`);
+}
+
+/** The segments to choose from for the flag's state in the focused environment. */
+function renderSegmentChoices(flag, busy) {
+  const chosen = st(flag, state.focus).segments || [];
+  const names = state.segments.map((g) => g.name);
+  for (const c of chosen) if (!names.includes(c)) names.push(c); // chosen but not (yet) in our list
+  $('fd-segments-count').textContent = `(${chosen.length})`;
+  const key = `${state.focus}|${chosen.join('\n')}|${names.join('\n')}|${busy}`;
+  if (key === detail.segKey) return;
+  detail.segKey = key;
+  const items = names.map((n) => {
+    const seg = state.segments.find((g) => g.name === n);
+    const box = el('input', { type: 'checkbox', 'data-segment': n, disabled: busy });
+    box.checked = chosen.includes(n);
+    const label = el('label', {}, box, el('span', { class: 'seg-choice-name' }, n));
+    if (seg) label.append(el('span', { class: 'muted small' }, ` ${U.plural(seg.users_count ?? 0, 'user', 'users')}`));
+    if (seg && seg.description) label.title = seg.description;
+    return el('li', {}, label);
+  });
+  if (!names.length) items.push(el('li', { class: 'chips-empty' }, 'No segments yet: create them under “Segments”.'));
+  $('fd-segments').replaceChildren(...items);
+}
+
+async function setSegment(seg, on) {
+  const name = detail.name;
+  const flag = state.flags.get(name);
+  if (!flag) return;
+  const env = state.focus;
+  const op = (f) => {
+    const cur = st(f, env).segments || [];
+    return envPatch(env, { segments: on ? [...new Set([...cur, seg])] : cur.filter((x) => x !== seg) });
+  };
+  const updated = await changeFlag(name, op, flag);
+  detail.segKey = null;
+  renderDetail();
+  if (updated) notify(on ? `Segment “${seg}” added to “${name}” in ${env}.` : `Segment “${seg}” removed from “${name}” in ${env}.`);
+}
+
+function renderCopy(busy) {
+  const from = $('fd-copy-from');
+  const to = $('fd-copy-to');
+  if (!detail.copyTouched) {
+    // Default: from the environment in focus to the next one.
+    const names = envNames();
+    const i = names.indexOf(state.focus);
+    from.value = state.focus;
+    to.value = names[(i + 1) % names.length] || state.focus;
+  }
+  $('fd-copy').disabled = busy || state.envs.length < 2;
+}
+
+/** "Copy from A to B": shows every change, then one PATCH of B's state with If-Match. */
+async function copyBetween(ev) {
+  ev.preventDefault();
+  const name = detail.name;
+  const flag = state.flags.get(name);
+  const from = $('fd-copy-from').value;
+  const to = $('fd-copy-to').value;
+  if (!flag) return;
+  if (from === to) {
+    notifyError('Choose two different environments to copy between.');
+    return;
+  }
+  const changes = U.diffStates(st(flag, to), st(flag, from));
+  if (!changes.length) {
+    notify(`“${name}” is already the same in ${to} as in ${from}; nothing to copy.`, { kind: 'info' });
+    return;
+  }
+  const body = [
+    el('p', {}, `The state of “${name}” in ${to} will become its state in ${from}. This is what changes in ${to}:`),
+    el(
+      'table',
+      { class: 'diff', id: 'copy-preview' },
+      el('caption', { class: 'visually-hidden' }, `What changes in ${to}`),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Field'), el('th', { scope: 'col' }, `${to} now`), el('th', { scope: 'col' }, `After (as in ${from})`))),
+      el('tbody', {}, ...changes.map((d) => diffRow(d.field, d.before, d.after))),
+    ),
+    el('p', { class: 'muted small' }, `Nothing else changes: not ${from}, not the other environments, not the description or owner.`),
+  ];
+  if (!(await confirmBox(`Copy ${from} → ${to}?`, body, `Copy to ${to}`))) return;
+  // The state as it was previewed; a 412 shows what moved meanwhile before anything is applied.
+  const copied = U.copyState(st(flag, from));
+  const updated = await changeFlag(name, () => envPatch(to, copied), flag);
+  if (updated) notify(`Copied “${name}” from ${from} to ${to}.`);
 }
 
 async function deleteFlag() {
@@ -851,18 +1158,22 @@ function renderEvent(name, ev) {
   const li = el('li', { class: 'event' }, head);
 
   let changes = [];
-  if (ev.before && ev.after) changes = U.diffFlags(ev.before, ev.after);
-  else if (ev.after) changes = U.diffFlags(null, ev.after).filter((d) => !isDefault(d.field, d.after));
+  if (ev.before && ev.after) changes = U.diffFlags(ev.before, ev.after, envNames());
+  else if (ev.after) changes = U.diffFlags(null, ev.after, envNames()).filter((d) => !isDefault(d.field, d.after));
+  if (Array.isArray(ev.environments) && ev.environments.length) {
+    head.append(el('span', { class: 'event-envs small' }, `in ${ev.environments.join(', ')}`));
+  }
   if (ev.action === 'delete' && ev.before) {
     li.append(el('p', { class: 'event-note' }, `Deleted while ${summarize(ev.before)}.`));
   } else if (ev.action === 'create' && !changes.length) {
     li.append(el('p', { class: 'event-note' }, 'Created off, at 0 %, with no listed users.'));
   } else if (changes.length && !ev.before) {
     // A creation (or a revert that brought the flag back): just the values it got.
+    const label = (d) => (d.env && state.envs.length > 1 ? `${d.env} · ` : '') + U.FIELD_LABELS[d.field];
     const rows = changes.map((d) =>
       d.field === 'users'
-        ? el('tr', {}, el('th', { scope: 'row' }, U.FIELD_LABELS.users), el('td', { class: 'set' }, `${U.formatValue('users', d.after)}: ${U.listSome(d.after, 20)}`))
-        : el('tr', {}, el('th', { scope: 'row' }, U.FIELD_LABELS[d.field]), el('td', { class: 'set' }, U.formatValue(d.field, d.after))),
+        ? el('tr', {}, el('th', { scope: 'row' }, label(d)), el('td', { class: 'set' }, `${U.formatValue('users', d.after)}: ${U.listSome(d.after, 20)}`))
+        : el('tr', {}, el('th', { scope: 'row' }, label(d)), el('td', { class: 'set' }, U.formatValue(d.field, d.after))),
     );
     if (ev.action !== 'create') li.append(el('p', { class: 'event-note' }, 'Brought back after it had been deleted, with:'));
     li.append(el('table', { class: 'diff' }, el('caption', { class: 'visually-hidden' }, 'The values it got'), el('tbody', {}, ...rows)));
@@ -872,7 +1183,7 @@ function renderEvent(name, ev) {
       { class: 'diff' },
       el('caption', { class: 'visually-hidden' }, `Fields ${ACTION_WORDS[ev.action] || 'changed'}`),
       el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Field'), el('th', { scope: 'col' }, 'Before'), el('th', { scope: 'col' }, 'After'))),
-      el('tbody', {}, ...changes.map((d) => diffRow(d.field, d.before, d.after))),
+      el('tbody', {}, ...changes.map((d) => diffRow(d.field, d.before, d.after, d.env))),
     );
     li.append(table);
   } else {
@@ -893,17 +1204,36 @@ function renderEvent(name, ev) {
 }
 
 function isDefault(field, v) {
-  return (field === 'enabled' && v === false) || (field === 'percentage' && v === 0) || (field === 'users' && Array.isArray(v) && !v.length) || v === '';
+  return (field === 'enabled' && v === false) || (field === 'percentage' && v === 0) || ((field === 'users' || field === 'segments') && Array.isArray(v) && !v.length) || v === '' || v === undefined;
 }
 
 function summarize(f) {
-  return `${f.enabled ? 'on' : 'off'}, at ${f.percentage} %, with ${U.plural((f.users || []).length, 'listed user', 'listed users')}`;
+  if (f.environments && state.envs.length > 1) {
+    return Object.keys(f.environments).map((e) => `${U.stateSummary(st(f, e))} in ${e}`).join('; ');
+  }
+  const s = st(f, state.defaultEnv);
+  return `${s.enabled ? 'on' : 'off'}, at ${s.percentage} %, with ${U.plural((s.users || []).length, 'listed user', 'listed users')}`;
+}
+
+/**
+ * What a revert of ev would make of the flag: the server restores only the
+ * parts that event changed (the definition if it changed, and the state in
+ * each environment it names); a deleted flag comes back as it was.
+ */
+function revertTarget(current, ev) {
+  const before = ev.before;
+  if (!current || !ev.after || !before.environments) return before;
+  const out = { ...current, environments: { ...(current.environments || {}) } };
+  for (const f of U.DEF_FIELDS) if (!U.sameValue(before[f], ev.after[f])) out[f] = before[f];
+  const envs = Array.isArray(ev.environments) ? ev.environments : Object.keys(before.environments);
+  for (const e of envs) if (before.environments[e]) out.environments[e] = before.environments[e];
+  return out;
 }
 
 async function revertTo(name, ev) {
   const current = state.flags.get(name) || null;
-  const target = ev.before;
-  const changes = U.diffFlags(current, target);
+  const target = revertTarget(current, ev);
+  const changes = U.diffFlags(current, target, envNames());
   const body = [
     el('p', {}, current ? `“${name}” will go back to how it was before ${ev.actor}’s ${ev.action} (${U.formatTime(ev.at)}).` : `“${name}” will be brought back as it was before it was deleted.`),
   ];
@@ -914,7 +1244,7 @@ async function revertTo(name, ev) {
         { class: 'diff' },
         el('caption', { class: 'visually-hidden' }, 'What the revert changes'),
         el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Field'), el('th', { scope: 'col' }, 'Now'), el('th', { scope: 'col' }, 'After revert'))),
-        el('tbody', {}, ...changes.map((d) => diffRow(d.field, d.before, d.after))),
+        el('tbody', {}, ...changes.map((d) => diffRow(d.field, d.before, d.after, d.env))),
       ),
     );
   } else body.push(el('p', { class: 'muted small' }, 'It already is in that state; the revert only records a new event.'));
@@ -978,11 +1308,12 @@ async function submitCreate(ev) {
 }
 
 // ---------------------------------------------------------------------------
-// live updates: long-poll GET /flags?wait=30 with If-None-Match
+// live updates: one long-poll per environment, GET /flags?env=E&wait=30 with
+// If-None-Match of E's version; any of them moving re-reads /api/flags.
 
 const CONN_WORDS = {
   connecting: 'Connecting to live updates.',
-  live: 'Live: changes made elsewhere show up here at once.',
+  live: 'Live: changes made elsewhere, in any environment, show up here at once.',
   retrying: 'Live updates are interrupted; retrying.',
 };
 
@@ -991,16 +1322,15 @@ const CONN_WORDS = {
  * countdown while retrying), a sentence for screen readers only when the state
  * changes, and the reason in words on the page once it has failed twice.
  */
-function setConn(kind, text, reason = '') {
+function setConn(kind, text, reason = '', failures = 0) {
   const c = $('conn');
   const changed = c.dataset.state !== kind;
   c.dataset.state = kind;
   $('conn-text').textContent = text;
   c.title = reason ? `${text} — ${reason}` : CONN_WORDS[kind] || text;
   if (changed) $('conn-sr').textContent = CONN_WORDS[kind] || text;
-  const live = state.live;
   const banner = $('live-msg');
-  if (kind === 'retrying' && live && live.failures >= 2) {
+  if (kind === 'retrying' && failures >= 2) {
     $('live-msg-text').textContent =
       `Live updates are interrupted: ${reason} The page keeps retrying; what you see may be out of date, ` +
       'but your changes are still checked against the current state before they are saved.';
@@ -1008,47 +1338,135 @@ function setConn(kind, text, reason = '') {
   } else if (kind === 'live') banner.hidden = true;
 }
 
+/** The top bar's state from every environment's loop: live only when all are. */
+function connFromLoops() {
+  const live = state.live;
+  if (!live) return;
+  const loops = [...live.loops.values()];
+  const failing = loops.find((l) => l.failures);
+  if (failing) return; // the failing loop shows its own countdown
+  if (loops.length && loops.every((l) => l.ok)) {
+    if ($('conn').dataset.state !== 'live') setConn('live', 'Live');
+  }
+}
+
 function startLive() {
   stopLive();
-  const live = { stopped: false, stop: new AbortController(), wake: null, failures: 0 };
-  state.live = live;
-  liveLoop(live);
+  state.live = { stopped: false, stop: new AbortController(), loops: new Map(), reading: null, queued: null };
+  setConn('connecting', 'Connecting…');
+  syncLoops();
+}
+
+/** One loop per environment: starts the missing ones, stops those of environments gone. */
+function syncLoops() {
+  const live = state.live;
+  if (!live) return;
+  for (const [name, loop] of live.loops) {
+    if (!envByName(name)) {
+      loop.stopped = true;
+      loop.stop.abort();
+      if (loop.wake) loop.wake();
+      live.loops.delete(name);
+    }
+  }
+  for (const e of state.envs) {
+    if (live.loops.has(e.name)) continue;
+    const loop = { env: e.name, version: e.version ?? null, stopped: false, stop: new AbortController(), wake: null, kick: false, failures: 0, ok: false };
+    live.loops.set(e.name, loop);
+    liveLoop(live, loop);
+  }
 }
 
 function stopLive() {
-  if (!state.live) return;
-  state.live.stopped = true;
-  state.live.stop.abort();
-  if (state.live.wake) state.live.wake();
+  const live = state.live;
+  if (!live) return;
+  live.stopped = true;
+  live.stop.abort();
+  for (const loop of live.loops.values()) {
+    loop.stopped = true;
+    loop.stop.abort();
+    if (loop.wake) loop.wake();
+  }
   state.live = null;
 }
 
-function sleep(live, ms) {
+function sleep(loop, ms) {
   return new Promise((resolve) => {
     const t = setTimeout(done, ms);
     function done() {
       clearTimeout(t);
-      live.wake = null;
+      loop.wake = null;
       resolve();
     }
-    live.wake = done;
+    loop.wake = done;
   });
 }
 
-async function liveLoop(live) {
-  setConn('connecting', 'Connecting…');
-  while (!live.stopped) {
+/**
+ * Re-reads /api/flags (and the segments, whose "used by" follow the flags).
+ * One read at a time: callers arriving while one runs share the next one, so
+ * three environments moving at once cost two reads, not three.
+ */
+function reread(live) {
+  if (live.queued) return live.queued; // a read already waits behind the running one: share it
+  if (live.reading) {
+    live.queued = live.reading.catch(() => {}).then(() => {
+      live.queued = null;
+      return readNow(live);
+    });
+    return live.queued;
+  }
+  return readNow(live);
+}
+
+function readNow(live) {
+  live.reading = (async () => {
+    const [flags, segments] = await Promise.all([state.api.listFlags(), state.api.listSegments()]);
+    if (live.stopped) return;
+    if (envsMoved(flags)) await refreshEnvironments();
+    applyFlags(flags);
+    setSegments(segments);
+  })().finally(() => {
+    live.reading = null;
+  });
+  return live.reading;
+}
+
+/** Re-reads the environments (one was created, deleted or described elsewhere). */
+async function refreshEnvironments() {
+  if (!state.api) return;
+  try {
+    const envs = await state.api.listEnvironments();
+    if (!state.api) return;
+    const hadFocus = state.focus;
+    setEnvironments(envs);
+    if (hadFocus !== state.focus) {
+      notify(`The environment “${hadFocus}” no longer exists; showing ${state.focus}.`, { kind: 'info' });
+      writeLocation();
+      refreshRows();
+    }
+  } catch (e) {
+    if (e.status !== 401) notifyError('Could not read the environments: ' + describeError(e));
+  }
+}
+
+async function liveLoop(live, loop) {
+  while (!loop.stopped && !live.stopped) {
     const headers = {};
-    const known = state.version;
+    const known = loop.version;
     if (known !== null) headers['If-None-Match'] = `"${known}"`;
     const req = new AbortController();
     const onStop = () => req.abort();
-    live.stop.signal.addEventListener('abort', onStop, { once: true });
+    loop.stop.signal.addEventListener('abort', onStop, { once: true });
     // A held request that outlives its wait by far is stuck somewhere: drop it.
     const timer = setTimeout(() => req.abort(), (WAIT_SECONDS + 20) * 1000);
     const started = Date.now();
     try {
-      const r = await state.api.request('GET', `/flags?wait=${WAIT_SECONDS}`, { headers, signal: req.signal });
+      // The first request is not held: its 304 says at once that this
+      // environment is reachable and still at the version the page read.
+      const probe = !loop.ok && known !== null;
+      const path = `/flags?env=${encodeURIComponent(loop.env)}` + (probe ? '' : `&wait=${WAIT_SECONDS}`);
+      const r = await state.api.request('GET', path, { headers, signal: req.signal });
       let quick = false;
       if (r.status === 200) {
         let v = r.body && Number.isSafeInteger(r.body.version) ? r.body.version : null;
@@ -1056,37 +1474,45 @@ async function liveLoop(live) {
           const m = /^"(\d+)"$/.exec(r.headers.get('ETag') || '');
           v = m ? Number(m[1]) : null;
         }
-        const flags = await state.api.listFlags();
-        if (live.stopped) break;
-        applyFlags(flags);
-        state.version = v;
+        await reread(live);
+        if (loop.stopped || live.stopped) break;
+        loop.version = v;
         quick = v === null || v === known; // the server did not move on: do not spin
       } else {
-        quick = Date.now() - started < 1000; // a 304 that was not held
+        quick = !probe && Date.now() - started < 1000; // a 304 that was not held
       }
-      if (live.failures || $('conn').dataset.state !== 'live') setConn('live', 'Live');
-      live.failures = 0;
-      if (quick) await sleep(live, 1000);
+      loop.ok = true;
+      if (loop.failures) {
+        loop.failures = 0;
+        setConn('live', 'Live');
+      }
+      connFromLoops();
+      if (quick) await sleep(loop, 1000);
     } catch (e) {
-      if (live.stopped) break;
+      if (loop.stopped || live.stopped) break;
       if (e instanceof ApiError && e.status === 401) break; // signed out by onUnauthorized
-      live.failures++;
-      const delay = Math.min(30, 2 ** Math.min(live.failures - 1, 5)) * (0.8 + Math.random() * 0.4);
+      if (e instanceof ApiError && e.status === 404) {
+        // The environment was deleted elsewhere: the re-read drops its loop.
+        await refreshEnvironments();
+        if (loop.stopped) break;
+      }
+      loop.failures++;
+      const delay = Math.min(30, 2 ** Math.min(loop.failures - 1, 5)) * (0.8 + Math.random() * 0.4);
       const reason = e.name === 'AbortError' ? 'The server stopped answering.' : describeError(e);
       const until = Date.now() + Math.max(delay, e.retryAfter || 0) * 1000;
-      while (!live.stopped && Date.now() < until) {
+      while (!loop.stopped && Date.now() < until) {
         const left = Math.ceil((until - Date.now()) / 1000);
-        setConn('retrying', `Reconnecting in ${left} s`, reason);
-        await sleep(live, Math.min(1000, until - Date.now()));
-        if (live.kick) {
-          live.kick = false;
+        setConn('retrying', `Reconnecting in ${left} s`, reason, loop.failures);
+        await sleep(loop, Math.min(1000, until - Date.now()));
+        if (loop.kick) {
+          loop.kick = false;
           break;
         }
       }
-      if (!live.stopped) setConn('retrying', 'Reconnecting…', reason);
+      if (!loop.stopped) setConn('retrying', 'Reconnecting…', reason, loop.failures);
     } finally {
       clearTimeout(timer);
-      live.stop.signal.removeEventListener('abort', onStop);
+      loop.stop.signal.removeEventListener('abort', onStop);
     }
   }
 }
@@ -1094,10 +1520,218 @@ async function liveLoop(live) {
 /** Retry at once (the browser came back online, the tab became visible, or "Retry now"). */
 function kickLive() {
   const live = state.live;
-  if (live && live.failures && live.wake) {
-    live.kick = true;
-    live.wake();
+  if (!live) return;
+  for (const loop of live.loops.values()) {
+    if (loop.failures && loop.wake) {
+      loop.kick = true;
+      loop.wake();
+    }
   }
+}
+
+// ---------------------------------------------------------------------------
+// segments: named lists of users that a flag's state can include
+
+const seg = { name: null, revision: null, base: null }; // the segment open in the dialog (null name: a new one)
+
+function setSegments(list) {
+  state.segments = list;
+  renderSegments();
+  if (detail.name) renderDetail();
+}
+
+function usedByText(used) {
+  if (!used || !used.length) return 'not used';
+  const byFlag = new Map();
+  for (const u of used) {
+    if (!byFlag.has(u.flag)) byFlag.set(u.flag, []);
+    byFlag.get(u.flag).push(u.environment);
+  }
+  return U.listSome([...byFlag].map(([f, envs]) => `${f} (${envs.join(', ')})`), 8);
+}
+
+function renderSegments() {
+  const list = state.segments;
+  const key = JSON.stringify(list.map((g) => [g.name, g.description, g.users_count, g.used_by, g.revision]));
+  if (key === state.segmentsKey) return;
+  state.segmentsKey = key;
+  const rows = list.map((g) => {
+    const nameBtn = el('button', { type: 'button', class: 'flag-name seg-name' }, g.name);
+    nameBtn.setAttribute('aria-label', `${g.name}: edit description and users`);
+    const used = g.used_by || [];
+    const tr = el(
+      'tr',
+      {},
+      el('td', { class: 'c-name' }, nameBtn),
+      el('td', { class: 'c-sdesc', 'data-label': '' }, g.description || ''),
+      el('td', { class: 'c-count', 'data-label': 'Users' }, String(g.users_count ?? 0)),
+      el('td', { class: used.length ? 'c-used' : 'c-used none', 'data-label': 'Used by' }, usedByText(used)),
+    );
+    tr.dataset.segment = g.name;
+    tr.title = g.description || '';
+    return tr;
+  });
+  $('segments-body').replaceChildren(...rows);
+  $('segments-table').hidden = list.length === 0;
+  $('segments-empty').hidden = list.length !== 0;
+}
+
+async function reloadSegments() {
+  try {
+    setSegments(await state.api.listSegments());
+  } catch (e) {
+    if (e.status !== 401) notifyError('Could not read the segments: ' + describeError(e));
+  }
+}
+
+function segmentCount() {
+  const { users, repeated } = U.countUsers($('sd-users').value);
+  let text = U.plural(users.length, 'user', 'users');
+  if (repeated) text += ` (${U.plural(repeated, 'repeat', 'repeats')} dropped)`;
+  if (seg.base) {
+    const d = U.usersDelta(seg.base.users || [], users);
+    if (d.added.length || d.removed.length) text += ` · ${d.added.length} to add, ${d.removed.length} to remove`;
+  }
+  $('sd-count').textContent = text;
+  return users;
+}
+
+async function openSegment(name) {
+  $('segment-form').reset();
+  $('sd-name-error').textContent = '';
+  clearMessages($('sd-msg'));
+  Object.assign(seg, { name: name || null, revision: null, base: null });
+  $('sd-title').textContent = name ? `Segment “${name}”` : 'New segment';
+  $('sd-name').value = name || '';
+  $('sd-name').readOnly = !!name;
+  $('sd-delete').hidden = !name;
+  $('sd-submit').textContent = name ? 'Save segment' : 'Create segment';
+  $('sd-used').textContent = '';
+  $('sd-count').textContent = '';
+  const d = $('segment-dialog');
+  if (!d.open) d.showModal();
+  if (!name) {
+    segmentCount();
+    $('sd-name').focus();
+    return;
+  }
+  $('sd-submit').disabled = true;
+  try {
+    await loadSegment(name);
+    $('sd-desc').focus();
+  } catch (e) {
+    if (e.status !== 401) notifyError(`Could not read “${name}”: ${describeError(e)}`, { area: $('sd-msg') });
+  } finally {
+    $('sd-submit').disabled = false;
+  }
+}
+
+/** Reads one segment (with its users) into the dialog. */
+async function loadSegment(name) {
+  const g = await state.api.getSegment(name);
+  seg.base = g;
+  seg.revision = g.revision;
+  $('sd-desc').value = g.description || '';
+  $('sd-users').value = (g.users || []).join('\n');
+  $('sd-used').textContent = `Used by: ${usedByText(g.used_by)}.`;
+  segmentCount();
+  return g;
+}
+
+async function submitSegment(ev) {
+  ev.preventDefault();
+  clearMessages($('sd-msg'));
+  const users = segmentCount();
+  const problems = U.checkUsers(users, U.MAX_SEGMENT_USERS, 'a segment');
+  if (problems.length) {
+    notifyError('Not saved: ' + problems.join('; ') + '.', { area: $('sd-msg') });
+    return;
+  }
+  const description = $('sd-desc').value;
+  const submit = $('sd-submit');
+  submit.disabled = true;
+  try {
+    if (!seg.name) {
+      const name = $('sd-name').value.trim();
+      if (!name) {
+        $('sd-name-error').textContent = 'Give the segment a name.';
+        $('sd-name').focus();
+        return;
+      }
+      const g = await state.api.createSegment({ name, description, users });
+      $('segment-dialog').close();
+      notify(`Created segment “${g.name}” with ${U.plural(users.length, 'user', 'users')}.`);
+    } else {
+      const body = {};
+      if (description !== (seg.base.description || '')) body.description = description;
+      if (!U.sameValue([...users].sort(U.compareBytes), [...(seg.base.users || [])].sort(U.compareBytes))) body.users = users;
+      if (!Object.keys(body).length) {
+        $('segment-dialog').close();
+        return;
+      }
+      await state.api.patchSegment(seg.name, seg.revision, body);
+      $('segment-dialog').close();
+      notify(`Saved segment “${seg.name}” (${U.plural(users.length, 'user', 'users')}).`);
+    }
+    await reloadSegments();
+  } catch (e) {
+    if (e.status === 409 && !seg.name) {
+      $('sd-name-error').textContent = describeError(e);
+      $('sd-name').focus();
+    } else if (e.status === 412) {
+      // Someone saved this segment since it was opened: show theirs, keep ours in the box.
+      const mine = { description, users: $('sd-users').value };
+      try {
+        const g = await state.api.getSegment(seg.name);
+        seg.base = g;
+        seg.revision = g.revision;
+        $('sd-used').textContent = `Used by: ${usedByText(g.used_by)}.`;
+        notifyError(
+          `Someone else changed “${seg.name}” since you opened it (it now has ${U.plural((g.users || []).length, 'user', 'users')}` +
+            `${g.description ? ` and the description “${g.description}”` : ''}). Nothing was overwritten. Save again to replace it with what is in this form, or Cancel to keep theirs.`,
+          { area: $('sd-msg') },
+        );
+        $('sd-desc').value = mine.description;
+        $('sd-users').value = mine.users;
+        segmentCount();
+      } catch (e2) {
+        notifyError(`“${seg.name}” was changed by someone else, and reading it again failed: ${describeError(e2)}`, { area: $('sd-msg') });
+      }
+    } else if (e.status !== 401) notifyError('Could not save the segment: ' + describeError(e), { area: $('sd-msg') });
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+async function deleteSegment() {
+  const name = seg.name;
+  if (!name) return;
+  const ok = await confirmBox(`Delete segment “${name}”?`, 'Its users lose what they got through it. A segment still chosen by a flag cannot be deleted.', 'Delete segment', true);
+  if (!ok) return;
+  clearMessages($('sd-msg'));
+  try {
+    await state.api.deleteSegment(name);
+    $('segment-dialog').close();
+    notify(`Deleted segment “${name}”.`);
+  } catch (e) {
+    if (e.status === 409) {
+      let used = [];
+      try {
+        used = (await state.api.getSegment(name)).used_by || [];
+      } catch {
+        /* the server's words below say it already */
+      }
+      notifyError(
+        `“${name}” was not deleted: it is still used by ${used.length ? usedByText(used) : 'a flag'}. Remove it from ${used.length > 1 ? 'those flags' : 'that flag'} first. ${describeError(e)}`,
+        { area: $('sd-msg') },
+      );
+      if (used.length) $('sd-used').textContent = `Used by: ${usedByText(used)}.`;
+    } else if (e.status === 404) {
+      $('segment-dialog').close();
+      notify(`“${name}” was already deleted.`, { kind: 'info' });
+    } else if (e.status !== 401) notifyError(`Could not delete “${name}”: ${describeError(e)}`, { area: $('sd-msg') });
+  }
+  await reloadSegments();
 }
 
 // ---------------------------------------------------------------------------
@@ -1131,9 +1765,14 @@ function wire() {
   $('flags-body').addEventListener('click', (ev) => {
     const tr = ev.target.closest('tr');
     if (!tr) return;
-    if (ev.target.closest('.switch')) {
-      toggle(tr.dataset.name);
+    const sw = ev.target.closest('.switch');
+    if (sw) {
+      toggle(tr.dataset.name, sw.dataset.env);
       return;
+    }
+    if (ev.target.closest('td.c-env')) {
+      // A click on an environment's cell (not its switch) opens the flag in that environment.
+      setFocus(ev.target.closest('td.c-env').dataset.env);
     }
     if (!ev.target.closest('.flag-name') && String(window.getSelection())) return; // selecting text
     openFlag(tr.dataset.name);
@@ -1165,7 +1804,18 @@ function wire() {
     detail.name = null;
     detail.formBase = null;
   });
-  $('fd-switch').addEventListener('click', () => toggle(detail.name));
+  $('fd-switch').addEventListener('click', () => toggle(detail.name, state.focus));
+  $('fd-env').addEventListener('change', () => setFocus($('fd-env').value));
+  $('fd-envs').addEventListener('click', (ev) => {
+    const b = ev.target.closest('button[data-env]');
+    if (b) setFocus(b.dataset.env);
+  });
+  $('fd-segments').addEventListener('change', (ev) => {
+    const box = ev.target.closest('input[data-segment]');
+    if (box) setSegment(box.dataset.segment, box.checked);
+  });
+  for (const id of ['fd-copy-from', 'fd-copy-to']) $(id).addEventListener('change', () => (detail.copyTouched = true));
+  $('fd-copy-form').addEventListener('submit', copyBetween);
   for (const p of U.QUICK_STEPS) {
     const b = el('button', { type: 'button', class: 'btn step', 'data-pct': String(p), 'aria-pressed': 'false' }, `${p} %`);
     b.setAttribute('aria-label', `Roll out to ${p} %`);
@@ -1201,10 +1851,11 @@ function wire() {
   });
   $('fd-users-clear').addEventListener('click', async () => {
     const flag = state.flags.get(detail.name);
-    if (!flag || !flag.users.length) return;
-    const n = flag.users.length;
-    if (await confirmBox(`Remove all ${n} listed users?`, `They will get “${detail.name}” only through the rollout percentage.`, 'Remove all', true)) {
-      removeUsers(flag.users, U.plural(n, 'listed user', 'listed users'));
+    const users = st(flag, state.focus).users || [];
+    if (!flag || !users.length) return;
+    const n = users.length;
+    if (await confirmBox(`Remove all ${n} listed users in ${state.focus}?`, `There they will get “${detail.name}” only through the rollout percentage and segments.`, 'Remove all', true)) {
+      removeUsers(users, U.plural(n, 'listed user', 'listed users'));
     }
   });
   $('fd-desc').addEventListener('input', onDetailsInput);
@@ -1219,6 +1870,39 @@ function wire() {
   $('cd-name').addEventListener('input', () => {
     if ($('cd-name-error').textContent) $('cd-name-error').textContent = U.checkName($('cd-name').value.trim());
   });
+
+  // environments and sections
+  $('env-select').addEventListener('change', () => setFocus($('env-select').value));
+  $('flags-head').addEventListener('click', (ev) => {
+    const b = ev.target.closest('button.env-head');
+    if (b) setFocus(b.dataset.env);
+  });
+  for (const [id, view] of [['tab-flags', 'flags'], ['tab-segments', 'segments']]) {
+    $(id).addEventListener('click', (ev) => {
+      ev.preventDefault();
+      setView(view);
+      writeLocation();
+      if (view === 'segments') reloadSegments();
+    });
+  }
+  window.addEventListener('hashchange', () => {
+    if (!state.api) return;
+    readLocation();
+    if (detail.name) renderDetail();
+  });
+
+  // segments
+  $('new-segment').addEventListener('click', () => openSegment(null));
+  $('segments-body').addEventListener('click', (ev) => {
+    const tr = ev.target.closest('tr');
+    if (!tr) return;
+    if (!ev.target.closest('.seg-name') && String(window.getSelection())) return;
+    openSegment(tr.dataset.segment);
+  });
+  $('segment-form').addEventListener('submit', submitSegment);
+  $('sd-users').addEventListener('input', segmentCount);
+  $('sd-delete').addEventListener('click', deleteSegment);
+  for (const b of $('segment-dialog').querySelectorAll('[data-close]')) b.addEventListener('click', () => $('segment-dialog').close());
 
   $('live-retry').addEventListener('click', kickLive);
   window.addEventListener('online', kickLive);

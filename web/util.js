@@ -8,19 +8,72 @@ export const MAX_OWNER = 200;
 export const MAX_USERS = 10000;
 
 /** Fields a person edits; the rest (revision, timestamps) is the server's. */
-export const EDITABLE = ['enabled', 'percentage', 'users', 'description', 'owner'];
+export const EDITABLE = ['enabled', 'percentage', 'users', 'segments', 'description', 'owner'];
+/** A flag's state, one per environment. */
+export const STATE_FIELDS = ['enabled', 'percentage', 'users', 'segments'];
+/** A flag's definition, shared by every environment. */
+export const DEF_FIELDS = ['description', 'owner'];
+export const ENV_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+export const MAX_SEGMENT_USERS = 100000;
+
+const OFF_STATE = Object.freeze({ enabled: false, percentage: 0, users: [], segments: [] });
+
+/**
+ * A flag's state in one environment: {enabled, percentage, users, segments}.
+ * Admin answers carry every environment under "environments"; an answer
+ * without it (or without that environment) falls back on the top-level fields
+ * for the default environment, and on "off" for the others.
+ */
+export function stateOf(flag, env, defaultEnv) {
+  if (!flag) return OFF_STATE;
+  const e = flag.environments && env ? flag.environments[env] : undefined;
+  if (e) return e;
+  if (!flag.environments || env === undefined || env === defaultEnv) {
+    return { enabled: !!flag.enabled, percentage: flag.percentage || 0, users: flag.users || [], segments: flag.segments || [] };
+  }
+  return OFF_STATE;
+}
+
+/** The state fields of a state, copied (what "copy from A to B" sends). */
+export function copyState(st) {
+  return { enabled: !!st.enabled, percentage: st.percentage || 0, users: [...(st.users || [])], segments: [...(st.segments || [])] };
+}
+
+/** The flag a patch body would make (top-level state fields go to defaultEnv). */
+export function applyPatch(flag, patch, defaultEnv) {
+  const out = { ...flag };
+  for (const f of DEF_FIELDS) if (f in patch) out[f] = patch[f];
+  const envs = { ...(flag.environments || {}) };
+  const top = {};
+  for (const f of STATE_FIELDS) if (f in patch) top[f] = patch[f];
+  if (Object.keys(top).length) {
+    if (flag.environments && defaultEnv !== undefined) envs[defaultEnv] = { ...stateOf(flag, defaultEnv, defaultEnv), ...top };
+    Object.assign(out, top);
+  }
+  for (const [env, st] of Object.entries(patch.environments || {})) envs[env] = { ...stateOf(flag, env, defaultEnv), ...st };
+  if (flag.environments || patch.environments) out.environments = envs;
+  return out;
+}
 
 /** Splits pasted text on newlines, commas and whitespace; drops empties and repeats. */
 export function parseUsers(text) {
+  return countUsers(text).users;
+}
+
+/** parseUsers, also saying how many repeats were dropped: {users, repeated}. */
+export function countUsers(text) {
   const seen = new Set();
   const out = [];
+  let repeated = 0;
   for (const part of String(text).split(/[\s,]+/)) {
-    if (part && !seen.has(part)) {
+    if (!part) continue;
+    if (seen.has(part)) repeated++;
+    else {
       seen.add(part);
       out.push(part);
     }
   }
-  return out;
+  return { users: out, repeated };
 }
 
 /** Byte-order (UTF-8) comparison, the order the server keeps users in. */
@@ -38,11 +91,11 @@ export function utf8Length(s) {
 }
 
 /** Problems with a list of user ids, as sentences; empty when fine. */
-export function checkUsers(users) {
+export function checkUsers(users, max = MAX_USERS, what = 'a flag') {
   const problems = [];
   const long = users.filter((u) => utf8Length(u) > 256);
   if (long.length) problems.push(`${long.length} user id(s) longer than 256 bytes, e.g. "${long[0].slice(0, 40)}…"`);
-  if (users.length > MAX_USERS) problems.push(`a flag holds at most ${MAX_USERS} users; this would make ${users.length}`);
+  if (users.length > max) problems.push(`${what} holds at most ${max} users; this would make ${users.length}`);
   return problems;
 }
 
@@ -79,16 +132,60 @@ export function usersDelta(before, after) {
 
 /**
  * Editable fields that differ between two flag objects (either may be null):
- * [{field, before, after}], in a fixed order.
+ * [{field, before, after}] in a fixed order, and for flags that carry
+ * "environments", [{env, field, before, after}] for each environment's state
+ * (in the order of envOrder, then any other) before the definition fields.
  */
-export function diffFlags(before, after) {
+export function diffFlags(before, after, envOrder = []) {
   const out = [];
-  for (const field of EDITABLE) {
+  const hasEnvs = (before && before.environments) || (after && after.environments);
+  if (!hasEnvs) {
+    for (const field of EDITABLE) {
+      const b = before ? before[field] : undefined;
+      const a = after ? after[field] : undefined;
+      if (!sameValue(b, a)) out.push({ field, before: b, after: a });
+    }
+    return out;
+  }
+  const names = [...envOrder];
+  for (const o of [before, after]) for (const e of Object.keys((o && o.environments) || {})) if (!names.includes(e)) names.push(e);
+  for (const env of names) {
+    const b = before && before.environments ? before.environments[env] : undefined;
+    const a = after && after.environments ? after.environments[env] : undefined;
+    if (!b && !a) continue;
+    for (const field of STATE_FIELDS) {
+      const bv = b ? b[field] : undefined;
+      const av = a ? a[field] : undefined;
+      if (!sameValue(bv, av)) out.push({ env, field, before: bv, after: av });
+    }
+  }
+  for (const field of DEF_FIELDS) {
     const b = before ? before[field] : undefined;
     const a = after ? after[field] : undefined;
     if (!sameValue(b, a)) out.push({ field, before: b, after: a });
   }
   return out;
+}
+
+/** What copying state `from` over state `to` changes: [{field, before, after}] (before = to's). */
+export function diffStates(to, from) {
+  const out = [];
+  for (const field of STATE_FIELDS) {
+    const b = to ? to[field] : undefined;
+    const a = from ? from[field] : undefined;
+    if (!sameValue(b ?? (field === 'users' || field === 'segments' ? [] : b), a ?? (field === 'users' || field === 'segments' ? [] : a))) out.push({ field, before: b, after: a });
+  }
+  return out;
+}
+
+/** A one-line summary of a state: "on, 25 %, 3 users, 1 segment". */
+export function stateSummary(st) {
+  const parts = [st.enabled ? 'on' : 'off', `${st.percentage || 0} %`];
+  const nu = (st.users || []).length;
+  const ns = (st.segments || []).length;
+  if (nu) parts.push(plural(nu, 'user', 'users'));
+  if (ns) parts.push(plural(ns, 'segment', 'segments'));
+  return parts.join(', ');
 }
 
 /** A field's value in words, for diffs and summaries. */
@@ -101,6 +198,8 @@ export function formatValue(field, v) {
       return v + ' %';
     case 'users':
       return v.length === 1 ? '1 user' : `${v.length} users`;
+    case 'segments':
+      return v.length ? v.join(', ') : 'none';
     case 'description':
     case 'owner':
       return v === '' ? '(empty)' : String(v);
@@ -113,27 +212,41 @@ export const FIELD_LABELS = {
   enabled: 'On/off',
   percentage: 'Rollout',
   users: 'Listed users',
+  segments: 'Segments',
   description: 'Description',
   owner: 'Owner',
 };
 
-/** Short phrase for a patch body, e.g. "turn it on", "set rollout to 25 %". */
-export function describePatch(patch, flag) {
+/**
+ * Short phrase for a patch body, e.g. "turn it on", "set rollout to 25 %",
+ * "in staging: turn it off".
+ */
+export function describePatch(patch, flag, defaultEnv) {
+  const parts = describeFields(patch, flag || {});
+  for (const [env, st] of Object.entries(patch.environments || {})) {
+    const words = describeFields(st, stateOf(flag, env, defaultEnv));
+    parts.push(`in ${env}: ${words.join(', ') || 'no change'}`);
+  }
+  return parts.join(', ') || 'no change';
+}
+
+function describeFields(patch, current) {
   const parts = [];
   for (const field of EDITABLE) {
     if (!(field in patch)) continue;
     const v = patch[field];
     if (field === 'enabled') parts.push(v ? 'turn it on' : 'turn it off');
     else if (field === 'percentage') parts.push(`set rollout to ${v} %`);
-    else if (field === 'users') {
-      const d = usersDelta(flag ? flag.users : [], v);
+    else if (field === 'users' || field === 'segments') {
+      const d = usersDelta(current ? current[field] : [], v);
       const bits = [];
-      if (d.added.length) bits.push(`add ${listSome(d.added)}`);
-      if (d.removed.length) bits.push(`remove ${listSome(d.removed)}`);
-      parts.push(bits.length ? bits.join(' and ') : 'keep the users as they are');
+      const noun = field === 'segments' ? 'segment ' : '';
+      if (d.added.length) bits.push(`add ${noun}${listSome(d.added)}`);
+      if (d.removed.length) bits.push(`remove ${noun}${listSome(d.removed)}`);
+      parts.push(bits.length ? bits.join(' and ') : `keep the ${field} as they are`);
     } else parts.push(`set ${FIELD_LABELS[field].toLowerCase()} to "${v}"`);
   }
-  return parts.join(', ') || 'no change';
+  return parts;
 }
 
 export function listSome(items, max = 5) {
@@ -141,33 +254,38 @@ export function listSome(items, max = 5) {
   return items.length > max ? `${shown} and ${items.length - max} more` : shown;
 }
 
-/** Sort key functions for the list. */
+/** Sort key functions for the list; state keys read the environment in focus. */
+const byName = (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 const SORTERS = {
-  name: (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
-  enabled: (a, b) => Number(b.enabled) - Number(a.enabled),
-  percentage: (a, b) => a.percentage - b.percentage,
-  users: (a, b) => (a.users ? a.users.length : 0) - (b.users ? b.users.length : 0),
-  owner: (a, b) => (a.owner || '').localeCompare(b.owner || ''),
-  age: (a, b) => (a.age_days ?? 0) - (b.age_days ?? 0),
-  stale: (a, b) => (b.stale ? b.stale.length : 0) - (a.stale ? a.stale.length : 0),
+  name: () => byName,
+  enabled: (st) => (a, b) => Number(st(b).enabled) - Number(st(a).enabled),
+  percentage: (st) => (a, b) => st(a).percentage - st(b).percentage,
+  users: (st) => (a, b) => (st(a).users || []).length - (st(b).users || []).length,
+  owner: () => (a, b) => (a.owner || '').localeCompare(b.owner || ''),
+  age: () => (a, b) => (a.age_days ?? 0) - (b.age_days ?? 0),
+  stale: () => (a, b) => (b.stale ? b.stale.length : 0) - (a.stale ? a.stale.length : 0),
 };
 
-/** Sorted copy; ties broken by name so the order is stable. */
-export function sortFlags(flags, key = 'name', dir = 1) {
-  const cmp = SORTERS[key] || SORTERS.name;
-  return [...flags].sort((a, b) => dir * cmp(a, b) || SORTERS.name(a, b));
+/** Sorted copy; ties broken by name so the order is stable. env: whose state the state keys read. */
+export function sortFlags(flags, key = 'name', dir = 1, env, defaultEnv) {
+  const st = (f) => stateOf(f, env, defaultEnv);
+  const cmp = (SORTERS[key] || SORTERS.name)(st);
+  return [...flags].sort((a, b) => dir * cmp(a, b) || byName(a, b));
 }
 
-/** Filter text matches name (substring, case-insensitive); "owner:x" and "is:stale|on|off" narrow further. */
-export function matchesFilter(flag, filter) {
+/**
+ * Filter text matches name (substring, case-insensitive); "owner:x" and
+ * "is:stale|on|off" narrow further (on/off in environment env).
+ */
+export function matchesFilter(flag, filter, env, defaultEnv) {
   const words = String(filter).trim().toLowerCase().split(/\s+/).filter(Boolean);
   for (const w of words) {
     if (w === 'is:stale') {
       if (!(flag.stale && flag.stale.length)) return false;
     } else if (w === 'is:on') {
-      if (!flag.enabled) return false;
+      if (!stateOf(flag, env, defaultEnv).enabled) return false;
     } else if (w === 'is:off') {
-      if (flag.enabled) return false;
+      if (stateOf(flag, env, defaultEnv).enabled) return false;
     } else if (w.startsWith('owner:')) {
       if (!(flag.owner || '').toLowerCase().includes(w.slice(6))) return false;
     } else if (!flag.name.toLowerCase().includes(w)) return false;
@@ -191,6 +309,13 @@ export function timeAgo(iso, now = Date.now()) {
   if (h < 36) return `${h} h ago`;
   const d = Math.round(h / 24);
   return plural(d, 'day', 'days') + ' ago';
+}
+
+/** Where the page's URL points: {env, view} from "#env=staging&view=segments" or "?env=staging". */
+export function parseLocation(search, hash) {
+  const q = new URLSearchParams(String(search || '').replace(/^\?/, ''));
+  const h = new URLSearchParams(String(hash || '').replace(/^#/, ''));
+  return { env: h.get('env') || q.get('env') || '', view: h.get('view') || q.get('view') || '' };
 }
 
 /** Local date and time, e.g. "26 Nov 2026, 07:11". */

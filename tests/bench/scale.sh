@@ -43,15 +43,18 @@ bench_vexil_prepare
 fill() {
     local n=$1 lists=$2
     psql "$BENCH_DB_URL" -q -v ON_ERROR_STOP=1 >/dev/null <<SQL || bench_die "bulk insert failed"
-TRUNCATE flags, flag_changes;
-INSERT INTO flags (name, description, owner, enabled, percentage, users, created_at, updated_at, revision)
-SELECT format('flag_%s', lpad(i::text, 5, '0')), 'bench flag', 'bench', true, 50,
+TRUNCATE flags, flag_changes CASCADE;
+INSERT INTO flags (name, description, owner, created_at, updated_at, revision)
+SELECT format('flag_%s', lpad(i::text, 5, '0')), 'bench flag', 'bench', now(), now(), 1
+FROM generate_series(0, $n - 1) i;
+INSERT INTO flag_states (flag, environment, enabled, percentage, users)
+SELECT format('flag_%s', lpad(i::text, 5, '0')), 'production', true, 50,
        CASE WHEN $lists = 1 AND i % 10 = 0
             THEN ARRAY(SELECT format('user-%s-%s', i, lpad(u::text, 4, '0')) FROM generate_series(1, 1000) u)
-            ELSE '{}' END,
-       now(), now(), 1
+            ELSE '{}' END
 FROM generate_series(0, $n - 1) i;
 UPDATE vexil_state SET version = version + 1;
+UPDATE environments SET version = version + 1;
 SQL
 }
 

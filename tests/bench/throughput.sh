@@ -5,7 +5,8 @@
 # to nothing beyond HTTP itself.  An absolute requests/s depends on the machine;
 # the ratio to ref_server (libmicrohttpd answering a same-sized body from
 # memory, same thread pool and limits) says how much vexil adds.
-# Targets: vexil per-user >= 0.6 x ceiling, vexil per-user p99 < 5 ms.
+# Targets: vexil per-user >= 0.6 x ceiling, vexil per-user p99 < 5 ms, and the
+# same ratio with 3 environments and a 10 000-user segment on every flag.
 #
 # How: release build, private PostgreSQL, migrate, admin token, `vexil serve`,
 # 100 flags at 50 %, then wrk (64 connections, 2 threads, BENCH_DURATION s) on
@@ -13,6 +14,9 @@
 #   2. ref_server body of the size of (1)           (the ceiling for 1)
 #   3. vexil GET /flags                             (all flags, no evaluation)
 #   4. ref_server body of the size of (3)           (the ceiling for 3)
+#   5. vexil GET /flags?user=<new id> in `staging`, one of 3 environments, where
+#      every flag also names a segment of 10 000 users (a client token of
+#      staging; BENCH_ENVIRONMENTS=0 skips it), against the ceiling of (2)
 # BENCH_REPEAT times, interleaved so that a noisy minute on a shared machine
 # hits both sides, and prints the median of each figure in one table.  Both
 # servers stay up; only one is loaded at a time.  Everything runs on
@@ -27,6 +31,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 CEILING_ONLY=${BENCH_CEILING_ONLY:-0}
+ENVS=${BENCH_ENVIRONMENTS:-1}
 CLK_TCK=$(getconf CLK_TCK)
 
 case $DURATION in '' | *[!0-9]*) bench_die "BENCH_DURATION must be whole seconds" ;; esac
@@ -106,6 +111,30 @@ if [ "$CEILING_ONLY" != 1 ]; then
         "http://127.0.0.1:$VPORT/flags?user=u1_100000")
     [ "$code" = 200 ] || bench_die "GET /flags?user= answered $code"
     bench_log "body sizes: per-user $BODY_USER B, all flags $BODY_ALL B"
+    if [ "$ENVS" = 1 ]; then
+        # Three environments; in staging every flag is on at 50 % and names a
+        # segment of 10 000 users that wrk's ids (u<thread>_<n>) run into.
+        api() { # api METHOD PATH BODY: fails the benchmark unless 2xx
+            local code
+            code=$(curl -s -o "$BENCH_WORK/log/api.out" -w '%{http_code}' -m 30 -X "$1" \
+                -H "Authorization: Bearer $BENCH_TOKEN" -H 'Content-Type: application/json' \
+                --data-binary "@-" "http://127.0.0.1:$VPORT$2" <<<"$3")
+            case $code in 2??) ;; *) cat "$BENCH_WORK/log/api.out" >&2; bench_die "$1 $2 answered $code" ;; esac
+        }
+        api POST /api/environments '{"name":"staging"}'
+        api POST /api/environments '{"name":"development"}'
+        api POST /api/segments "{\"name\":\"beta\",\"users\":$(seq 1 5000 | awk '{ printf "%s\"u1_%d\",\"u2_%d\"", (NR > 1 ? "," : "["), $1, $1 } END { print "]" }')}"
+        for i in $(seq 0 $((${BENCH_FLAGS:-100} - 1))); do
+            api PATCH "/api/flags/$(printf 'flag_%03d' "$i")?env=staging" '{"enabled":true,"percentage":50,"segments":["beta"]}'
+        done
+        STAGING_TOKEN=$(curl -s -m 10 -X POST -H "Authorization: Bearer $BENCH_TOKEN" \
+            --data '{"name":"bench-staging","role":"client","environment":"staging"}' \
+            "http://127.0.0.1:$VPORT/api/tokens" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+        [ -n "$STAGING_TOKEN" ] || bench_die "no staging token"
+        BODY_ENV=$(curl -s -m 10 -o /dev/null -w '%{size_download}' -H "Authorization: Bearer $STAGING_TOKEN" \
+            "http://127.0.0.1:$VPORT/flags?user=u1_100")
+        bench_log "3 environments, a 10 000-user segment on every flag in staging: per-user body $BODY_ENV B"
+    fi
 else
     BODY_USER=${BENCH_BODY_USER:-2100}
     BODY_ALL=${BENCH_BODY_ALL:-22000}
@@ -120,9 +149,10 @@ for rep in $(seq 1 "$REPEAT"); do
     [ "$CEILING_ONLY" = 1 ] || run_wrk vuser "$VPORT" "$VPID" /flags 1 "$BENCH_TOKEN"
     run_wrk ruser "$RPORT" "$RPID" "/body?size=$BODY_USER" 0 ""
     [ "$CEILING_ONLY" = 1 ] || run_wrk vall "$VPORT" "$VPID" /flags 0 "$BENCH_TOKEN"
+    [ "$CEILING_ONLY" = 1 ] || [ "$ENVS" != 1 ] || run_wrk venv "$VPORT" "$VPID" /flags 1 "$STAGING_TOKEN"
     run_wrk rall "$RPORT" "$RPID" "/body?size=$BODY_ALL" 0 ""
 done
-for key in vuser ruser vall rall; do
+for key in vuser ruser vall rall venv; do
     [ -f "$BENCH_WORK/log/$key.lines" ] && summarise "$key"
 done
 [ "$CEILING_ONLY" = 1 ] || VRSS=$(awk '/^VmRSS/ { print $2 }' "/proc/$VPID/status")
@@ -133,6 +163,7 @@ printf '  %-40s %9s %8s %8s %8s %7s %7s %9s\n' "" "req/s" "p50 ms" "p99 ms" "max
 if [ "$CEILING_ONLY" != 1 ]; then
     row vuser "vexil GET /flags?user=<varying>" "$BODY_USER"
     row vall "vexil GET /flags" "$BODY_ALL"
+    [ "$ENVS" != 1 ] || row venv "vexil staging ?user=, 3 envs, segment" "$BODY_ENV"
 fi
 row ruser "ceiling ref_server, $BODY_USER B body" "$BODY_USER"
 row rall "ceiling ref_server, $BODY_ALL B body" "$BODY_ALL"
@@ -166,12 +197,17 @@ if [ "$CEILING_ONLY" != 1 ]; then
     printf '  %-52s %6s   target >= 0.60  %s\n' "vexil per-user / ceiling (requests/s)" "$ratio_user" \
         "$(bench_verdict bench_le 0.6 "$ratio_user")"
     printf '  %-52s %6s   (each repeat: %s)\n' "  same, median of the per-repeat ratios" "$ratio_paired" "$ratios_each"
+    if [ "$ENVS" = 1 ]; then
+        ratio_env=$(bench_ratio "$(fig rps venv)" "$(fig rps ruser)")
+        printf '  %-52s %6s   target >= 0.60  %s\n' "vexil staging per-user (3 envs, 10k segment) / ceiling" \
+            "$ratio_env" "$(bench_verdict bench_le 0.6 "$ratio_env")"
+    fi
     printf '  %-52s %6s   target <  5 ms  %s\n' "vexil per-user p99 (ms)" "$p99_user" \
         "$(bench_verdict awk -v p="$p99_user" 'BEGIN { exit !(p < 5) }')"
     printf '  %-52s %6s   (no target)\n' "ceiling p99 at the same load (ms)" "$p99_ceil"
     printf '  %-52s %6s   (no target)\n' "vexil per-user / ceiling (requests per server CPU-s)" "$ratio_eff"
     printf '  %-52s %6s   (no target)\n' "vexil all flags / ceiling of the same size (req/s)" "$ratio_all"
-    echo "RESULT vexil_user_rps=$(fig rps vuser) vexil_user_p50_us=$(fig p50_us vuser) vexil_user_p99_us=$(fig p99_us vuser) vexil_all_rps=$(fig rps vall) vexil_all_p99_us=$(fig p99_us vall) ceiling_user_rps=$(fig rps ruser) ceiling_user_p99_us=$(fig p99_us ruser) ceiling_all_rps=$(fig rps rall) ratio_user=$ratio_user ratio_user_paired=$ratio_paired ratio_eff=$ratio_eff ratio_all=$ratio_all body_user=$BODY_USER body_all=$BODY_ALL"
+    echo "RESULT vexil_user_rps=$(fig rps vuser) vexil_user_p50_us=$(fig p50_us vuser) vexil_user_p99_us=$(fig p99_us vuser) vexil_all_rps=$(fig rps vall) vexil_all_p99_us=$(fig p99_us vall) ceiling_user_rps=$(fig rps ruser) ceiling_user_p99_us=$(fig p99_us ruser) ceiling_all_rps=$(fig rps rall) ratio_user=$ratio_user ratio_user_paired=$ratio_paired ratio_eff=$ratio_eff ratio_all=$ratio_all ratio_env=${ratio_env:-} body_user=$BODY_USER body_all=$BODY_ALL"
 else
     echo "RESULT ceiling_user_rps=$(fig rps ruser) ceiling_user_p99_us=$(fig p99_us ruser) ceiling_all_rps=$(fig rps rall) body_user=$BODY_USER body_all=$BODY_ALL"
 fi

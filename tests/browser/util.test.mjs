@@ -78,3 +78,40 @@ test('timeAgo', () => {
   assert.equal(U.timeAgo('2026-01-08T12:00:00.000Z', now), '2 days ago');
   assert.equal(U.timeAgo('nonsense', now), '');
 });
+
+test('environments: stateOf, applyPatch, diffFlags per environment, describePatch', () => {
+  const off = { enabled: false, percentage: 0, users: [], segments: [] };
+  const f = {
+    name: 'f', description: '', owner: '', revision: 3,
+    environments: { production: { ...off }, staging: { enabled: true, percentage: 30, users: ['x'], segments: ['beta'] } },
+  };
+  assert.deepEqual(U.stateOf(f, 'staging', 'production').segments, ['beta']);
+  assert.deepEqual(U.stateOf(f, 'nowhere', 'production'), off, 'an environment the flag does not name is off');
+  assert.equal(U.stateOf({ enabled: true, percentage: 5 }, 'production', 'production').percentage, 5, 'top-level fields are the default environment');
+
+  const copied = U.applyPatch(f, { environments: { production: U.copyState(f.environments.staging) } }, 'production');
+  assert.deepEqual(U.diffFlags(f, copied, ['production', 'staging']), [
+    { env: 'production', field: 'enabled', before: false, after: true },
+    { env: 'production', field: 'percentage', before: 0, after: 30 },
+    { env: 'production', field: 'users', before: [], after: ['x'] },
+    { env: 'production', field: 'segments', before: [], after: ['beta'] },
+  ]);
+  assert.deepEqual(copied.environments.staging, f.environments.staging, 'the source is untouched');
+  assert.deepEqual(U.diffFlags(f, U.applyPatch(f, { owner: 'me' }, 'production')), [{ field: 'owner', before: '', after: 'me' }]);
+
+  assert.deepEqual(U.diffStates(f.environments.production, f.environments.staging).map((d) => d.field), ['enabled', 'percentage', 'users', 'segments']);
+  assert.deepEqual(U.diffStates(f.environments.staging, { ...f.environments.staging }), []);
+  assert.equal(U.describePatch({ environments: { staging: { enabled: false } } }, f, 'production'), 'in staging: turn it off');
+  assert.equal(U.describePatch({ environments: { staging: { segments: [] } } }, f, 'production'), 'in staging: remove segment beta');
+  assert.equal(U.stateSummary(f.environments.staging), 'on, 30 %, 1 user, 1 segment');
+  assert.ok(U.matchesFilter(f, 'is:on', 'staging', 'production'));
+  assert.ok(!U.matchesFilter(f, 'is:on', 'production', 'production'));
+  assert.deepEqual(U.sortFlags([f, { ...f, name: 'e', environments: { staging: { ...off, percentage: 90 } } }], 'percentage', -1, 'staging').map((x) => x.name), ['e', 'f']);
+});
+
+test('countUsers counts repeats; parseLocation reads #env= and ?env=', () => {
+  assert.deepEqual(U.countUsers('u1, u2\nu3\nu2\n u1'), { users: ['u1', 'u2', 'u3'], repeated: 2 });
+  assert.deepEqual(U.parseLocation('?env=staging', ''), { env: 'staging', view: '' });
+  assert.deepEqual(U.parseLocation('?env=staging', '#env=dev&view=segments'), { env: 'dev', view: 'segments' }, 'the hash wins');
+  assert.deepEqual(U.parseLocation('', ''), { env: '', view: '' });
+});

@@ -161,8 +161,8 @@ describe('migrate and tokens on the command line', () => {
   // characters in a name; one written straight into the database (a hand
   // edit) is still shown escaped, never as it is.
   test('token list shows control characters in a name escaped; --json gives it back exactly', async () => {
-    await psql(db.url, `INSERT INTO tokens (id, name, role, secret_hash) VALUES
-      (gen_random_uuid(), E'ctl\\x1b[2J\\r\\nname\\u009b\\x7f', 'client', sha256('ctl-token'::bytea))`);
+    await psql(db.url, `INSERT INTO tokens (id, name, role, secret_hash, environment) VALUES
+      (gen_random_uuid(), E'ctl\\x1b[2J\\r\\nname\\u009b\\x7f', 'client', sha256('ctl-token'::bytea), 'production')`);
     const r = await vexil(['token', 'list', '--database', db.url]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(!/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(r.stdout), `a control character: ${JSON.stringify(r.stdout)}`);

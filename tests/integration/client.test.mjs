@@ -14,7 +14,7 @@ after(async () => {
 });
 
 const FLAG_KEYS = ['created_at', 'description', 'enabled', 'name', 'owner', 'percentage', 'revision',
-  'rolled_out_at', 'updated_at', 'users'].sort();
+  'rolled_out_at', 'segments', 'updated_at', 'users'].sort();
 
 // Flags for the evaluation tests: docs/evaluation.md's vectors sit right at the edge.
 const FLAGS = [

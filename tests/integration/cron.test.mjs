@@ -58,8 +58,11 @@ before(async () => {
     await createFlag(env.admin, { name, owner: f.owner, enabled: !!f.enabled, percentage: f.percentage ?? 0 });
     const sets = [];
     if (f.created) sets.push(`created_at = now() - interval '${f.created}'`);
-    if (f.rolled) sets.push(`rolled_out_at = now() - interval '${f.rolled}'`);
     if (sets.length) await psql(env.db.url, `UPDATE flags SET ${sets.join(', ')} WHERE name = '${name}'`);
+    if (f.rolled) {
+      await psql(env.db.url, `UPDATE flag_states SET rolled_out_at = now() - interval '${f.rolled}' ` +
+        `WHERE flag = '${name}' AND environment = 'production'`);
+    }
   }
   tmp = mkdtempSync(path.join(os.tmpdir(), 'vexil-cron-'));
   binDir = path.join(tmp, 'bin');

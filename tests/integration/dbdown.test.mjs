@@ -234,9 +234,11 @@ describe('PostgreSQL comes back', () => {
     assert.equal(await psql(url, "SELECT count(*) FROM tokens WHERE name = 'during-outage'"), '0');
     assert.equal(await psql(url, `SELECT count(*) FROM tokens WHERE id = '${before_.spareToken}' AND revoked_at IS NULL`), '1',
       'the token whose revocation was refused is not revoked');
-    assert.equal(await psql(url, "SELECT enabled || '|' || percentage || '|' || revision FROM flags WHERE name = 'dbd_kill'"),
+    assert.equal(await psql(url, "SELECT enabled || '|' || percentage || '|' || revision FROM flags JOIN flag_states ON flag = name " +
+      "WHERE name = 'dbd_kill' AND environment = 'production'"),
       'true|100|1');
-    assert.equal(await psql(url, "SELECT percentage || '|' || owner || '|' || revision FROM flags WHERE name = 'dbd_half'"),
+    assert.equal(await psql(url, "SELECT percentage || '|' || owner || '|' || revision FROM flags JOIN flag_states ON flag = name " +
+      "WHERE name = 'dbd_half' AND environment = 'production'"),
       '50||2');
     const h = await admin.get('/api/flags/dbd_half/history');
     // history reads go to the database: allow the first one to race the reconnect

@@ -31,7 +31,8 @@ async function history(name) {
 }
 
 function assertEventShape(e) {
-  assert.deepEqual(Object.keys(e).sort(), ['action', 'actor', 'after', 'at', 'before', 'id']);
+  assert.deepEqual(Object.keys(e).sort(), ['action', 'actor', 'after', 'at', 'before', 'environments', 'id']);
+  assert.ok(Array.isArray(e.environments), 'the environments whose state the event changed');
   assert.ok(['create', 'update', 'delete', 'revert'].includes(e.action), e.action);
   assert.match(e.at, RFC3339_MS);
   assert.equal(typeof e.actor, 'string');

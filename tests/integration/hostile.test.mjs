@@ -456,7 +456,7 @@ describe('hostile requests', () => {
     assert.equal(patched.json.description, "$1 $2 '; --");
     assert.equal(patched.json.owner, '\\\\');
     // Straight from the database too (not only from the snapshot).
-    const dbUsers = await psql(env.db.url, "SELECT array_to_json(users) FROM flags WHERE name = 'sql_meta'");
+    const dbUsers = await psql(env.db.url, "SELECT array_to_json(users) FROM flag_states WHERE flag = 'sql_meta' AND environment = 'production'");
     assert.deepEqual(JSON.parse(dbUsers), users);
     // Listed users evaluate on, each exactly.
     for (const u of users) {

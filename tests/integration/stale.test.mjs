@@ -37,12 +37,16 @@ async function age(ages) {
   for (const [name, a] of Object.entries(ages)) {
     const parts = [];
     if (a.created) parts.push(`created_at = date_trunc('milliseconds', now() - interval '${a.created}')`);
-    if (a.rolled) parts.push(`rolled_out_at = date_trunc('milliseconds', now() - interval '${a.rolled}')`);
-    sets.push(`UPDATE flags SET ${parts.join(', ')} WHERE name = '${name}';`);
+    if (parts.length) sets.push(`UPDATE flags SET ${parts.join(', ')} WHERE name = '${name}';`);
+    if (a.rolled) {
+      sets.push(`UPDATE flag_states SET rolled_out_at = date_trunc('milliseconds', now() - interval '${a.rolled}') ` +
+        `WHERE flag = '${name}' AND environment = 'production';`);
+    }
   }
   const names = Object.keys(ages).map((n) => `'${n}'`).join(',');
   const out = await psql(env.db.url, `${sets.join('\n')}
-    SELECT name, ${ts('created_at')}, coalesce(${ts('rolled_out_at')}, '') FROM flags WHERE name IN (${names});`);
+    SELECT name, ${ts('created_at')}, coalesce(${ts('rolled_out_at')}, '')
+    FROM flags JOIN flag_states ON flag = name AND environment = 'production' WHERE name IN (${names});`);
   const want = {};
   for (const line of out.split('\n').filter((l) => l.split('|').length === 3)) { // not the UPDATE n lines
     const [name, created, rolled] = line.split('|');
@@ -163,8 +167,8 @@ describe('GET /api/stale and the derived fields', () => {
   test('every stale entry is a whole admin flag with age_days and stale', async () => {
     const s = await stale();
     for (const f of Object.values(s)) {
-      assert.deepEqual(Object.keys(f).sort(), ['age_days', 'created_at', 'description', 'enabled', 'name', 'owner',
-        'percentage', 'revision', 'rolled_out_at', 'stale', 'updated_at', 'users']);
+      assert.deepEqual(Object.keys(f).sort(), ['age_days', 'created_at', 'description', 'enabled', 'environments',
+        'name', 'owner', 'percentage', 'revision', 'rolled_out_at', 'segments', 'stale', 'updated_at', 'users']);
       assert.equal(f.age_days, AGE_DAYS[f.name], `${f.name} age_days`);
       assert.equal(f.owner, SET[f.name].f.owner);
     }
@@ -311,7 +315,9 @@ describe('vexil stale (command line)', () => {
     assert.deepEqual(j.flags.map((f) => f.name).sort(), Object.keys(api).sort());
     for (const f of j.flags) {
       const { updated_at: _u, revision: _r, description: _d, ...cli } = f;
-      const { updated_at: _u2, revision: _r2, description: _d2, ...ref } = api[f.name];
+      // The command line reports the default environment's state, without
+      // the map of every environment's.
+      const { updated_at: _u2, revision: _r2, description: _d2, environments: _e2, ...ref } = api[f.name];
       assert.deepEqual({ ...cli, stale: [...cli.stale].sort() }, { ...ref, stale: [...ref.stale].sort() });
     }
   });
@@ -435,16 +441,15 @@ describe('rolled_out_at follows one rule (docs/decisions.md)', () => {
     t0 = Date.now();
     f = await patch('ro_life', { percentage: 100 });
     assertNow(f.rolled_out_at, t0, Date.now(), 'enabled and raised to 100 %');
-    const db = await psql(env.db.url, `SELECT ${ts('rolled_out_at')} FROM flags WHERE name = 'ro_life'`);
+    const db = await psql(env.db.url, `SELECT ${ts('rolled_out_at')} FROM flag_states WHERE flag = 'ro_life' AND environment = 'production'`);
     assert.equal(db, f.rolled_out_at, 'stored as shown');
   });
 
   test('revert to a not-rolled-out state clears it', async () => {
-    await patch('ro_half', { description: 'at 99' }); // event: before at 99 %, enabled
-    const e = await lastEvent('ro_half');
     const t0 = Date.now();
-    const up = await patch('ro_half', { percentage: 100 });
+    const up = await patch('ro_half', { percentage: 100 }); // event: before at 99 %, enabled
     assertNow(up.rolled_out_at, t0, Date.now(), 'ro_half rolled out');
+    const e = await lastEvent('ro_half');
     const r = await revert('ro_half', e.id);
     assert.equal(r.percentage, 99);
     assert.equal(r.rolled_out_at, null, 'reverted to 99 %');
@@ -565,5 +570,57 @@ describe('vexil stale: control characters in owners and descriptions', () => {
     assert.equal(byOwner.code, 1, byOwner.stderr);
     assert.deepEqual(JSON.parse(byOwner.stdout.toString('utf8')).flags.map((f) => f.name), ['ctl_flag'],
       '--owner matches the exact text');
+  });
+});
+
+// docs/operations.md §3: staleness by rollout is judged in the default
+// environment alone -- a flag rolled out long ago in staging but not in
+// production is still being released, not debt.
+describe('rollout is judged in the default environment', () => {
+  let e;
+  before(async () => {
+    e = await startEnv();
+    const r = await e.admin.post('/api/environments', { name: 'staging' });
+    assert.equal(r.status, 201, r.text);
+    await createFlag(e.admin, { name: 'where_rolled', enabled: true, percentage: 50,
+      environments: { staging: { enabled: true, percentage: 100 } } });
+  });
+  after(async () => {
+    await e?.close();
+  });
+
+  const apiStale = async () => {
+    const r = await e.admin.get('/api/stale');
+    assert.equal(r.status, 200, r.text);
+    return r.json.flags.map((f) => [f.name, f.stale]);
+  };
+  const cliStale = async () => {
+    const r = await vexil(['stale', '--json', '--database', e.db.url]);
+    assert.ok(r.code === 0 || r.code === 1, r.stderr);
+    return [r.code, JSON.parse(r.stdout).flags.map((f) => f.name)];
+  };
+  // Age a state straight in the database, then have the server load in full.
+  const ageRollout = async (envName) => {
+    await psql(e.db.url, `UPDATE flag_states SET rolled_out_at = now() - interval '20 days'
+      WHERE flag = 'where_rolled' AND environment = '${envName}'; SELECT pg_notify('vexil', 'reload');`);
+  };
+
+  test('rolled out 20 days ago in staging only: not stale, by the API or vexil stale', async () => {
+    await ageRollout('staging');
+    await waitFor(async () => {
+      const f = (await e.admin.get('/api/flags/where_rolled')).json;
+      return f.environments.staging.rolled_out_at < new Date(Date.now() - 19 * DAY).toISOString();
+    }, 3000, 50);
+    assert.deepEqual(await apiStale(), []);
+    assert.deepEqual(await cliStale(), [0, []]);
+  });
+
+  test('rolled out 20 days ago in the default environment: stale', async () => {
+    const p = await e.admin.patch('/api/flags/where_rolled', { percentage: 100 });
+    assert.equal(p.status, 200, p.text);
+    await ageRollout('production');
+    assert.ok(await waitFor(async () => (await apiStale()).length === 1, 3000, 50), 'listed by the API');
+    assert.deepEqual(await apiStale(), [['where_rolled', ['rolled_out_14_days']]]);
+    assert.deepEqual(await cliStale(), [1, ['where_rolled']]);
   });
 });

@@ -13,7 +13,7 @@ after(async () => {
   await env?.close();
 });
 
-const TOKEN_KEYS = ['created_at', 'id', 'last_used_at', 'name', 'role'];
+const TOKEN_KEYS = ['created_at', 'environment', 'id', 'last_used_at', 'name', 'role'];
 
 async function list() {
   const r = await env.admin.get('/api/tokens');
@@ -34,7 +34,7 @@ async function eventually401(client) {
 }
 
 describe('GET /api/tokens', () => {
-  test('lists the tokens with id, name, role, created_at, last_used_at and never a secret', async () => {
+  test('lists the tokens with id, name, role, environment, created_at, last_used_at and never a secret', async () => {
     const r = await list();
     for (const t of r.json.tokens) {
       assert.deepEqual(Object.keys(t).sort(), TOKEN_KEYS, JSON.stringify(t));
@@ -53,10 +53,11 @@ describe('GET /api/tokens', () => {
 
 describe('POST /api/tokens', () => {
   let created;
-  test('201 {id, name, role, token}: the secret is shown here only', async () => {
+  test('201 {id, name, role, environment, token, created_at}: the secret is shown here only', async () => {
     const r = await env.admin.post('/api/tokens', { name: 'svc-checkout', role: 'client' });
     assert.equal(r.status, 201, r.text);
-    assert.deepEqual(Object.keys(r.json).sort(), ['id', 'name', 'role', 'token']);
+    assert.deepEqual(Object.keys(r.json).sort(), ['created_at', 'environment', 'id', 'name', 'role', 'token']);
+    assert.equal(r.json.environment, 'production', 'the default environment');
     assert.equal(r.json.name, 'svc-checkout');
     assert.equal(r.json.role, 'client');
     assert.match(r.json.token, SECRET);

@@ -287,6 +287,177 @@ START_TEST(test_prefixed_matches)
 }
 END_TEST
 
+/* ---- segments ------------------------------------------------------------ */
+
+/* A fake segment store: segment "beta" holds alice and bob, "gamma" holds
+ * carol; any other name holds nobody.  Counts its calls. */
+struct fake_segments {
+    int calls;
+    const char *last_segment;
+};
+
+static bool fake_has(const void *cls, const char *segment, const char *user, size_t user_len)
+{
+    struct fake_segments *fs = (struct fake_segments *)cls;
+    static const struct {
+        const char *segment, *user;
+    } members[] = {{"beta", "alice"}, {"beta", "bob"}, {"gamma", "carol"}};
+
+    fs->calls++;
+    fs->last_segment = segment;
+    for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
+        if (strcmp(members[i].segment, segment) == 0 && strlen(members[i].user) == user_len &&
+            memcmp(members[i].user, user, user_len) == 0)
+            return true;
+    return false;
+}
+
+START_TEST(test_segments_disabled)
+{
+    char *segs[] = {"beta"};
+    struct vx_flag f = make_flag("seg.flag", false, 100, NULL, 0);
+    struct fake_segments fs = {0};
+    struct eval_segments es = {fake_has, &fs};
+    enum vx_reason r = VX_REASON_SPLIT;
+
+    f.segments = segs;
+    f.n_segments = 1;
+    /* The kill switch wins over a segment member too. */
+    ck_assert(!eval_flag_in(&f, NULL, &es, "alice", 5, &r));
+    ck_assert_int_eq(r, VX_REASON_DISABLED);
+    ck_assert(!eval_flag_in(&f, NULL, &es, NULL, 0, &r));
+    ck_assert_int_eq(r, VX_REASON_DISABLED);
+}
+END_TEST
+
+START_TEST(test_segments_member)
+{
+    char *segs[] = {"beta", "gamma"}, *users[] = {"dave"};
+    struct vx_flag f = make_flag("seg.flag", true, 0, users, 1);
+    struct fake_segments fs = {0};
+    struct eval_segments es = {fake_has, &fs};
+    struct murmur3_ctx prefix;
+    enum vx_reason r;
+
+    f.segments = segs;
+    f.n_segments = 2;
+    eval_prefix(f.name, strlen(f.name), &prefix);
+    /* A member of any segment the flag names: on, a targeting match, at 0 %. */
+    static const char *const members[] = {"alice", "bob", "carol"};
+    for (size_t i = 0; i < 3; i++) {
+        r = VX_REASON_DEFAULT;
+        ck_assert(eval_flag_in(&f, &prefix, &es, members[i], strlen(members[i]), &r));
+        ck_assert_int_eq(r, VX_REASON_TARGETING_MATCH);
+        r = VX_REASON_DEFAULT;
+        ck_assert(eval_flag_in(&f, NULL, &es, members[i], strlen(members[i]), &r));
+        ck_assert_int_eq(r, VX_REASON_TARGETING_MATCH);
+    }
+    ck_assert_str_eq(fs.last_segment, "gamma"); /* carol: found in the second */
+    /* The user's bytes by length. */
+    ck_assert(eval_flag_in(&f, &prefix, &es, "alice-and-more", 5, &r));
+    ck_assert(!eval_flag_in(&f, &prefix, &es, "alice-and-more", 6, &r));
+    /* A listed user is still a match, without asking the segments. */
+    fs.calls = 0;
+    ck_assert(eval_flag_in(&f, &prefix, &es, "dave", 4, &r));
+    ck_assert_int_eq(r, VX_REASON_TARGETING_MATCH);
+    ck_assert_int_eq(fs.calls, 0);
+    /* A member wins over 100 % in the reason, as a listed user does. */
+    f.percentage = 100;
+    ck_assert(eval_flag_in(&f, &prefix, &es, "bob", 3, &r));
+    ck_assert_int_eq(r, VX_REASON_TARGETING_MATCH);
+    /* Only the segments the flag names count: carol is in gamma only. */
+    f.percentage = 0;
+    f.n_segments = 1; /* beta */
+    ck_assert(!eval_flag_in(&f, &prefix, &es, "carol", 5, &r));
+    ck_assert_int_eq(r, VX_REASON_SPLIT);
+    /* A flag naming no segment never asks. */
+    f.n_segments = 0;
+    fs.calls = 0;
+    ck_assert(!eval_flag_in(&f, &prefix, &es, "alice", 5, &r));
+    ck_assert_int_eq(fs.calls, 0);
+}
+END_TEST
+
+/* Who is in no segment of the flag falls through to the percentage and
+ * gets exactly eval_flag's answer. */
+START_TEST(test_segments_non_member_falls_through)
+{
+    char *segs[] = {"beta", "nosuch"};
+    struct vx_flag f = make_flag("seg.split", true, 37, NULL, 0);
+    struct vx_flag plain = make_flag("seg.split", true, 37, NULL, 0);
+    struct fake_segments fs = {0};
+    struct eval_segments es = {fake_has, &fs};
+    struct murmur3_ctx prefix;
+    char user[32];
+    int on = 0;
+
+    f.segments = segs;
+    f.n_segments = 2;
+    eval_prefix(f.name, strlen(f.name), &prefix);
+    for (int u = 0; u < 2000; u++) {
+        int len = snprintf(user, sizeof user, "user-%d", u);
+        enum vx_reason r1, r2;
+        bool a = eval_flag_in(&f, &prefix, &es, user, (size_t)len, &r1);
+        bool b = eval_flag(&plain, user, (size_t)len, &r2);
+        ck_assert_msg(a == b && r1 == r2, "%s differs", user);
+        ck_assert_int_eq(r1, VX_REASON_SPLIT);
+        on += a;
+    }
+    ck_assert_int_eq(fs.calls, 2 * 2000); /* both segments asked for each */
+    ck_assert_int_gt(on, 600);            /* about 37 % of 2000 */
+    ck_assert_int_lt(on, 880);
+    enum vx_reason r;
+    /* Anonymous: no segment is asked, the default answer. */
+    fs.calls = 0;
+    ck_assert(!eval_flag_in(&f, &prefix, &es, NULL, 0, &r));
+    ck_assert_int_eq(r, VX_REASON_DEFAULT);
+    ck_assert(!eval_flag_in(&f, &prefix, &es, "", 0, &r));
+    ck_assert_int_eq(r, VX_REASON_DEFAULT);
+    f.percentage = 100;
+    ck_assert(eval_flag_in(&f, &prefix, &es, "zed", 3, &r));
+    ck_assert_int_eq(r, VX_REASON_STATIC);
+}
+END_TEST
+
+/* Without segments (NULL) the answer is eval_flag's, members or not. */
+START_TEST(test_segments_null)
+{
+    char *segs[] = {"beta"}, *users[] = {"dave"};
+    struct vx_flag f = make_flag("Feature.flexibleRollout.10", true, 10, users, 1);
+    struct murmur3_ctx prefix;
+    enum vx_reason r1, r2;
+
+    f.segments = segs;
+    f.n_segments = 1;
+    eval_prefix(f.name, strlen(f.name), &prefix);
+    static const char *const who[] = {"alice", "bob", "dave", "174", "499", ""};
+    for (size_t i = 0; i < sizeof who / sizeof who[0]; i++) {
+        size_t len = strlen(who[i]);
+        bool a = eval_flag_in(&f, &prefix, NULL, who[i], len, &r1);
+        bool b = eval_flag(&f, who[i], len, &r2);
+        ck_assert_msg(a == b && r1 == r2, "%s: %d/%d vs %d/%d", who[i], a, r1, b, r2);
+        ck_assert(eval_flag_in(&f, NULL, NULL, who[i], len, &r2) == a);
+        ck_assert_int_eq(r1, r2);
+    }
+    /* alice is in beta, but without segments she is just a user: at 0 %
+     * off, where with them she is on. */
+    struct fake_segments fs = {0};
+    struct eval_segments es = {fake_has, &fs};
+    f.percentage = 0;
+    ck_assert(!eval_flag_in(&f, &prefix, NULL, "alice", 5, &r1));
+    ck_assert_int_eq(r1, VX_REASON_SPLIT);
+    ck_assert(eval_flag_in(&f, &prefix, &es, "alice", 5, &r1));
+    ck_assert_int_eq(r1, VX_REASON_TARGETING_MATCH);
+    f.percentage = 10;
+    ck_assert(eval_flag_in(&f, &prefix, NULL, "174", 3, &r1)); /* bucket 10 */
+    ck_assert_int_eq(r1, VX_REASON_SPLIT);
+    ck_assert(!eval_flag_in(&f, &prefix, NULL, "499", 3, &r1)); /* bucket 32 */
+    ck_assert(eval_flag_in(&f, &prefix, NULL, "dave", 4, &r1));
+    ck_assert_int_eq(r1, VX_REASON_TARGETING_MATCH);
+    ck_assert(!eval_flag_in(&f, &prefix, NULL, NULL, 0, NULL)); /* reason may be NULL */
+}
+END_TEST
+
 START_TEST(test_reason_names)
 {
     ck_assert_str_eq(eval_reason_name(VX_REASON_DISABLED), "DISABLED");
@@ -314,6 +485,10 @@ int main(void)
     tcase_add_test(tc, test_monotonic_rollout);
     tcase_add_test(tc, test_fair_share);
     tcase_add_test(tc, test_prefixed_matches);
+    tcase_add_test(tc, test_segments_disabled);
+    tcase_add_test(tc, test_segments_member);
+    tcase_add_test(tc, test_segments_non_member_falls_through);
+    tcase_add_test(tc, test_segments_null);
     tcase_add_test(tc, test_reason_names);
     suite_add_tcase(s, tc);
 

@@ -39,6 +39,10 @@ static void assert_patch_empty(const struct vx_flag_patch *p)
     ck_assert_ptr_null(p->owner);
     ck_assert_ptr_null(p->users);
     ck_assert_uint_eq(p->n_users, 0);
+    ck_assert_ptr_null(p->segments);
+    ck_assert_uint_eq(p->n_segments, 0);
+    ck_assert_ptr_null(p->envs);
+    ck_assert_uint_eq(p->n_envs, 0);
 }
 
 /* body must be refused with code, and the message must contain part. */
@@ -782,7 +786,7 @@ START_TEST(test_to_json_exact)
     char *s = json_dumps(j, JSON_COMPACT);
     ck_assert_str_eq(s, "{\"name\":\"checkout.v2\",\"description\":\"caf\xc3\xa9 \\\"q\\\"\","
                         "\"owner\":\"payments\",\"enabled\":true,\"percentage\":100,"
-                        "\"users\":[\"u1\",\"u2\"],"
+                        "\"users\":[\"u1\",\"u2\"],\"segments\":[],"
                         "\"created_at\":\"2026-11-26T06:11:39.123Z\","
                         "\"updated_at\":\"2026-11-26T06:11:39.124Z\","
                         "\"rolled_out_at\":\"2026-11-26T06:11:39.123Z\",\"revision\":2}");
@@ -795,7 +799,7 @@ START_TEST(test_to_json_exact)
     s = json_dumps(j, JSON_COMPACT);
     ck_assert_str_eq(s, "{\"name\":\"checkout.v2\",\"description\":\"caf\xc3\xa9 \\\"q\\\"\","
                         "\"owner\":\"payments\",\"enabled\":false,\"percentage\":100,"
-                        "\"users\":[],"
+                        "\"users\":[],\"segments\":[],"
                         "\"created_at\":\"2026-11-26T06:11:39.123Z\","
                         "\"updated_at\":\"2026-11-26T06:11:39.125Z\","
                         "\"rolled_out_at\":null,\"revision\":3}");
@@ -1014,9 +1018,9 @@ START_TEST(test_admin_json)
     json_t *j = flag_to_admin_json(&f, T0 + 20 * DAY, -1, -1);
     ck_assert_ptr_nonnull(j);
 
-    static const char *const keys[] = {"name",          "description", "owner",      "enabled",
-                                       "percentage",    "users",       "created_at", "updated_at",
-                                       "rolled_out_at", "revision",    "age_days",   "stale"};
+    static const char *const keys[] = {
+        "name",       "description", "owner",         "enabled",  "percentage", "users", "segments",
+        "created_at", "updated_at",  "rolled_out_at", "revision", "age_days",   "stale"};
     ck_assert_uint_eq(json_object_size(j), sizeof keys / sizeof keys[0]);
     size_t i = 0;
     const char *key;
@@ -1037,6 +1041,568 @@ START_TEST(test_admin_json)
     ck_assert_uint_eq(json_array_size(json_object_get(j, "stale")), 0);
     json_decref(j);
     flag_free(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Segments and environments                                            */
+/* ------------------------------------------------------------------ */
+
+START_TEST(test_segments_field)
+{
+    struct vx_flag_patch p;
+
+    expect_ok("{\"segments\": [\"beta\", \"Alpha.2\", \"a-b_c\"]}", false, &p);
+    ck_assert_uint_eq(p.set, FLAG_SET_SEGMENTS);
+    ck_assert_uint_eq(p.n_segments, 3);
+    ck_assert_str_eq(p.segments[0], "Alpha.2"); /* sorted, strcmp order */
+    ck_assert_str_eq(p.segments[1], "a-b_c");
+    ck_assert_str_eq(p.segments[2], "beta");
+    ck_assert_ptr_null(p.users);
+    flag_patch_free(&p);
+
+    expect_ok("{\"name\": \"f\", \"segments\": []}", true, &p);
+    ck_assert_uint_eq(p.set, FLAG_SET_NAME | FLAG_SET_SEGMENTS);
+    ck_assert_uint_eq(p.n_segments, 0);
+    ck_assert_ptr_null(p.segments);
+    flag_patch_free(&p);
+
+    expect_fail("{\"segments\": [\"a\", \"b\", \"a\"]}", false, VX_E_INVALID_VALUE,
+                "segments must be distinct: \"a\"");
+    expect_fail("{\"segments\": [\"-a\"]}", false, VX_E_INVALID_VALUE,
+                "\"-a\" is not a segment name");
+    expect_fail("{\"segments\": [\"a b\"]}", false, VX_E_INVALID_VALUE, "is not a segment name");
+    expect_fail("{\"segments\": [\"ok\", \"caf\\u00e9\"]}", false, VX_E_INVALID_VALUE,
+                "is not a segment name");
+    expect_fail("{\"segments\": [\"\"]}", false, VX_E_INVALID_VALUE, "segments[0]");
+    expect_fail("{\"segments\": [\"a\", 5]}", false, VX_E_INVALID_VALUE, "segments[1]");
+    expect_fail("{\"segments\": \"a\"}", false, VX_E_INVALID_VALUE, "segments must be an array");
+    expect_fail("{\"segments\": null}", false, VX_E_INVALID_VALUE, "segments");
+
+    /* A segment name obeys the flag name rule: 101 characters is too long. */
+    char *longname = repeat("s", FLAG_NAME_MAX + 1);
+    json_t *j = json_pack("{s:[s]}", "segments", longname);
+    ck_assert_ptr_nonnull(j);
+    expect_fail_json(j, false, VX_E_INVALID_VALUE, "is not a segment name");
+    json_decref(j);
+    longname[FLAG_NAME_MAX] = '\0';
+    j = json_pack("{s:[s]}", "segments", longname);
+    expect_ok_json(j, false, &p);
+    ck_assert_str_eq(p.segments[0], longname);
+    flag_patch_free(&p);
+    json_decref(j);
+    free(longname);
+}
+END_TEST
+
+/* {"segments": [n distinct names]} */
+static json_t *segments_body(size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "seg%zu", i);
+        ck_assert_int_eq(json_array_append_new(a, json_string(name)), 0);
+    }
+    json_t *j = json_pack("{s:o}", "segments", a);
+    ck_assert_ptr_nonnull(j);
+    return j;
+}
+
+START_TEST(test_segments_count)
+{
+    struct vx_flag_patch p;
+    json_t *j = segments_body(FLAG_SEGMENTS_MAX);
+    expect_ok_json(j, false, &p);
+    ck_assert_uint_eq(p.n_segments, FLAG_SEGMENTS_MAX);
+    flag_patch_free(&p);
+    json_decref(j);
+
+    j = segments_body(FLAG_SEGMENTS_MAX + 1);
+    expect_fail_json(j, false, VX_E_INVALID_VALUE, "segments must have at most 100 entries");
+    json_decref(j);
+
+    /* The same limit inside an environment, named there. */
+    json_t *e = segments_body(FLAG_SEGMENTS_MAX + 1);
+    j = json_pack("{s:{s:O}}", "environments", "staging", e);
+    expect_fail_json(j, false, VX_E_INVALID_VALUE,
+                     "environments.staging.segments must have at most");
+    json_decref(j);
+    json_decref(e);
+}
+END_TEST
+
+START_TEST(test_environments_valid)
+{
+    struct vx_flag_patch p;
+
+    expect_ok("{\"description\": \"d\", \"enabled\": true, \"environments\": {"
+              " \"staging\": {\"enabled\": false, \"percentage\": 30, \"users\": [\"u2\", \"u1\"],"
+              "               \"segments\": [\"beta\"]},"
+              " \"dev\": {\"percentage\": 100},"
+              " \"qa-2\": {}}}",
+              false, &p);
+    ck_assert_uint_eq(p.set, FLAG_SET_DESCRIPTION | FLAG_SET_ENABLED | FLAG_SET_ENVIRONMENTS);
+    ck_assert_str_eq(p.description, "d");
+    ck_assert(p.enabled);
+    ck_assert_uint_eq(p.n_envs, 3);
+    /* Sorted by environment name. */
+    ck_assert_str_eq(p.envs[0].env, "dev");
+    ck_assert_str_eq(p.envs[1].env, "qa-2");
+    ck_assert_str_eq(p.envs[2].env, "staging");
+    ck_assert_uint_eq(p.envs[0].state.set, FLAG_SET_PERCENTAGE);
+    ck_assert_int_eq(p.envs[0].state.percentage, 100);
+    ck_assert_uint_eq(p.envs[1].state.set, 0);
+    const struct vx_flag_patch *st = &p.envs[2].state;
+    ck_assert_uint_eq(st->set,
+                      FLAG_SET_ENABLED | FLAG_SET_PERCENTAGE | FLAG_SET_USERS | FLAG_SET_SEGMENTS);
+    ck_assert(!st->enabled);
+    ck_assert_int_eq(st->percentage, 30);
+    ck_assert_uint_eq(st->n_users, 2);
+    ck_assert_str_eq(st->users[0], "u1");
+    ck_assert_str_eq(st->users[1], "u2");
+    ck_assert_uint_eq(st->n_segments, 1);
+    ck_assert_str_eq(st->segments[0], "beta");
+    ck_assert_uint_eq(st->n_envs, 0);
+    flag_patch_free(&p);
+    assert_patch_empty(&p);
+
+    /* On create too; and an empty object names no environment. */
+    expect_ok("{\"name\": \"f\", \"environments\": {}}", true, &p);
+    ck_assert_uint_eq(p.set, FLAG_SET_NAME | FLAG_SET_ENVIRONMENTS);
+    ck_assert_uint_eq(p.n_envs, 0);
+    flag_patch_free(&p);
+    expect_ok("{\"name\": \"f\", \"environments\": {\"production\": {\"enabled\": true}}}", true,
+              &p);
+    ck_assert_uint_eq(p.n_envs, 1);
+    ck_assert(p.envs[0].state.enabled);
+    ck_assert_uint_eq(p.envs[0].state.set, FLAG_SET_ENABLED);
+    flag_patch_free(&p);
+}
+END_TEST
+
+START_TEST(test_environments_invalid)
+{
+    /* Only state fields in an environment: anything else is unknown there,
+     * and named with its path. */
+    expect_fail("{\"environments\": {\"staging\": {\"color\": 1}}}", false, VX_E_UNKNOWN_FIELD,
+                "\"environments.staging.color\"");
+    expect_fail("{\"environments\": {\"staging\": {\"description\": \"x\"}}}", false,
+                VX_E_UNKNOWN_FIELD, "\"environments.staging.description\"");
+    expect_fail("{\"environments\": {\"staging\": {\"owner\": \"x\"}}}", false, VX_E_UNKNOWN_FIELD,
+                "\"environments.staging.owner\"");
+    expect_fail("{\"environments\": {\"staging\": {\"name\": \"x\"}}}", false, VX_E_UNKNOWN_FIELD,
+                "\"environments.staging.name\"");
+    expect_fail("{\"environments\": {\"staging\": {\"environments\": {}}}}", false,
+                VX_E_UNKNOWN_FIELD, "\"environments.staging.environments\"");
+    /* The unknown field is reported whatever else is wrong in there. */
+    expect_fail("{\"environments\": {\"dev\": {\"percentage\": 500, \"zzz\": 1}}}", false,
+                VX_E_UNKNOWN_FIELD, "\"environments.dev.zzz\"");
+    expect_fail("{\"name\": \"f\", \"environments\": {\"dev\": {\"zzz\": 1}}}", true,
+                VX_E_UNKNOWN_FIELD, "environments.dev.zzz");
+
+    /* Bad values are named with their path. */
+    expect_fail("{\"environments\": {\"staging\": {\"percentage\": 101}}}", false,
+                VX_E_INVALID_VALUE, "environments.staging.percentage");
+    expect_fail("{\"environments\": {\"staging\": {\"enabled\": 1}}}", false, VX_E_INVALID_VALUE,
+                "environments.staging.enabled");
+    expect_fail("{\"environments\": {\"staging\": {\"users\": [\"a\", \"a\"]}}}", false,
+                VX_E_INVALID_VALUE, "environments.staging.users must be distinct");
+    expect_fail("{\"environments\": {\"staging\": {\"segments\": [\"-x\"]}}}", false,
+                VX_E_INVALID_VALUE, "environments.staging.segments");
+    expect_fail("{\"environments\": {\"staging\": 5}}", false, VX_E_INVALID_VALUE,
+                "environments.staging");
+    expect_fail("{\"environments\": {\"staging\": []}}", false, VX_E_INVALID_VALUE,
+                "must be a JSON object");
+    expect_fail("{\"environments\": []}", false, VX_E_INVALID_VALUE, "environments must be");
+    expect_fail("{\"environments\": null}", false, VX_E_INVALID_VALUE, "environments");
+
+    /* Environment names: ^[a-z0-9][a-z0-9_-]{0,31}$ */
+    static const char *const bad[] = {
+        "Staging", "-dev", "_dev",       "",
+        "a.b",     "a b",  "caf\\u00e9", "0123456789abcdef0123456789abcdefX"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"environments\": {\"ok\": {}, \"%s\": {}}}", bad[i]);
+        expect_fail(body, false, VX_E_INVALID_VALUE, "is not an environment name");
+    }
+    /* The message names the bad one. */
+    expect_fail("{\"environments\": {\"Staging\": {}}}", false, VX_E_INVALID_VALUE,
+                "environments: \"Staging\"");
+    /* A NUL in the name (jansson allows it in keys). */
+    json_t *j = json_object();
+    ck_assert_int_eq(json_object_setn_new(j, "dev\0x", 5, json_object()), 0);
+    json_t *body = json_pack("{s:o}", "environments", j);
+    expect_fail_json(body, false, VX_E_INVALID_VALUE, "is not an environment name");
+    json_decref(body);
+}
+END_TEST
+
+START_TEST(test_env_name_valid)
+{
+    static const char *const good[] = {
+        "a",    "0",      "production", "qa-2", "a_b",
+        "a0-_", "9lives", "a-",         "z_",   "0123456789abcdef0123456789abcdef"}; /* 32 */
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ck_assert_msg(env_name_valid(good[i], strlen(good[i])), "refused %s", good[i]);
+
+    static const char *const bad[] = {"",          "-a",
+                                      "_a",        "A",
+                                      "prodA",     "prod.x",
+                                      "a b",       "a/b",
+                                      "a:b",       "\xc3\xa9",
+                                      "a\xc3\xa9", " a",
+                                      "a ",        "0123456789abcdef0123456789abcdef0"}; /* 33 */
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(!env_name_valid(bad[i], strlen(bad[i])), "accepted \"%s\"", bad[i]);
+
+    ck_assert(!env_name_valid(NULL, 0));
+    ck_assert(!env_name_valid(NULL, 3));
+    ck_assert(!env_name_valid("a\0b", 3));    /* by length: the NUL is in it */
+    ck_assert(env_name_valid("stagingX", 7)); /* only len bytes count */
+    ck_assert(!env_name_valid("staging", 0));
+}
+END_TEST
+
+/* The request's environment may be set at top level or in environments,
+ * not both. */
+START_TEST(test_patch_check_env)
+{
+    static const struct {
+        const char *body;
+        bool ok;
+    } cases[] = {
+        {"{\"enabled\": true, \"environments\": {\"production\": {\"percentage\": 5}}}", false},
+        {"{\"users\": [], \"environments\": {\"dev\": {}, \"production\": {}}}", false},
+        {"{\"segments\": [\"s\"], \"environments\": {\"production\": {}}}", false},
+        {"{\"enabled\": true, \"environments\": {\"staging\": {\"percentage\": 5}}}", true},
+        {"{\"percentage\": 5, \"environments\": {\"dev\": {}, \"prod\": {}}}", true},
+        {"{\"environments\": {\"production\": {\"percentage\": 5}}}", true},
+        {"{\"description\": \"d\", \"environments\": {\"production\": {}}}", true},
+        {"{\"enabled\": true}", true},
+        {"{}", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct vx_flag_patch p;
+        struct vx_error err = {0};
+        expect_ok(cases[i].body, false, &p);
+        int rc = flag_patch_check_env(&p, "production", &err);
+        if (cases[i].ok) {
+            ck_assert_msg(rc == 0, "%s refused: %s", cases[i].body, err.message);
+        } else {
+            ck_assert_msg(rc == -1, "%s accepted", cases[i].body);
+            ck_assert_str_eq(err.code, VX_E_BAD_REQUEST);
+            ck_assert_msg(strstr(err.message, "\"production\"") != NULL, "%s", err.message);
+        }
+        flag_patch_free(&p);
+    }
+}
+END_TEST
+
+START_TEST(test_patch_for_env)
+{
+    struct vx_flag_patch p;
+    expect_ok("{\"description\": \"d\", \"owner\": \"o\", \"enabled\": true, \"percentage\": 10,"
+              " \"users\": [\"t\"], \"environments\": {"
+              " \"staging\": {\"percentage\": 50, \"segments\": [\"s\"]},"
+              " \"dev\": {\"enabled\": false, \"users\": []}}}",
+              false, &p);
+    const struct vx_flag_patch *staging = &p.envs[1].state, *dev = &p.envs[0].state;
+    ck_assert_str_eq(p.envs[1].env, "staging");
+
+    /* The request's environment: the definition and the top-level state. */
+    struct vx_flag_patch q = flag_patch_for_env(&p, "production", true);
+    ck_assert_uint_eq(q.set, FLAG_SET_DESCRIPTION | FLAG_SET_OWNER | FLAG_SET_ENABLED |
+                                 FLAG_SET_PERCENTAGE | FLAG_SET_USERS);
+    ck_assert_ptr_eq(q.description, p.description); /* borrowed */
+    ck_assert(q.enabled);
+    ck_assert_int_eq(q.percentage, 10);
+    ck_assert_ptr_eq(q.users, p.users);
+    ck_assert_uint_eq(q.n_users, 1);
+    ck_assert_ptr_null(q.envs);
+    ck_assert_uint_eq(q.n_envs, 0);
+
+    /* Another environment: the definition and its own bits only. */
+    q = flag_patch_for_env(&p, "staging", false);
+    ck_assert_uint_eq(q.set, FLAG_SET_DESCRIPTION | FLAG_SET_OWNER | FLAG_SET_PERCENTAGE |
+                                 FLAG_SET_SEGMENTS);
+    ck_assert_int_eq(q.percentage, 50);
+    ck_assert_ptr_eq(q.segments, staging->segments);
+    ck_assert_uint_eq(q.n_segments, 1);
+    ck_assert_ptr_null(q.envs);
+
+    q = flag_patch_for_env(&p, "dev", false);
+    ck_assert_uint_eq(q.set,
+                      FLAG_SET_DESCRIPTION | FLAG_SET_OWNER | FLAG_SET_ENABLED | FLAG_SET_USERS);
+    ck_assert(!q.enabled);
+    ck_assert_uint_eq(q.n_users, 0);
+    ck_assert_ptr_eq(q.users, dev->users);
+
+    /* An environment the patch does not name: the definition alone. */
+    q = flag_patch_for_env(&p, "qa", false);
+    ck_assert_uint_eq(q.set, FLAG_SET_DESCRIPTION | FLAG_SET_OWNER);
+    /* Names compare whole: "stag" is not "staging". */
+    q = flag_patch_for_env(&p, "stag", false);
+    ck_assert_uint_eq(q.set, FLAG_SET_DESCRIPTION | FLAG_SET_OWNER);
+
+    /* Applied to a flag, each environment's patch changes what it says. */
+    struct vx_flag f;
+    make_flag("{\"name\": \"f\", \"enabled\": true, \"percentage\": 20, \"users\": [\"x\"]}", T0,
+              &f);
+    q = flag_patch_for_env(&p, "staging", false);
+    ck_assert_int_eq(flag_apply_patch(&f, &q, T0 + SEC), 1);
+    ck_assert_str_eq(f.description, "d");
+    ck_assert(f.enabled); /* not staging's to change */
+    ck_assert_int_eq(f.percentage, 50);
+    ck_assert_uint_eq(f.n_users, 1);
+    ck_assert_uint_eq(f.n_segments, 1);
+    ck_assert_str_eq(f.segments[0], "s");
+    ck_assert_ptr_ne(f.segments, staging->segments); /* copied, not borrowed */
+    flag_free(&f);
+    flag_patch_free(&p);
+
+    /* Per-environment bits win over the top-level ones for the same
+     * environment (a patch flag_patch_check_env refuses, but
+     * flag_patch_for_env still has a defined answer). */
+    expect_ok("{\"enabled\": true, \"percentage\": 10,"
+              " \"environments\": {\"production\": {\"percentage\": 70}}}",
+              false, &p);
+    q = flag_patch_for_env(&p, "production", true);
+    ck_assert_uint_eq(q.set, FLAG_SET_ENABLED | FLAG_SET_PERCENTAGE);
+    ck_assert(q.enabled);
+    ck_assert_int_eq(q.percentage, 70);
+    q = flag_patch_for_env(&p, "production", false);
+    ck_assert_uint_eq(q.set, FLAG_SET_PERCENTAGE);
+    ck_assert_int_eq(q.percentage, 70);
+    flag_patch_free(&p);
+}
+END_TEST
+
+START_TEST(test_segments_lifecycle)
+{
+    struct vx_flag f, c;
+    make_flag("{\"name\": \"s\", \"segments\": [\"b\", \"a\"]}", T0, &f);
+    ck_assert_uint_eq(f.n_segments, 2);
+    ck_assert_str_eq(f.segments[0], "a");
+    ck_assert_str_eq(f.segments[1], "b");
+    ck_assert_int_eq(f.revision, 1);
+
+    /* The same set in another order changes nothing. */
+    ck_assert_int_eq(patch_flag(&f, "{\"segments\": [\"b\", \"a\"]}", T0 + SEC), 0);
+    ck_assert_int_eq(f.revision, 1);
+    ck_assert_int_eq(patch_flag(&f, "{\"segments\": [\"c\"]}", T0 + SEC), 1);
+    ck_assert_int_eq(f.revision, 2);
+    ck_assert_int_eq(f.updated_at, T0 + SEC);
+    ck_assert_uint_eq(f.n_segments, 1);
+    ck_assert_str_eq(f.segments[0], "c");
+
+    ck_assert_int_eq(flag_copy(&f, &c), 0);
+    ck_assert_ptr_ne(c.segments, f.segments);
+    ck_assert_ptr_ne(c.segments[0], f.segments[0]);
+    ck_assert_uint_eq(c.n_segments, 1);
+    flag_free(&f);
+    ck_assert_str_eq(c.segments[0], "c"); /* the copy outlives the original */
+
+    ck_assert_int_eq(patch_flag(&c, "{\"segments\": []}", T0 + 2 * SEC), 1);
+    ck_assert_uint_eq(c.n_segments, 0);
+    ck_assert_ptr_null(c.segments);
+    flag_free(&c);
+}
+END_TEST
+
+/* Two flags made from the same body. */
+static void make_pair(const char *body, struct vx_flag *a, struct vx_flag *b)
+{
+    make_flag(body, T0, a);
+    make_flag(body, T0, b);
+}
+
+START_TEST(test_state_and_definition_equal)
+{
+    static const char *const base = "{\"name\": \"e\", \"description\": \"d\", \"owner\": \"o\","
+                                    " \"enabled\": true, \"percentage\": 30,"
+                                    " \"users\": [\"u1\", \"u2\"], \"segments\": [\"s1\"]}";
+    /* Each changes one field of b: the state ones first. */
+    static const struct {
+        const char *patch;
+        bool state;
+    } changes[] = {
+        {"{\"enabled\": false}", true},
+        {"{\"percentage\": 31}", true},
+        {"{\"users\": [\"u1\"]}", true},
+        {"{\"users\": [\"u1\", \"u3\"]}", true},
+        {"{\"segments\": []}", true},
+        {"{\"segments\": [\"s2\"]}", true},
+        {"{\"segments\": [\"s1\", \"s2\"]}", true},
+        {"{\"description\": \"D\"}", false},
+        {"{\"owner\": \"O\"}", false},
+    };
+    struct vx_flag a, b;
+
+    make_pair(base, &a, &b);
+    ck_assert(flag_state_equal(&a, &b));
+    ck_assert(flag_definition_equal(&a, &b));
+    for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++) {
+        struct vx_flag c;
+        ck_assert_int_eq(flag_copy(&b, &c), 0);
+        ck_assert_int_eq(patch_flag(&c, changes[i].patch, T0 + SEC), 1);
+        ck_assert_msg(flag_state_equal(&a, &c) == !changes[i].state, "%s: state_equal %d",
+                      changes[i].patch, flag_state_equal(&a, &c));
+        ck_assert_msg(flag_state_equal(&c, &a) == !changes[i].state, "%s (swapped)",
+                      changes[i].patch);
+        ck_assert_msg(flag_definition_equal(&a, &c) == changes[i].state, "%s: definition_equal %d",
+                      changes[i].patch, flag_definition_equal(&a, &c));
+        flag_free(&c);
+    }
+    /* rolled_out_at is state; revision, times and name are neither. */
+    b.rolled_out_at = T0 + 5;
+    ck_assert(!flag_state_equal(&a, &b));
+    b.rolled_out_at = a.rolled_out_at;
+    b.revision = 9;
+    b.updated_at = T0 + DAY;
+    ck_assert(flag_state_equal(&a, &b));
+    ck_assert(flag_definition_equal(&a, &b));
+    flag_free(&a);
+    flag_free(&b);
+}
+END_TEST
+
+START_TEST(test_state_assign_and_json)
+{
+    struct vx_flag dst, src;
+    make_flag("{\"name\": \"dst\", \"description\": \"keep\", \"owner\": \"me\","
+              " \"users\": [\"old\"], \"segments\": [\"olds\"]}",
+              T0, &dst);
+    make_flag("{\"name\": \"src\", \"description\": \"other\", \"enabled\": true,"
+              " \"percentage\": 100, \"users\": [\"b\", \"a\"], \"segments\": [\"s\"]}",
+              T0 + DAY, &src);
+    ck_assert(!flag_state_equal(&dst, &src));
+
+    ck_assert_int_eq(flag_state_assign(&dst, &src), 0);
+    ck_assert(flag_state_equal(&dst, &src));
+    ck_assert_str_eq(dst.name, "dst"); /* the definition stays */
+    ck_assert_str_eq(dst.description, "keep");
+    ck_assert_str_eq(dst.owner, "me");
+    ck_assert_int_eq(dst.created_at, T0);
+    ck_assert_int_eq(dst.revision, 1);
+    ck_assert_int_eq(dst.rolled_out_at, T0 + DAY);
+    ck_assert_ptr_ne(dst.users, src.users); /* a deep copy */
+    ck_assert_ptr_ne(dst.users[0], src.users[0]);
+    ck_assert_ptr_ne(dst.segments[0], src.segments[0]);
+
+    json_t *j = flag_state_to_json(&dst);
+    ck_assert_ptr_nonnull(j);
+    char *s = json_dumps(j, JSON_COMPACT);
+    ck_assert_str_eq(s, "{\"enabled\":true,\"percentage\":100,\"users\":[\"a\",\"b\"],"
+                        "\"segments\":[\"s\"],\"rolled_out_at\":\"2026-11-27T06:11:39.123Z\"}");
+    free(s);
+    json_decref(j);
+    flag_free(&src);
+
+    /* Assigning an empty state empties users and segments. */
+    struct vx_flag empty = {0};
+    ck_assert_int_eq(flag_state_assign(&dst, &empty), 0);
+    ck_assert_ptr_null(dst.users);
+    ck_assert_ptr_null(dst.segments);
+    j = flag_state_to_json(&dst);
+    s = json_dumps(j, JSON_COMPACT);
+    ck_assert_str_eq(s, "{\"enabled\":false,\"percentage\":0,\"users\":[],\"segments\":[],"
+                        "\"rolled_out_at\":null}");
+    free(s);
+    json_decref(j);
+    flag_free(&dst);
+}
+END_TEST
+
+START_TEST(test_segments_json)
+{
+    struct vx_flag f, g;
+    struct vx_error err = {0};
+    make_flag("{\"name\": \"sj\", \"segments\": [\"zeta\", \"beta\"], \"users\": [\"u\"]}", T0, &f);
+
+    json_t *j = flag_to_json(&f);
+    ck_assert_ptr_nonnull(j);
+    char *s = json_dumps(json_object_get(j, "segments"), JSON_COMPACT | JSON_ENCODE_ANY);
+    ck_assert_str_eq(s, "[\"beta\",\"zeta\"]");
+    free(s);
+    /* Right after users. */
+    void *it = json_object_iter_at(j, "users");
+    ck_assert_str_eq(json_object_iter_key(json_object_iter_next(j, it)), "segments");
+
+    ck_assert_msg(flag_from_json(j, &g, &err) == 0, "%s", err.message);
+    ck_assert_uint_eq(g.n_segments, 2);
+    ck_assert_str_eq(g.segments[0], "beta");
+    ck_assert_str_eq(g.segments[1], "zeta");
+    ck_assert(flag_state_equal(&f, &g));
+    flag_free(&g);
+
+    /* Given out of order in stored JSON, read sorted. */
+    json_object_set_new(j, "segments", json_pack("[s,s,s]", "c", "a", "b"));
+    ck_assert_int_eq(flag_from_json(j, &g, &err), 0);
+    ck_assert_uint_eq(g.n_segments, 3);
+    ck_assert_str_eq(g.segments[0], "a");
+    ck_assert_str_eq(g.segments[2], "c");
+    flag_free(&g);
+
+    /* Absent (history from before segments): none. */
+    json_object_del(j, "segments");
+    ck_assert_int_eq(flag_from_json(j, &g, &err), 0);
+    ck_assert_uint_eq(g.n_segments, 0);
+    ck_assert_ptr_null(g.segments);
+    flag_free(&g);
+
+    /* Bad ones are refused, and leave g empty. */
+    json_object_set_new(j, "segments", json_pack("[s,s]", "a", "a"));
+    ck_assert_int_eq(flag_from_json(j, &g, &err), -1);
+    ck_assert_str_eq(err.code, VX_E_INVALID_VALUE);
+    ck_assert_ptr_nonnull(strstr(err.message, "segments"));
+    ck_assert_ptr_null(g.name);
+    ck_assert_ptr_null(g.segments);
+    json_object_set_new(j, "segments", json_string("a"));
+    ck_assert_int_eq(flag_from_json(j, &g, &err), -1);
+    json_object_set_new(j, "segments", json_pack("[s]", "not a name"));
+    ck_assert_int_eq(flag_from_json(j, &g, &err), -1);
+    json_decref(j);
+    flag_free(&f);
+}
+END_TEST
+
+START_TEST(test_users_from_json)
+{
+    char **u;
+    size_t n;
+    struct vx_error err = {0};
+    json_t *j = parse("[\"c\", \"a\", \"b\"]");
+
+    ck_assert_int_eq(users_from_json(j, "members", 3, &u, &n, &err), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(u[0], "a");
+    ck_assert(users_contain(u, n, "b", 1));
+    ck_assert(users_contain(u, n, "cd", 1));
+    ck_assert(!users_contain(u, n, "cd", 2));
+    ck_assert(!users_contain(u, n, "", 0));
+    ck_assert(!users_contain(u, 0, "a", 1));
+    char **copy;
+    ck_assert_int_eq(users_copy(u, n, &copy), 0);
+    ck_assert_ptr_ne(copy[1], u[1]);
+    ck_assert_str_eq(copy[1], "b");
+    users_free(copy, n);
+    users_free(u, n);
+
+    ck_assert_int_eq(users_from_json(j, "members", 2, &u, &n, &err), -1);
+    ck_assert_str_eq(err.code, VX_E_INVALID_VALUE);
+    ck_assert_ptr_nonnull(strstr(err.message, "members must have at most 2 entries"));
+    ck_assert_ptr_null(u);
+    ck_assert_uint_eq(n, 0);
+    json_decref(j);
+
+    j = parse("[]");
+    ck_assert_int_eq(users_from_json(j, "members", 3, &u, &n, &err), 0);
+    ck_assert_ptr_null(u);
+    ck_assert_uint_eq(n, 0);
+    json_decref(j);
+    ck_assert_int_eq(users_copy(NULL, 0, &copy), 0);
+    ck_assert_ptr_null(copy);
 }
 END_TEST
 
@@ -1085,6 +1651,21 @@ int main(void)
     tcase_add_test(tc, test_to_json_exact);
     tcase_add_loop_test(tc, test_json_round_trip, 0, 3);
     tcase_add_test(tc, test_from_json_lenient_and_strict);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("environments");
+    tcase_add_test(tc, test_segments_field);
+    tcase_add_test(tc, test_segments_count);
+    tcase_add_test(tc, test_environments_valid);
+    tcase_add_test(tc, test_environments_invalid);
+    tcase_add_test(tc, test_env_name_valid);
+    tcase_add_test(tc, test_patch_check_env);
+    tcase_add_test(tc, test_patch_for_env);
+    tcase_add_test(tc, test_segments_lifecycle);
+    tcase_add_test(tc, test_state_and_definition_equal);
+    tcase_add_test(tc, test_state_assign_and_json);
+    tcase_add_test(tc, test_segments_json);
+    tcase_add_test(tc, test_users_from_json);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("staleness");

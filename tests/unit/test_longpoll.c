@@ -4,14 +4,16 @@
  * longpoll.c sees a connection only as an opaque pointer that it hands to
  * the suspend and resume operations given to longpoll_init; here those
  * count calls on a fake connection, so each test can tell whether, and how
- * often, its connection was suspended and resumed.  The version a waiter is
- * compared with is the real snapshot module's (snapshot_version), set by
- * publishing empty snapshots. */
+ * often, its connection was suspended and resumed.  A waiter waits on the
+ * version of one environment (by id) in the real snapshot module's current
+ * snapshot, set here by publishing snapshots of empty environments: A (id
+ * 1) and B (id 2), or A alone, or B alone. */
 #include <check.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "longpoll.h"
@@ -42,14 +44,67 @@ static void fake_resume(struct MHD_Connection *c)
 
 static const struct longpoll_ops fake_ops = {fake_suspend, fake_resume};
 
-static void set_version(int64_t v)
+#define ENV_A 1
+#define ENV_B 2
+#define GONE  (-1) /* an environment left out of the snapshot */
+
+static char *dup_or_die(const char *s)
 {
-    struct vx_snapshot *s = snapshot_new(v, NULL, 0, NULL, 0);
+    char *d = strdup(s);
+    ck_assert_ptr_nonnull(d);
+    return d;
+}
+
+/* Publish a snapshot (sequence number seq) where A is at version a and B
+ * at version b; an environment at GONE is not in it (not both). */
+static void set_versions(int64_t seq, int64_t a, int64_t b)
+{
+    struct snapshot_parts p = {.version = seq};
+    int64_t versions[2] = {a, b};
+
+    p.envs = calloc(2, sizeof(*p.envs));
+    ck_assert_ptr_nonnull(p.envs);
+    for (int i = 0; i < 2; i++) {
+        if (versions[i] == GONE)
+            continue;
+        struct vx_env *e = &p.envs[p.n_envs++];
+        e->id = i == 0 ? ENV_A : ENV_B;
+        e->name = dup_or_die(i == 0 ? "a" : "b");
+        e->description = dup_or_die("");
+        e->version = versions[i];
+        e->is_default = i == 0;
+    }
+    struct vx_snapshot *s = snapshot_build(NULL, &p);
     ck_assert_ptr_nonnull(s);
     snapshot_publish(s);
 }
 
-/* Each test runs in its own child: a fresh list, version 5, a timer.  The
+static int64_t seq; /* the next snapshot's sequence number */
+
+/* A at v, B at 1. */
+static void set_version(int64_t v)
+{
+    set_versions(++seq, v, 1);
+}
+
+/* Publish, then wake: the listener's order. */
+static void publish_and_wake(int64_t a, int64_t b)
+{
+    set_versions(++seq, a, b);
+    longpoll_wake();
+}
+
+/* The version of A in the current snapshot, -1 if none. */
+static int64_t version_a(void)
+{
+    struct vx_snapshot *s = snapshot_acquire();
+    const struct vx_env *e = s != NULL ? snapshot_env_by_id(s, ENV_A) : NULL;
+    int64_t v = e != NULL ? e->version : -1;
+    snapshot_release(s);
+    return v;
+}
+
+/* Each test runs in its own child: a fresh list, A at 5 and B at 1, a timer.  The
  * waiters a test leaves registered are unlinked by the teardown's
  * longpoll_shutdown, after the test has returned: so they are static. */
 static void setup(void)
@@ -89,26 +144,27 @@ static bool resumed_within(struct MHD_Connection *c, int n, int ms)
 START_TEST(test_park_then_wake)
 {
     static struct MHD_Connection c = {0};
-    static struct lp_waiter w = {0};
+    static struct lp_waiter w = {.env_id = ENV_A};
 
     ck_assert_int_eq(longpoll_park(&w, &c, 5, far()), LP_SUSPENDED);
     ck_assert_int_eq(w.state, LP_PARKED);
+    ck_assert_int_eq(w.since_version, 5);
     ck_assert_int_eq(atomic_load(&c.suspended), 1);
     ck_assert_uint_eq(longpoll_held(), 1);
 
-    longpoll_wake(5); /* not newer than what the client has */
-    longpoll_wake(4);
+    longpoll_wake();        /* nothing published: A is still at 5 */
+    publish_and_wake(5, 1); /* a new snapshot, A's version the same */
     ck_assert_int_eq(atomic_load(&c.resumed), 0);
     ck_assert_int_eq(w.state, LP_PARKED);
     ck_assert_uint_eq(longpoll_held(), 1);
 
-    longpoll_wake(6);
+    publish_and_wake(6, 1);
     ck_assert_int_eq(atomic_load(&c.resumed), 1);
     ck_assert_int_eq(w.state, LP_CHANGED);
     ck_assert_ptr_null(w.next); /* unlinked */
     ck_assert_uint_eq(longpoll_held(), 0);
 
-    longpoll_wake(7); /* gone from the list: not resumed twice */
+    publish_and_wake(7, 1); /* gone from the list: not resumed twice */
     ck_assert_int_eq(atomic_load(&c.resumed), 1);
     longpoll_forget(&w); /* the request completes: nothing left to unlink */
     ck_assert_uint_eq(longpoll_held(), 0);
@@ -116,29 +172,86 @@ START_TEST(test_park_then_wake)
 }
 END_TEST
 
-/* One wake resumes every waiter older than the version, and only those. */
+/* One wake resumes every waiter whose environment moved, and only those. */
 START_TEST(test_wake_selects)
 {
     static struct MHD_Connection c[3] = {0};
-    static struct lp_waiter w[3] = {0};
+    static struct lp_waiter w[3] = {{.env_id = ENV_A}, {.env_id = ENV_B}, {.env_id = ENV_A}};
 
-    set_version(3); /* so that waiters at 3 and 4 can park */
-    ck_assert_int_eq(longpoll_park(&w[0], &c[0], 3, far()), LP_SUSPENDED);
-    ck_assert_int_eq(longpoll_park(&w[1], &c[1], 4, far()), LP_SUSPENDED);
+    ck_assert_int_eq(longpoll_park(&w[0], &c[0], 5, far()), LP_SUSPENDED);
+    ck_assert_int_eq(longpoll_park(&w[1], &c[1], 1, far()), LP_SUSPENDED);
     ck_assert_int_eq(longpoll_park(&w[2], &c[2], 5, far()), LP_SUSPENDED);
-    longpoll_wake(5);
+    publish_and_wake(6, 1);
     ck_assert_int_eq(atomic_load(&c[0].resumed), 1);
+    ck_assert_int_eq(atomic_load(&c[1].resumed), 0);
+    ck_assert_int_eq(atomic_load(&c[2].resumed), 1);
+    ck_assert_int_eq(w[0].state, LP_CHANGED);
+    ck_assert_int_eq(w[1].state, LP_PARKED);
+    ck_assert_int_eq(w[2].state, LP_CHANGED);
+    ck_assert_uint_eq(longpoll_held(), 1);
+    publish_and_wake(6, 2);
     ck_assert_int_eq(atomic_load(&c[1].resumed), 1);
-    ck_assert_int_eq(atomic_load(&c[2].resumed), 0);
-    ck_assert_int_eq(w[2].state, LP_PARKED);
+    ck_assert_int_eq(w[1].state, LP_CHANGED);
+    ck_assert_uint_eq(longpoll_held(), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(atomic_load(&c[i].resumed), 1);
+}
+END_TEST
+
+/* A waiter on A is not woken when only B moves; it is when A moves. */
+START_TEST(test_env_isolation)
+{
+    static struct MHD_Connection ca = {0}, cb = {0};
+    static struct lp_waiter wa = {.env_id = ENV_A}, wb = {.env_id = ENV_B};
+
+    ck_assert_int_eq(longpoll_park(&wa, &ca, 5, far()), LP_SUSPENDED);
+    for (int64_t b = 2; b <= 4; b++) /* B moves, three times */
+        publish_and_wake(5, b);
+    ck_assert_int_eq(atomic_load(&ca.resumed), 0);
+    ck_assert_int_eq(wa.state, LP_PARKED);
+    ck_assert_uint_eq(longpoll_held(), 1);
+
+    /* And the other way round: B's waiter stays through a move of A. */
+    ck_assert_int_eq(longpoll_park(&wb, &cb, 4, far()), LP_SUSPENDED);
+    publish_and_wake(6, 4);
+    ck_assert_int_eq(atomic_load(&ca.resumed), 1);
+    ck_assert_int_eq(wa.state, LP_CHANGED);
+    ck_assert_int_eq(atomic_load(&cb.resumed), 0);
+    ck_assert_int_eq(wb.state, LP_PARKED);
+    ck_assert_uint_eq(longpoll_held(), 1);
+    ck_assert_int_eq(atomic_load(&ca.misplaced), 0);
+}
+END_TEST
+
+/* A waiter whose environment is deleted is woken: there is nothing left to
+ * wait for. */
+START_TEST(test_env_gone)
+{
+    static struct MHD_Connection ca = {0}, cb = {0}, late = {0};
+    static struct lp_waiter wa = {.env_id = ENV_A}, wb = {.env_id = ENV_B}, wl = {.env_id = ENV_A};
+
+    ck_assert_int_eq(longpoll_park(&wa, &ca, 5, far()), LP_SUSPENDED);
+    ck_assert_int_eq(longpoll_park(&wb, &cb, 1, far()), LP_SUSPENDED);
+    publish_and_wake(GONE, 1);
+    ck_assert_int_eq(atomic_load(&ca.resumed), 1);
+    ck_assert_int_eq(wa.state, LP_CHANGED);
+    ck_assert_ptr_null(wa.next);
+    ck_assert_int_eq(atomic_load(&cb.resumed), 0); /* B is still there, unmoved */
+    ck_assert_int_eq(wb.state, LP_PARKED);
+    ck_assert_uint_eq(longpoll_held(), 1);
+
+    /* Parking on an environment that is not there answers at once. */
+    ck_assert_int_eq(longpoll_park(&wl, &late, 5, far()), LP_MOVED);
+    ck_assert_int_eq(wl.state, LP_CHANGED);
+    ck_assert_int_eq(atomic_load(&late.suspended), 0);
     ck_assert_uint_eq(longpoll_held(), 1);
 }
 END_TEST
 
 START_TEST(test_park_moved)
 {
-    static struct MHD_Connection c = {0};
-    static struct lp_waiter w = {0};
+    static struct MHD_Connection c = {0}, cb = {0};
+    static struct lp_waiter w = {.env_id = ENV_A}, wb = {.env_id = ENV_B};
 
     ck_assert_int_eq(longpoll_park(&w, &c, 4, far()), LP_MOVED);
     ck_assert_int_eq(w.state, LP_CHANGED);
@@ -146,16 +259,22 @@ START_TEST(test_park_moved)
     ck_assert_ptr_null(w.next);
     ck_assert_uint_eq(longpoll_held(), 0);
 
-    /* A version ahead of the server's (another instance saw it first) parks. */
-    ck_assert_int_eq(longpoll_park(&w, &c, 9, far()), LP_SUSPENDED);
-    ck_assert_uint_eq(longpoll_held(), 1);
+    /* Any difference is a move, also a version ahead of the server's. */
+    ck_assert_int_eq(longpoll_park(&w, &c, 9, far()), LP_MOVED);
+    ck_assert_uint_eq(longpoll_held(), 0);
+    /* The version compared is the waiter's environment's: 5 is A's, not B's. */
+    ck_assert_int_eq(longpoll_park(&wb, &cb, 5, far()), LP_MOVED);
+    ck_assert_int_eq(longpoll_park(&wb, &cb, 1, far()), LP_SUSPENDED);
+    ck_assert_int_eq(longpoll_park(&w, &c, 5, far()), LP_SUSPENDED);
+    ck_assert_uint_eq(longpoll_held(), 2);
+    ck_assert_int_eq(atomic_load(&c.suspended), 1);
 }
 END_TEST
 
 START_TEST(test_deadline)
 {
     static struct MHD_Connection c = {0}, other = {0};
-    static struct lp_waiter w = {0}, wo = {0};
+    static struct lp_waiter w = {.env_id = ENV_A}, wo = {.env_id = ENV_A};
     int64_t t0 = time_monotonic_us();
 
     ck_assert_int_eq(longpoll_park(&wo, &other, 5, far()), LP_SUSPENDED);
@@ -179,10 +298,12 @@ START_TEST(test_cap)
     static struct MHD_Connection sc = {0};
     static struct lp_waiter sw = {0};
 
+    for (int i = 0; i <= CAP; i++)
+        w[i].env_id = i % 2 ? ENV_B : ENV_A; /* the cap counts every environment */
     for (int i = 0; i < CAP; i++)
-        ck_assert_int_eq(longpoll_park(&w[i], &c[i], 5, far()), LP_SUSPENDED);
+        ck_assert_int_eq(longpoll_park(&w[i], &c[i], i % 2 ? 1 : 5, far()), LP_SUSPENDED);
     ck_assert_uint_eq(longpoll_held(), CAP);
-    ck_assert_int_eq(longpoll_park(&w[CAP], &c[CAP], 5, far()), LP_FULL);
+    ck_assert_int_eq(longpoll_park(&w[CAP], &c[CAP], 1, far()), LP_FULL);
     ck_assert_int_eq(w[CAP].state, LP_IDLE);
     ck_assert_int_eq(atomic_load(&c[CAP].suspended), 0);
     ck_assert_int_eq(longpoll_stream_open(&sw, &sc), LP_FULL);
@@ -190,7 +311,7 @@ START_TEST(test_cap)
 
     longpoll_forget(&w[0]); /* frees a place */
     ck_assert_uint_eq(longpoll_held(), CAP - 1);
-    ck_assert_int_eq(longpoll_park(&w[CAP], &c[CAP], 5, far()), LP_SUSPENDED);
+    ck_assert_int_eq(longpoll_park(&w[CAP], &c[CAP], 1, far()), LP_SUSPENDED);
     ck_assert_uint_eq(longpoll_held(), CAP);
 }
 END_TEST
@@ -198,10 +319,11 @@ END_TEST
 START_TEST(test_shutdown)
 {
     static struct MHD_Connection c[2] = {0}, sc = {0}, late = {0};
-    static struct lp_waiter w[2] = {0}, sw = {0}, lw = {0};
+    static struct lp_waiter w[2] = {{.env_id = ENV_A}, {.env_id = ENV_B}}, sw = {.env_id = ENV_A},
+                            lw = {.env_id = ENV_A};
 
     ck_assert_int_eq(longpoll_park(&w[0], &c[0], 5, far()), LP_SUSPENDED);
-    ck_assert_int_eq(longpoll_park(&w[1], &c[1], 5, far()), LP_SUSPENDED);
+    ck_assert_int_eq(longpoll_park(&w[1], &c[1], 1, far()), LP_SUSPENDED);
     ck_assert_int_eq(longpoll_stream_open(&sw, &sc), LP_REGISTERED); /* busy, not suspended */
     ck_assert_uint_eq(longpoll_held(), 3);
 
@@ -227,12 +349,46 @@ START_TEST(test_shutdown)
 }
 END_TEST
 
+/* A token no longer live resumes its waiters with LP_REVOKED; a park made
+ * with an older token epoch is not held. */
+static bool only_token_1(const uint8_t token[LP_TOKEN_LEN], void *cls)
+{
+    (void)cls;
+    return token[0] == 1;
+}
+
+START_TEST(test_revoke)
+{
+    static struct MHD_Connection c1 = {0}, c2 = {0}, c3 = {0};
+    static struct lp_waiter w1 = {.env_id = ENV_A, .token = {1}, .token_epoch = 1},
+                            w2 = {.env_id = ENV_B, .token = {2}, .token_epoch = 1},
+                            w3 = {.env_id = ENV_A, .token = {1}, .token_epoch = 1};
+
+    ck_assert_int_eq(longpoll_park(&w1, &c1, 5, far()), LP_SUSPENDED);
+    ck_assert_int_eq(longpoll_park(&w2, &c2, 1, far()), LP_SUSPENDED);
+    longpoll_revoke(2, only_token_1, NULL);
+    ck_assert_int_eq(atomic_load(&c2.resumed), 1);
+    ck_assert_int_eq(w2.state, LP_REVOKED);
+    ck_assert_ptr_null(w2.next);
+    ck_assert_int_eq(atomic_load(&c1.resumed), 0);
+    ck_assert_int_eq(w1.state, LP_PARKED);
+    ck_assert_uint_eq(longpoll_held(), 1);
+
+    /* Found live in a snapshot of epoch 1, parks after the change to 2. */
+    ck_assert_int_eq(longpoll_park(&w3, &c3, 5, far()), LP_MOVED);
+    ck_assert_int_eq(atomic_load(&c3.suspended), 0);
+    w3.token_epoch = 2;
+    ck_assert_int_eq(longpoll_park(&w3, &c3, 5, far()), LP_SUSPENDED);
+    ck_assert_uint_eq(longpoll_held(), 2);
+}
+END_TEST
+
 /* ---- streams ------------------------------------------------------------- */
 
 START_TEST(test_stream)
 {
     static struct MHD_Connection c = {0};
-    static struct lp_waiter w = {0};
+    static struct lp_waiter w = {.env_id = ENV_A};
 
     ck_assert_int_eq(longpoll_stream_open(&w, &c), LP_REGISTERED);
     ck_assert(w.repeat);
@@ -241,27 +397,32 @@ START_TEST(test_stream)
     ck_assert_uint_eq(longpoll_held(), 1);
 
     /* Not suspended: a change passes it by; it finds it when it next waits. */
-    longpoll_wake(6);
+    publish_and_wake(6, 1);
     ck_assert_int_eq(atomic_load(&c.resumed), 0);
+    ck_assert_int_eq(w.state, LP_IDLE);
+    ck_assert_int_eq(longpoll_stream_wait(&w, 5, far()), LP_MOVED);
+    ck_assert_int_eq(w.state, LP_CHANGED);
+    ck_assert_int_eq(atomic_load(&c.suspended), 0);
 
-    ck_assert_int_eq(longpoll_stream_wait(&w, 5, far()), LP_SUSPENDED);
+    ck_assert_int_eq(longpoll_stream_wait(&w, 6, far()), LP_SUSPENDED);
     ck_assert_int_eq(w.state, LP_PARKED);
     ck_assert_int_eq(atomic_load(&c.suspended), 1);
-    set_version(6);
-    longpoll_wake(6);
+    publish_and_wake(6, 2); /* another environment moves: not this stream's */
+    ck_assert_int_eq(atomic_load(&c.resumed), 0);
+    publish_and_wake(7, 2);
     ck_assert_int_eq(atomic_load(&c.resumed), 1);
     ck_assert_int_eq(w.state, LP_CHANGED);
     ck_assert_ptr_nonnull(w.next); /* a stream stays registered */
     ck_assert_uint_eq(longpoll_held(), 1);
 
     /* The version moved while it was busy sending: no suspension. */
-    ck_assert_int_eq(longpoll_stream_wait(&w, 5, far()), LP_MOVED);
+    ck_assert_int_eq(longpoll_stream_wait(&w, 6, far()), LP_MOVED);
     ck_assert_int_eq(w.state, LP_CHANGED);
     ck_assert_int_eq(atomic_load(&c.suspended), 1);
 
     /* Back to an older version (a restored database) counts as a move too. */
     set_version(2);
-    ck_assert_int_eq(longpoll_stream_wait(&w, 6, far()), LP_MOVED);
+    ck_assert_int_eq(longpoll_stream_wait(&w, 7, far()), LP_MOVED);
 
     /* The keep-alive deadline resumes it through the timer, still registered. */
     ck_assert_int_eq(longpoll_stream_wait(&w, 2, time_monotonic_us() + 100000), LP_SUSPENDED);
@@ -270,14 +431,24 @@ START_TEST(test_stream)
     ck_assert_ptr_nonnull(w.next);
     ck_assert_uint_eq(longpoll_held(), 1);
 
+    /* Its environment deleted: a waiting stream is woken ... */
+    ck_assert_int_eq(longpoll_stream_wait(&w, 2, far()), LP_SUSPENDED);
+    publish_and_wake(GONE, 2);
+    ck_assert_int_eq(atomic_load(&c.resumed), 3);
+    ck_assert_int_eq(w.state, LP_CHANGED);
+    /* ... and one that asks to wait then is not suspended. */
+    ck_assert_int_eq(longpoll_stream_wait(&w, 2, far()), LP_MOVED);
+    ck_assert_int_eq(atomic_load(&c.suspended), 3);
+
     longpoll_forget(&w);
     ck_assert_ptr_null(w.next);
     ck_assert_uint_eq(longpoll_held(), 0);
     longpoll_forget(&w); /* twice is harmless */
     ck_assert_uint_eq(longpoll_held(), 0);
     /* Forgotten: waiting again ends the stream rather than suspending. */
+    set_version(2);
     ck_assert_int_eq(longpoll_stream_wait(&w, 2, far()), LP_CLOSING);
-    ck_assert_int_eq(atomic_load(&c.suspended), 2);
+    ck_assert_int_eq(atomic_load(&c.suspended), 3);
     ck_assert_int_eq(atomic_load(&c.misplaced), 0);
 }
 END_TEST
@@ -298,8 +469,7 @@ static void *race_publish(void *arg)
     for (int r = 1; r <= RACE_ROUNDS; r++) {
         while (atomic_load(&race_go) < r)
             sched_yield();
-        set_version(5 + r); /* publish, then wake: the listener's order */
-        longpoll_wake(5 + r);
+        publish_and_wake(5 + r, 1);
         atomic_store(&race_done, r);
     }
     return NULL;
@@ -317,8 +487,8 @@ START_TEST(test_no_lost_wakeup)
     ck_assert_int_eq(pthread_create(&writer, NULL, race_publish, NULL), 0);
     for (int r = 1; r <= RACE_ROUNDS; r++) {
         struct MHD_Connection c = {0};
-        struct lp_waiter w = {0};
-        int64_t v = snapshot_version();
+        struct lp_waiter w = {.env_id = ENV_A};
+        int64_t v = version_a();
         atomic_store(&race_go, r);
         /* Park a little later in each round, so that across the rounds the
          * publish lands before, during and after the park. */
@@ -331,7 +501,7 @@ START_TEST(test_no_lost_wakeup)
             parked++;
             ck_assert_msg(atomic_load(&c.resumed) == 1,
                           "round %d: parked at %lld, not woken by %lld", r, (long long)v,
-                          (long long)snapshot_version());
+                          (long long)version_a());
         } else {
             ck_assert_int_eq(rc, LP_MOVED);
             moved++;
@@ -352,12 +522,17 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_park_then_wake);
     tcase_add_test(tc, test_wake_selects);
+    tcase_add_test(tc, test_env_isolation);
+    tcase_add_test(tc, test_env_gone);
     tcase_add_test(tc, test_park_moved);
     tcase_add_test(tc, test_deadline);
     tcase_add_test(tc, test_cap);
     tcase_add_test(tc, test_shutdown);
     tcase_add_test(tc, test_stream);
     tcase_add_test(tc, test_no_lost_wakeup);
+    /* Last: it leaves the token epoch at 2, which would turn every later
+     * park into LP_MOVED when the tests share one process (CK_FORK=no). */
+    tcase_add_test(tc, test_revoke);
     suite_add_tcase(s, tc);
 
     return unit_run(s);
