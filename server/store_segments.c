@@ -69,35 +69,6 @@ static int segment_from_row(const PGresult *r, int row, struct vx_segment *g)
     return rc;
 }
 
-/* The names of the first column of every row; caller frees. */
-static enum store_status names_query(PGconn *c, const char *sql, const char *since, char ***out,
-                                     size_t *n)
-{
-    const char *params[] = {since};
-    enum store_status st = STORE_OK;
-    PGresult *r = store_query(c, sql, 1, params, &st);
-
-    *out = NULL;
-    *n = 0;
-    if (r == NULL)
-        return st;
-    size_t rows = (size_t)PQntuples(r);
-    char **a = calloc(rows > 0 ? rows : 1, sizeof *a);
-    for (size_t i = 0; a != NULL && i < rows; i++)
-        if ((a[i] = strdup(PQgetvalue(r, (int)i, 0))) == NULL) {
-            while (i > 0)
-                free(a[--i]);
-            free(a);
-            a = NULL;
-        }
-    PQclear(r);
-    if (a == NULL)
-        return store_fail(STORE_ERROR, "out of memory");
-    *out = a;
-    *n = rows;
-    return STORE_OK;
-}
-
 enum store_status store_segments_select(PGconn *c, int64_t since, struct vx_segment **segs,
                                         size_t *n, char ***deleted, size_t *n_deleted)
 {
@@ -128,7 +99,7 @@ enum store_status store_segments_select(PGconn *c, int64_t since, struct vx_segm
     *segs = a;
     *n = rows;
     if (since >= 0)
-        st = names_query(c, SQL_SEGMENTS_DELETED, params[0], deleted, n_deleted);
+        st = store_names_query(c, SQL_SEGMENTS_DELETED, params[0], deleted, n_deleted);
     return st;
 }
 
@@ -300,7 +271,7 @@ static enum store_status segment_write_cb(PGconn *c, void *cls)
     /* Every environment whose flags use the segment answers differently
      * now: one version bump each (none for a new or an unused one). */
     if (st == STORE_OK && w->what == SEG_UPDATE)
-        st = names_query(c, SQL_SEGMENT_USERS_ENVS, w->name, &envs, &n_envs);
+        st = store_names_query(c, SQL_SEGMENT_USERS_ENVS, w->name, &envs, &n_envs);
     static char *const none[1];
     if (st == STORE_OK)
         st = store_version_bump(c, STORE_CHANGE_SEGMENT, w->name, envs != NULL ? envs : none,

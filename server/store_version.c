@@ -111,34 +111,39 @@ enum store_status store_changes_count(PGconn *c, int64_t since, int64_t *n, bool
     return STORE_OK;
 }
 
-enum store_status store_changes_deleted(PGconn *c, int64_t since, char ***names, size_t *n)
+enum store_status store_names_query(PGconn *c, const char *sql, const char *since, char ***out,
+                                    size_t *n)
 {
-    char v[24];
-    const char *params[] = {store_itoa(since, v)};
-    enum store_status st;
-    PGresult *r = store_query(c, SQL_CHANGES_DELETED, 1, params, &st);
+    const char *params[] = {since};
+    enum store_status st = STORE_OK;
+    PGresult *r = store_query(c, sql, 1, params, &st);
 
-    *names = NULL;
+    *out = NULL;
     *n = 0;
     if (r == NULL)
         return st;
     size_t rows = (size_t)PQntuples(r);
     char **a = calloc(rows > 0 ? rows : 1, sizeof *a);
-    for (size_t i = 0; a != NULL && i < rows; i++) {
-        a[i] = strdup(PQgetvalue(r, (int)i, 0));
-        if (a[i] == NULL) {
+    for (size_t i = 0; a != NULL && i < rows; i++)
+        if ((a[i] = strdup(PQgetvalue(r, (int)i, 0))) == NULL) {
             while (i > 0)
                 free(a[--i]);
             free(a);
             a = NULL;
         }
-    }
     PQclear(r);
     if (a == NULL)
-        return store_fail(STORE_ERROR, "out of memory reading deleted flags");
-    *names = a;
+        return store_fail(STORE_ERROR, "out of memory");
+    *out = a;
     *n = rows;
     return STORE_OK;
+}
+
+enum store_status store_changes_deleted(PGconn *c, int64_t since, char ***names, size_t *n)
+{
+    char v[24];
+
+    return store_names_query(c, SQL_CHANGES_DELETED, store_itoa(since, v), names, n);
 }
 
 enum store_status store_version_select(PGconn *c, int64_t *version)

@@ -1100,7 +1100,7 @@ static json_t *segments_body(size_t n)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "seg%zu", i);
         ck_assert_int_eq(json_array_append_new(a, json_string(name)), 0);
     }
