@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "murmur3.h"
 #include "timeutil.h"
 
 #define HAZARD_SLOTS 256
@@ -99,6 +100,7 @@ void segment_clear(struct vx_segment *g)
     free(g->name);
     free(g->description);
     users_free(g->users, g->n_users);
+    free(g->slots);
     memset(g, 0, sizeof *g);
 }
 
@@ -164,11 +166,59 @@ static void snapshot_free(struct vx_snapshot *s)
     atomic_fetch_sub(&live, 1);
 }
 
+/* The hash of a user in a segment's set.  Evaluating the flags of one
+ * request asks for the same user many times: the last one is remembered
+ * per thread (by its bytes: a buffer may be reused for another user). */
+static uint32_t user_hash(const char *user, size_t len)
+{
+    static _Thread_local char last[FLAG_USER_MAX];
+    static _Thread_local size_t last_len = SIZE_MAX;
+    static _Thread_local uint32_t last_hash;
+
+    if (len > FLAG_USER_MAX)
+        return murmur3_x86_32(user, len, 0x5e6d);
+    if (len != last_len || memcmp(user, last, len) != 0) {
+        last_hash = murmur3_x86_32(user, len, 0x5e6d);
+        memcpy(last, user, len);
+        last_len = len;
+    }
+    return last_hash;
+}
+
+/* Fill g's hash set of users (struct vx_segment).  0 or -1 (OOM). */
+static int segment_index(struct vx_segment *g)
+{
+    size_t size = 8;
+
+    while (size < 2 * g->n_users)
+        size *= 2;
+    g->slots = calloc(size, sizeof *g->slots);
+    if (g->slots == NULL || g->n_users >= UINT32_MAX)
+        return -1;
+    g->mask = size - 1;
+    for (size_t i = 0; i < g->n_users; i++) {
+        size_t at = murmur3_x86_32(g->users[i], strlen(g->users[i]), 0x5e6d) & g->mask;
+        while (g->slots[at] != 0)
+            at = (at + 1) & g->mask;
+        g->slots[at] = (uint32_t)i + 1;
+    }
+    return 0;
+}
+
 static bool has_segment_user(const void *cls, const char *name, const char *user, size_t len)
 {
     const struct vx_segment *g = snapshot_segment(cls, name, strlen(name));
 
-    return g != NULL && users_contain(g->users, g->n_users, user, len);
+    /* A stored user never holds a NUL; without one in user, strncmp equal
+     * over len bytes means u has len bytes before its end too. */
+    if (g == NULL || g->n_users == 0 || memchr(user, '\0', len) != NULL)
+        return false;
+    for (size_t at = user_hash(user, len) & g->mask; g->slots[at] != 0; at = (at + 1) & g->mask) {
+        const char *u = g->users[g->slots[at] - 1];
+        if (strncmp(u, user, len) == 0 && u[len] == '\0')
+            return true;
+    }
+    return false;
 }
 
 /* The segments of prev merged with the changed (taken, sorted here) and
@@ -197,6 +247,8 @@ static int build_segments(struct vx_snapshot *s, const struct vx_snapshot *prev,
             memset(&p->segments[j++], 0, sizeof *g);
             atomic_init(&g->refs, 1);
             s->segments[s->n_segments++] = g;
+            if (segment_index(g) != 0)
+                return -1;
             i += c == 0;
             continue;
         }

@@ -76,6 +76,13 @@ struct vx_segment {
     size_t n_users;
     int64_t created_at, updated_at; /* µs */
     int64_t revision;
+    /* users as an open-addressing hash set, built with the snapshot that
+     * first holds the segment: slot i holds index + 1 into users (0 =
+     * empty); mask + 1 slots, at least twice n_users.  Evaluation asks it
+     * for every flag that names the segment, so it answers with one hash
+     * and, mostly, one comparison instead of a binary search. */
+    uint32_t *slots;
+    size_t mask;
     atomic_long refs;
 };
 

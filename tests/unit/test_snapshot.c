@@ -896,6 +896,53 @@ START_TEST(test_eval_segments)
 }
 END_TEST
 
+/* A large segment: every member is found through the hash set and nobody
+ * else -- neither a member's prefix nor a longer id, nor one holding a
+ * NUL, nor the same bytes asked for with another length. */
+START_TEST(test_eval_large_segment)
+{
+    static const struct env_spec env = {1, "production", 1, true};
+    enum { N = 5000 };
+    static char ids[N][16];
+    static const char *users[N];
+    struct snapshot_parts p;
+
+    for (size_t i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "m%05zu", i * 2); /* sorted: fixed width */
+        users[i] = ids[i];
+    }
+    parts_init(&p, 1, &env, 1);
+    p.flags[0] = calloc(1, sizeof(struct vx_flag));
+    ck_assert_ptr_nonnull(p.flags[0]);
+    fill_flag(&p.flags[0][0], "big", true, 0, 1);
+    static const char *const seg_names[] = {"many"};
+    p.flags[0][0].segments = make_names(seg_names, 1);
+    p.flags[0][0].n_segments = 1;
+    p.n_flags[0] = 1;
+    p.segments = calloc(1, sizeof(*p.segments));
+    ck_assert_ptr_nonnull(p.segments);
+    fill_segment(&p.segments[0], "many", users, N, 1);
+    p.n_segments = 1;
+    struct vx_snapshot *s = snapshot_build(NULL, &p);
+    ck_assert_ptr_nonnull(s);
+    struct vx_view *v = view_of(s, "production");
+    enum vx_reason r;
+    char id[16];
+
+    for (size_t i = 0; i < 2 * N; i++) {
+        int n = snprintf(id, sizeof id, "m%05zu", i);
+        bool on = snapshot_eval(s, v, 0, id, (size_t)n, &r);
+        ck_assert_msg(on == (i % 2 == 0), "%s: %d", id, on);
+        ck_assert_int_eq(r, on ? VX_REASON_TARGETING_MATCH : VX_REASON_SPLIT);
+    }
+    ck_assert(!snapshot_eval(s, v, 0, "m0000", 5, &r));     /* a member's prefix */
+    ck_assert(!snapshot_eval(s, v, 0, "m000000", 7, &r));   /* longer */
+    ck_assert(!snapshot_eval(s, v, 0, "m00000\0x", 8, &r)); /* a NUL inside */
+    ck_assert(snapshot_eval(s, v, 0, "m00000x", 6, &r));    /* only len bytes count */
+    snapshot_release(s);
+}
+END_TEST
+
 /* ---- snapshots: tokens -------------------------------------------------- */
 
 START_TEST(test_token_env_index)
@@ -1288,6 +1335,7 @@ int main(void)
     tcase_add_test(tc, test_build_envs_come_and_go);
     tcase_add_test(tc, test_segments_shared_replaced_deleted);
     tcase_add_test(tc, test_eval_segments);
+    tcase_add_test(tc, test_eval_large_segment);
     tcase_add_test(tc, test_token_env_index);
     tcase_add_test(tc, test_roles);
     tcase_add_test(tc, test_same_tokens);
