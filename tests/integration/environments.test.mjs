@@ -521,6 +521,21 @@ describe('the request environment and its errors', () => {
     await assertUnchanged(snap, 'bad environments values');
   });
 
+  test('OFREP with an admin token and ?env=: evaluated there, and its stream URL keeps that env=', async () => {
+    await env.admin.patch('/api/flags/req?env=staging', { enabled: false });
+    const ctx = { context: { targetingKey: 'u1' } };
+    const prod = await env.admin.post('/ofrep/v1/evaluate/flags/req', ctx);
+    const stag = await env.admin.post('/ofrep/v1/evaluate/flags/req?env=staging', ctx);
+    assert.equal(prod.status, 200, prod.text);
+    assert.equal(stag.status, 200, stag.text);
+    assert.deepEqual([prod.json.value, stag.json.value], [true, false], 'each environment\'s state');
+    const bulk = await env.admin.post('/ofrep/v1/evaluate/flags?env=staging', ctx);
+    assert.equal(bulk.status, 200, bulk.text);
+    assert.match(bulk.json.eventStreams[0].endpoint.requestUri, /[?&]env=staging(&|$)/);
+    const plain = await env.admin.post('/ofrep/v1/evaluate/flags', ctx);
+    assert.doesNotMatch(plain.json.eventStreams[0].endpoint.requestUri, /env=/, 'the default: no env=');
+  });
+
   test('an unknown environment for a token is 400 and creates none', async () => {
     const snap = await everything();
     assertError(await env.admin.post('/api/tokens', { name: 't', role: 'client', environment: 'nope' }), 400,
