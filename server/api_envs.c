@@ -14,18 +14,7 @@
 #include "text.h"
 #include "timeutil.h"
 
-#define AWAIT_PUBLISH_MS    2000
-#define ENV_DESCRIPTION_MAX 1000 /* characters, like a flag's */
-
-/* Characters (UTF-8 code points) in s[0..len): jansson hands valid UTF-8. */
-static size_t chars(const char *s, size_t len)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < len; i++)
-        n += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return n;
-}
+#define AWAIT_PUBLISH_MS 2000
 
 static json_t *env_json(const struct vx_env *e)
 {
@@ -113,32 +102,37 @@ static struct env_call *read_body(struct vx_req *r, bool create)
             return NULL;
         }
     }
-    const char *why = NULL;
+    struct vx_error err = {VX_E_INVALID_VALUE, ""};
     json_t *name = json_object_get(body, "name"), *desc = json_object_get(body, "description"),
            *def = json_object_get(body, "default");
+    char *description = NULL;
+    int bad = 0;
     if (create && (!json_is_string(name) ||
                    !env_name_valid(json_string_value(name), json_string_length(name))))
-        why = "name must be an environment name: ^[a-z0-9][a-z0-9_-]{0,31}$";
-    else if (desc != NULL &&
-             (!json_is_string(desc) ||
-              strlen(json_string_value(desc)) != json_string_length(desc) ||
-              chars(json_string_value(desc), json_string_length(desc)) > ENV_DESCRIPTION_MAX))
-        why = "description must be text of at most 1000 characters";
-    else if (def != NULL && !json_is_true(def))
-        why = "default can only be set to true: make another environment the default instead";
-    if (why != NULL) {
-        http_reply_error(r, 400, VX_E_INVALID_VALUE, "%s", why);
+        bad = vx_fail(&err, VX_E_INVALID_VALUE,
+                      "name must be an environment name: ^[a-z0-9][a-z0-9_-]{0,31}$");
+    else if (desc != NULL)
+        bad = text_from_json(desc, "description", FLAG_DESCRIPTION_MAX, &description, &err);
+    if (bad == 0 && def != NULL && !json_is_true(def))
+        bad = vx_fail(&err, VX_E_INVALID_VALUE,
+                      "default can only be set to true: make another environment the default "
+                      "instead");
+    if (bad != 0) {
+        free(description);
+        http_reply_error(r, 400, err.code, "%s", err.message);
         json_decref(body);
         return NULL;
     }
     ec = calloc(1, sizeof(*ec));
     if (ec != NULL) {
         ec->name = strdup(create ? json_string_value(name) : http_arg(r, 0));
-        ec->description = desc != NULL ? strdup(json_string_value(desc)) : NULL;
+        ec->description = description;
         ec->make_default = def != NULL;
+    } else {
+        free(description);
     }
     json_decref(body);
-    if (ec == NULL || ec->name == NULL || (desc != NULL && ec->description == NULL)) {
+    if (ec == NULL || ec->name == NULL) {
         if (ec != NULL)
             env_call_free(ec);
         http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");

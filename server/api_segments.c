@@ -200,16 +200,6 @@ static enum http_rc submit(struct vx_req *r, struct segment_call *sc)
     return http_run_db(r, segment_call_work, sc, segment_call_free);
 }
 
-/* Characters (UTF-8 code points) in s[0..len): jansson hands valid UTF-8. */
-static size_t chars(const char *s, size_t len)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < len; i++)
-        n += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return n;
-}
-
 /* A create (name, description?, users?) or update (description?, users?)
  * body into a new call; NULL with 400 queued. */
 static struct segment_call *read_body(struct vx_req *r, bool create)
@@ -232,17 +222,10 @@ static struct segment_call *read_body(struct vx_req *r, bool create)
     }
     json_t *name = json_object_get(body, "name"), *desc = json_object_get(body, "description"),
            *users = json_object_get(body, "users");
-    const char *why = NULL;
     if (create && (!json_is_string(name) ||
-                   !flag_name_valid(json_string_value(name), json_string_length(name))))
-        why = "name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$";
-    else if (desc != NULL &&
-             (!json_is_string(desc) ||
-              strlen(json_string_value(desc)) != json_string_length(desc) ||
-              chars(json_string_value(desc), json_string_length(desc)) > SEGMENT_DESCRIPTION_MAX))
-        why = "description must be text of at most 1000 characters";
-    if (why != NULL) {
-        http_reply_error(r, 400, VX_E_INVALID_VALUE, "%s", why);
+                   !flag_name_valid(json_string_value(name), json_string_length(name)))) {
+        http_reply_error(r, 400, VX_E_INVALID_VALUE,
+                         "name must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$");
         json_decref(body);
         return NULL;
     }
@@ -253,22 +236,18 @@ static struct segment_call *read_body(struct vx_req *r, bool create)
         http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
         return NULL;
     }
-    if (users != NULL && users_from_json(users, "users", SEGMENT_USERS_MAX, &sc->patch.users,
-                                         &sc->patch.n_users, &err) != 0) {
-        json_decref(body);
+    sc->patch.set_description = desc != NULL;
+    sc->patch.set_users = users != NULL;
+    int bad = (desc != NULL && text_from_json(desc, "description", SEGMENT_DESCRIPTION_MAX,
+                                              &sc->patch.description, &err) != 0) ||
+              (users != NULL && users_from_json(users, "users", SEGMENT_USERS_MAX, &sc->patch.users,
+                                                &sc->patch.n_users, &err) != 0);
+    json_decref(body);
+    if (bad) {
         segment_call_free(sc);
         http_reply_error(r, 400, err.code, "%s", err.message);
         return NULL;
     }
-    sc->patch.set_users = users != NULL;
-    sc->patch.set_description = desc != NULL;
-    if (desc != NULL && (sc->patch.description = strdup(json_string_value(desc))) == NULL) {
-        json_decref(body);
-        segment_call_free(sc);
-        http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
-        return NULL;
-    }
-    json_decref(body);
     return sc;
 }
 

@@ -159,9 +159,7 @@ static int flag_get_name(const json_t *v, const char *field, char **out, struct 
     return *out == NULL ? vx_fail(err, VX_E_UNAVAILABLE, "out of memory") : 0;
 }
 
-/* description, owner: at most max characters.  *out is a new string. */
-static int flag_get_text(const json_t *v, const char *field, size_t max, char **out,
-                         struct vx_error *err)
+int text_from_json(const json_t *v, const char *field, size_t max, char **out, struct vx_error *err)
 {
     const char *s = ""; /* set by flag_check_string on success */
     size_t len = 0;
@@ -356,9 +354,9 @@ static int flag_patch_field(struct vx_flag_patch *p, unsigned bit, const char *k
     case FLAG_SET_NAME:
         return flag_get_name(v, key, &p->name, err);
     case FLAG_SET_DESCRIPTION:
-        return flag_get_text(v, key, FLAG_DESCRIPTION_MAX, &p->description, err);
+        return text_from_json(v, key, FLAG_DESCRIPTION_MAX, &p->description, err);
     case FLAG_SET_OWNER:
-        return flag_get_text(v, key, FLAG_OWNER_MAX, &p->owner, err);
+        return text_from_json(v, key, FLAG_OWNER_MAX, &p->owner, err);
     case FLAG_SET_ENABLED:
         return flag_get_bool(v, key, &p->enabled, err);
     case FLAG_SET_PERCENTAGE:
@@ -669,10 +667,7 @@ void flag_free(struct vx_flag *f)
 /* Lookup                                                               */
 /* ------------------------------------------------------------------ */
 
-/* strcmp order between a NUL-terminated s and a counted (u, n), without
- * strlen.  s ending first means s sorts first -- even if u holds a NUL
- * there: a stored user never contains one, so it cannot equal such a u. */
-static int flag_user_cmp(const char *s, const char *u, size_t n)
+int name_cmp(const char *s, const char *u, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char a = (unsigned char)s[i], b = (unsigned char)u[i];
@@ -689,20 +684,14 @@ bool flag_has_user(const struct vx_flag *f, const char *user, size_t user_len)
     return users_contain(f->users, f->n_users, user, user_len);
 }
 
+static const char *users_at(const void *list, size_t i)
+{
+    return ((char *const *)list)[i];
+}
+
 bool users_contain(char *const *users, size_t n, const char *user, size_t user_len)
 {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = flag_user_cmp(users[mid], user, user_len);
-        if (c == 0)
-            return true;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return false;
+    return names_find(users, n, users_at, user, user_len) < n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -832,7 +821,7 @@ static int flag_get_text_or_empty(const json_t *obj, const char *field, size_t m
 {
     const json_t *v = json_object_get(obj, field);
     if (v != NULL)
-        return flag_get_text(v, field, max, out, err);
+        return text_from_json(v, field, max, out, err);
     *out = strdup("");
     return *out == NULL ? vx_fail(err, VX_E_UNAVAILABLE, "out of memory") : 0;
 }

@@ -79,6 +79,12 @@ struct vx_env_patch {
     struct vx_flag_patch state;
 };
 
+/* A text field (a description, an owner): a JSON string without NUL of at
+ * most max characters (UTF-8 code points).  0 with *out a new string, or
+ * -1 with err naming field. */
+int text_from_json(const json_t *v, const char *field, size_t max, char **out,
+                   struct vx_error *err);
+
 /* docs/api.md §6 environment name rule: ^[a-z0-9][a-z0-9_-]{0,31}$ */
 bool env_name_valid(const char *s, size_t len);
 
@@ -156,6 +162,34 @@ size_t flag_users_normalize(char **users, size_t n, const char **dup);
 
 /* Is user listed? (binary search; users must be sorted) */
 bool flag_has_user(const struct vx_flag *f, const char *user, size_t user_len);
+
+/* strcmp order between a NUL-terminated s and a counted (u, n), without
+ * strlen.  s ending first means s sorts first -- even if u holds a NUL
+ * there: a stored name never contains one, so it cannot equal such a u. */
+int name_cmp(const char *s, const char *u, size_t n);
+
+/* The index of name[0..len) in a list of n names sorted in strcmp order,
+ * name_at(list, i) being the i-th; n when it is not there.  Binary search;
+ * inline, so that each caller's name_at is inlined too: it serves the
+ * read path (a flag's users, a view's flags, a snapshot's segments). */
+static inline size_t names_find(const void *list, size_t n,
+                                const char *(*name_at)(const void *list, size_t i),
+                                const char *name, size_t len)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = name_cmp(name_at(list, mid), name, len);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return n;
+}
 
 /* Is user in users[0..n) (sorted, distinct)?  Binary search. */
 bool users_contain(char *const *users, size_t n, const char *user, size_t user_len);

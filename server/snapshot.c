@@ -209,15 +209,11 @@ static bool has_segment_user(const void *cls, const char *name, const char *user
 {
     const struct vx_segment *g = snapshot_segment(cls, name, strlen(name));
 
-    /* A stored user never holds a NUL; without one in user, strncmp equal
-     * over len bytes means u has len bytes before its end too. */
-    if (g == NULL || g->n_users == 0 || memchr(user, '\0', len) != NULL)
+    if (g == NULL || g->n_users == 0)
         return false;
-    for (size_t at = user_hash(user, len) & g->mask; g->slots[at] != 0; at = (at + 1) & g->mask) {
-        const char *u = g->users[g->slots[at] - 1];
-        if (strncmp(u, user, len) == 0 && u[len] == '\0')
+    for (size_t at = user_hash(user, len) & g->mask; g->slots[at] != 0; at = (at + 1) & g->mask)
+        if (name_cmp(g->users[g->slots[at] - 1], user, len) == 0)
             return true;
-    }
     return false;
 }
 
@@ -468,10 +464,8 @@ bool snapshot_view_current(const struct vx_view *v)
 
 const struct vx_env *snapshot_env(const struct vx_snapshot *s, const char *name, size_t len)
 {
-    if (memchr(name, '\0', len) != NULL) /* no stored name holds a NUL */
-        return NULL;
-    for (size_t i = 0; i < s->n_envs; i++)
-        if (strncmp(s->envs[i].name, name, len) == 0 && s->envs[i].name[len] == '\0')
+    for (size_t i = 0; i < s->n_envs; i++) /* a few, in creation order */
+        if (name_cmp(s->envs[i].name, name, len) == 0)
             return &s->envs[i];
     return NULL;
 }
@@ -484,26 +478,16 @@ const struct vx_env *snapshot_env_by_id(const struct vx_snapshot *s, int64_t id)
     return NULL;
 }
 
+static const char *segment_name_at(const void *list, size_t i)
+{
+    return ((struct vx_segment *const *)list)[i]->name;
+}
+
 const struct vx_segment *snapshot_segment(const struct vx_snapshot *s, const char *name, size_t len)
 {
-    if (memchr(name, '\0', len) != NULL) /* no stored name holds a NUL */
-        return NULL;
-    size_t lo = 0, hi = s->n_segments;
+    size_t i = names_find(s->segments, s->n_segments, segment_name_at, name, len);
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const char *n = s->segments[mid]->name;
-        int c = strncmp(n, name, len);
-        if (c == 0 && n[len] != '\0')
-            c = 1;
-        if (c == 0)
-            return s->segments[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return i < s->n_segments ? s->segments[i] : NULL;
 }
 
 bool snapshot_eval(const struct vx_snapshot *s, const struct vx_view *v, size_t i, const char *user,

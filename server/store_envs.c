@@ -238,9 +238,9 @@ static enum store_status env_write_cb(PGconn *c, void *cls)
     }
     /* No environment's answers change: only the sequence moves, and the
      * listeners load in full (kind 'environment'). */
-    static char *const none[1]; /* no environment: an empty list, not every one */
     if (st == STORE_OK)
-        st = store_version_bump(c, STORE_CHANGE_ENVIRONMENT, w->name, none, 0, &w->version);
+        st =
+            store_version_bump(c, STORE_CHANGE_ENVIRONMENT, w->name, STORE_NO_ENVS, 0, &w->version);
     if (st == STORE_OK && w->what != ENV_DELETE)
         st = env_json(c, w);
     return st;

@@ -64,41 +64,22 @@ static void flag_write_finish(struct flag_write *w, enum store_status st, struct
         *version = st == STORE_OK ? w->version : 0;
 }
 
-/* A list of environment names: borrowed pointers. */
-struct env_list {
-    char *names[64];
-    size_t n;
-    bool all;
-};
-
-static void env_list_add(struct env_list *l, char *name)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->names[i], name) == 0)
-            return;
-    if (l->n < sizeof l->names / sizeof l->names[0])
-        l->names[l->n++] = name;
-    else
-        l->all = true;
-}
-
 /* The end of every write, once the rows are written (st says whether that
  * went well): record the event naming the environments whose state
  * changed, bump their versions (or every environment's, when bump_all),
  * and keep *after (taken) as the outcome. */
 static enum store_status flag_write_record(PGconn *c, struct flag_write *w, enum store_status st,
                                            const char *action, const struct flag_envs *before,
-                                           struct flag_envs *after, const struct env_list *changed,
-                                           bool bump_all)
+                                           struct flag_envs *after, char *const *changed,
+                                           size_t n_changed, bool bump_all)
 {
     const char *name = w->name;
 
     if (st == STORE_OK)
-        st = store_event_insert(c, name, w->now, w->actor, action, before, after, changed->names,
-                                changed->n);
+        st = store_event_insert(c, name, w->now, w->actor, action, before, after, changed,
+                                n_changed);
     if (st == STORE_OK)
-        st = store_version_bump(c, STORE_CHANGE_FLAG, name,
-                                bump_all || changed->all ? NULL : changed->names, changed->n,
+        st = store_version_bump(c, STORE_CHANGE_FLAG, name, bump_all ? NULL : changed, n_changed,
                                 &w->version);
     if (after == NULL)
         return st;
@@ -140,13 +121,16 @@ static enum store_status flag_write_check(PGconn *c, const struct vx_flag_patch 
 {
     const char *missing = NULL;
     enum store_status st = STORE_OK;
-    char *names[64];
-    size_t n = 0;
 
-    for (size_t i = 0; i < p->n_envs && n < 64; i++)
-        names[n++] = p->envs[i].env;
-    if (n > 0)
-        st = store_envs_exist(c, names, n, &missing);
+    if (p->n_envs > 0) {
+        char **names = calloc(p->n_envs, sizeof *names);
+        if (names == NULL)
+            return store_fail(STORE_ERROR, "out of memory");
+        for (size_t i = 0; i < p->n_envs; i++)
+            names[i] = p->envs[i].env;
+        st = store_envs_exist(c, names, p->n_envs, &missing);
+        free(names);
+    }
     if (st == STORE_OK && missing != NULL)
         return store_fail(STORE_INVALID, "environments: unknown environment \"%s\"", missing);
     if (st == STORE_OK && (p->set & FLAG_SET_SEGMENTS) && p->n_segments > 0)
@@ -168,7 +152,6 @@ static enum store_status flag_create_cb(PGconn *c, void *cls)
     struct flag_write *w = cls;
     struct flag_envs fe = {0};
     struct vx_env *envs = NULL;
-    struct env_list all = {0};
     size_t n_envs = 0;
     bool inserted = false;
     enum store_status st;
@@ -204,9 +187,8 @@ static enum store_status flag_create_cb(PGconn *c, void *cls)
         st = STORE_CONFLICT;
     for (size_t i = 0; st == STORE_OK && i < fe.n; i++)
         st = store_flag_state_write(c, fe.envs[i], &fe.flags[i]);
-    for (size_t i = 0; i < fe.n && all.n < 64; i++)
-        all.names[all.n++] = fe.envs[i];
-    return flag_write_record(c, w, st, "create", NULL, &fe, &all, true);
+    char **all = fe.envs; /* every environment's state is new; fe moves into w */
+    return flag_write_record(c, w, st, "create", NULL, &fe, all, fe.n, true);
 }
 
 enum store_status store_flag_create(PGconn *c, const struct vx_flag_patch *p, const char *env,
@@ -254,15 +236,22 @@ static enum store_status flag_write_changes(PGconn *c, struct flag_write *w, con
                                             struct flag_envs *cur, struct flag_envs *next,
                                             int64_t revision)
 {
-    struct env_list changed = {0};
     bool def_changed = cur == NULL || !flag_definition_equal(&cur->flags[0], &next->flags[0]);
     enum store_status st = STORE_OK;
+    /* The environments whose state changed (names borrowed from next). */
+    char **changed = calloc(next->n ? next->n : 1, sizeof *changed);
+    size_t n_changed = 0;
 
+    if (changed == NULL) {
+        flag_envs_free(next);
+        return store_fail(STORE_ERROR, "out of memory");
+    }
     for (size_t i = 0; i < next->n; i++)
         if (cur == NULL || !flag_state_equal(&cur->flags[i], &next->flags[i]))
-            env_list_add(&changed, next->envs[i]);
-    if (!def_changed && changed.n == 0 && !changed.all) {
+            changed[n_changed++] = next->envs[i];
+    if (!def_changed && n_changed == 0) {
         /* Nothing to write: answer the current flag. */
+        free(changed);
         flag_envs_free(next);
         w->flag = *cur;
         memset(cur, 0, sizeof *cur);
@@ -285,7 +274,9 @@ static enum store_status flag_write_changes(PGconn *c, struct flag_write *w, con
             st = store_flag_state_write(c, next->envs[i], &next->flags[i]);
     /* The event names the environments whose state changed; the bump also
      * reaches every other one when the definition changed. */
-    return flag_write_record(c, w, st, action, cur, next, &changed, def_changed);
+    st = flag_write_record(c, w, st, action, cur, next, changed, n_changed, def_changed);
+    free(changed);
+    return st;
 }
 
 /* ---- update --------------------------------------------------------------- */
@@ -340,17 +331,14 @@ static enum store_status flag_delete_cb(PGconn *c, void *cls)
 {
     struct flag_write *w = cls;
     struct flag_envs cur = {0};
-    struct env_list all = {0};
     enum store_status st;
 
     flag_write_reset(w);
     st = flag_write_lock(c, w, &cur);
     if (st != STORE_OK)
         return st;
-    for (size_t i = 0; i < cur.n && all.n < 64; i++)
-        all.names[all.n++] = cur.envs[i];
     st = store_flag_remove(c, w->name);
-    st = flag_write_record(c, w, st, "delete", &cur, NULL, &all, true);
+    st = flag_write_record(c, w, st, "delete", &cur, NULL, cur.envs, cur.n, true);
     flag_envs_free(&cur);
     return st;
 }

@@ -245,6 +245,9 @@ enum store_status store_max_revision(PGconn *c, const char *name, int64_t *rev);
 /* What a change touched, for the change log. */
 enum store_change { STORE_CHANGE_FLAG, STORE_CHANGE_SEGMENT, STORE_CHANGE_ENVIRONMENT };
 
+/* An empty list of environments for store_version_bump (NULL means all). */
+extern char *const STORE_NO_ENVS[1];
+
 /* Increment the sequence number into *version and the version of each
  * environment in envs[0..n) (envs NULL: of every environment), log that the
  * change touched name (table flag_changes, the last 10 000 kept) and

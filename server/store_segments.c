@@ -272,10 +272,9 @@ static enum store_status segment_write_cb(PGconn *c, void *cls)
      * now: one version bump each (none for a new or an unused one). */
     if (st == STORE_OK && w->what == SEG_UPDATE)
         st = store_names_query(c, SQL_SEGMENT_USERS_ENVS, w->name, &envs, &n_envs);
-    static char *const none[1];
     if (st == STORE_OK)
-        st = store_version_bump(c, STORE_CHANGE_SEGMENT, w->name, envs != NULL ? envs : none,
-                                n_envs, &w->version);
+        st = store_version_bump(c, STORE_CHANGE_SEGMENT, w->name,
+                                envs != NULL ? envs : STORE_NO_ENVS, n_envs, &w->version);
     for (size_t i = 0; i < n_envs; i++)
         free(envs[i]);
     free(envs);

@@ -68,6 +68,8 @@ static const char SQL_NOTIFY_TOKENS[] =
     "SELECT pg_notify($1, 'tokens')";
 /* clang-format on */
 
+char *const STORE_NO_ENVS[1];
+
 static const char *const change_kinds[] = {
     [STORE_CHANGE_FLAG] = "flag",
     [STORE_CHANGE_SEGMENT] = "segment",

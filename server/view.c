@@ -336,24 +336,14 @@ void view_release(struct vx_view *v)
         view_free(v);
 }
 
+static const char *flag_name_at(const void *list, size_t i)
+{
+    return ((const struct vx_flag *)list)[i].name;
+}
+
 const struct vx_flag *view_find(const struct vx_view *s, const char *name, size_t len)
 {
-    if (memchr(name, '\0', len) != NULL) /* no stored name holds a NUL */
-        return NULL;
-    size_t lo = 0, hi = s->n_flags;
+    size_t i = names_find(s->flags, s->n_flags, flag_name_at, name, len);
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const char *n = s->flags[mid].name;
-        int c = strncmp(n, name, len);
-        if (c == 0 && n[len] != '\0')
-            c = 1;
-        if (c == 0)
-            return &s->flags[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return i < s->n_flags ? &s->flags[i] : NULL;
 }
