@@ -13,6 +13,7 @@ import {
   RFC3339_MS, SECRET, assertError, createFlag, psql, sleep, startEnv, tableCounts, vexil,
 } from './lib/harness.mjs';
 import { waitFor } from './lib/cluster.mjs';
+import { openStream } from './lib/sse.mjs';
 
 // Strings that only the admin API may show.
 const HIDDEN = ['DESC-HIDDEN-1', 'OWNER-HIDDEN-1', 'listed-prod-hidden', 'listed-staging-hidden', 'vip_hidden_seg',
@@ -98,58 +99,6 @@ async function assertUnchanged(snap, what) {
   for (const k of Object.keys(snap)) assert.deepEqual(now[k], snap[k], `${what}: ${k} changed`);
 }
 
-/** A minimal SSE reader: {status, events [{id, json}], next(pred, ms), close()}. */
-async function openStream(url, headers = {}) {
-  const ctl = new AbortController();
-  const res = await fetch(url, { headers, signal: ctl.signal });
-  const s = { status: res.status, events: [], ended: false, close: () => ctl.abort() };
-  const waiters = new Set();
-  s.next = (pred = () => true, ms = 2000) => new Promise((resolve, reject) => {
-    const check = () => {
-      const e = s.events.find((x) => !x.taken && pred(x));
-      if (e) { e.taken = true; done(); resolve(e); return true; }
-      if (s.ended) { done(); reject(new Error('the stream ended without the event')); return true; }
-      return false;
-    };
-    const timer = setTimeout(() => { done(); reject(new Error(`no such event within ${ms} ms`)); }, ms);
-    const done = () => { clearTimeout(timer); waiters.delete(check); };
-    if (!check()) waiters.add(check);
-  });
-  if (res.status !== 200 || !res.body) {
-    s.text = await res.text().catch(() => '');
-    s.ended = true;
-    return s;
-  }
-  (async () => {
-    const dec = new TextDecoder();
-    let buf = '';
-    try {
-      for await (const chunk of res.body) {
-        buf += dec.decode(chunk, { stream: true });
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const ev = {};
-          for (const line of block.split('\n')) {
-            if (line.startsWith('id: ')) ev.id = line.slice(4);
-            else if (line.startsWith('data: ')) ev.data = line.slice(6);
-          }
-          if (ev.data !== undefined) {
-            ev.json = JSON.parse(ev.data);
-            s.events.push(ev);
-          }
-          for (const w of waiters) w();
-        }
-      }
-    } catch {
-      // aborted
-    }
-    s.ended = true;
-    for (const w of waiters) w();
-  })();
-  return s;
-}
 
 // ---------------------------------------------------------------- §3 making frontend tokens
 
@@ -335,7 +284,7 @@ describe('a frontend token evaluates in its own environment', () => {
     try {
       for (const s of streams) assert.equal(s.status, 200, s.text);
       const vs = await version('staging');
-      for (const s of streams) assert.equal((await s.next()).id, String(vs), 'the first event is staging\'s version');
+      for (const s of streams) assert.equal((await s.next(() => true, 2000)).id, String(vs), 'the first event is staging\'s version');
       const pv = await version('production');
       assert.equal((await env.admin.patch('/api/flags/fe_flag', { users: ['listed-prod-hidden', 'p2'] })).status, 200);
       assert.equal(await version('production'), pv + 1);
