@@ -25,18 +25,12 @@ const STATE_KEYS = ['enabled', 'percentage', 'rolled_out_at', 'segments', 'users
 const DISABLED = { enabled: false, percentage: 0, users: [], segments: [], rolled_out_at: null };
 
 let env;
-const extra = []; // more servers on env's database, stopped in after()
 
 before(async () => {
   env = await startEnv();
 });
 after(async () => {
-  try {
-    for (const s of extra) if (!s.exit) await s.stop();
-  } finally {
-    for (const s of extra) await s.kill();
-    await env?.close();
-  }
+  await env?.close(); // and the servers in env.extra
 });
 
 // ---------------------------------------------------------------- helpers
@@ -808,7 +802,7 @@ describe('two instances on one database', () => {
   before(async () => {
     stagingToken = await newToken('b-staging', 'client', 'staging');
     [b] = await startServers(env.db.url, 1);
-    extra.push(b);
+    env.extra.push(b);
   });
 
   test(`a staging change through A reaches B's staging clients at once and wakes none of B's production waiters`, async () => {

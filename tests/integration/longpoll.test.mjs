@@ -18,7 +18,6 @@ const WAKE_LIMIT_MS = SANITIZED ? 900 : 500;
 const AT_ONCE_MS = SANITIZED ? 800 : 400;
 
 let env;
-const extra = []; // further servers on env's database, stopped in after()
 
 before(async () => {
   env = await startEnv();
@@ -26,12 +25,7 @@ before(async () => {
   await createFlag(env.admin, { name: 'lp_other', enabled: false });
 });
 after(async () => {
-  try {
-    for (const s of extra) if (!s.exit) await s.stop();
-  } finally {
-    for (const s of extra) await s.kill();
-    await env?.close();
-  }
+  await env?.close(); // and the servers in env.extra
 });
 
 /** Assert p has not settled within ms (the request is really held). */
@@ -240,7 +234,7 @@ describe('two instances on one database', () => {
   let b;
   before(async () => {
     [b] = await startServers(env.db.url, 1);
-    extra.push(b);
+    env.extra.push(b);
   });
 
   test('both serve the same version and ETag', async () => {
@@ -310,7 +304,7 @@ describe('the cap on held requests (--max-waiters 3)', () => {
   let sc;
   before(async () => {
     [s] = await startServers(env.db.url, 1, { args: ['--max-waiters', '3'] });
-    extra.push(s);
+    env.extra.push(s);
     sc = s.client(env.clientToken);
   });
 
@@ -371,7 +365,7 @@ describe('the cap on held requests (--max-waiters 3)', () => {
 describe('SIGTERM with held requests', () => {
   test('held requests are answered (200 or 304) and the process exits 0 within 5 s', async () => {
     const [s] = await startServers(env.db.url, 1);
-    extra.push(s);
+    env.extra.push(s);
     const sc = s.client(env.clientToken);
     const v = await currentVersion(sc);
     const inm = { 'If-None-Match': `"${v}"` };

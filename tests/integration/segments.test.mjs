@@ -21,7 +21,6 @@ const SEG_KEYS = ['created_at', 'description', 'name', 'revision', 'updated_at',
 const LIST_KEYS = ['created_at', 'description', 'name', 'revision', 'updated_at', 'used_by', 'users_count'];
 
 let env;
-const extra = []; // more servers on env's database, stopped in after()
 before(async () => {
   env = await startEnv();
   for (const name of ['staging', 'qa']) {
@@ -30,12 +29,7 @@ before(async () => {
   }
 });
 after(async () => {
-  try {
-    for (const x of extra) if (!x.exit) await x.stop();
-  } finally {
-    for (const x of extra) await x.kill();
-    await env?.close();
-  }
+  await env?.close(); // and the servers in env.extra
 });
 
 // ---------------------------------------------------------------- helpers
@@ -358,7 +352,7 @@ describe('a segment PATCH reaches every flag that uses it, one version step per 
 
   test('a PATCH through one instance reaches the users of another within a second, with the same versions', async () => {
     const [b] = await startServers(env.db.url, 1);
-    extra.push(b);
+    env.extra.push(b);
     const ba = b.client(env.adminToken);
     const onB = async (e, user) => (await ba.get(`/flags/seg_flag?env=${e}&user=${user}`)).json;
     assert.equal((await onB('production', 'via-b')).on, false);

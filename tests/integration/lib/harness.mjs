@@ -526,7 +526,7 @@ export function header(res, name) {
 /**
  * A fresh database, migrated, with tokens admin (`it-admin`) and client
  * (`it-client`) and a running server.  Returns
- * {db, server, adminToken, clientToken, admin, client, anon, close()}.
+ * {db, server, adminToken, clientToken, admin, client, anon, extra, close()}.
  */
 export async function startEnv({ args, env } = {}) {
   const db = await createDatabase();
@@ -545,10 +545,15 @@ export async function startEnv({ args, env } = {}) {
       admin: server.client(adminToken),
       client: server.client(clientToken),
       anon: server.client(null),
+      // Further servers a test starts on this database: close() stops them
+      // first (SIGTERM, asserting exit 0), and kills whatever is left.
+      extra: [],
       async close() {
         try {
+          for (const s of this.extra) if (!s.exit) await s.stop();
           await server.stop();
         } finally {
+          for (const s of this.extra) await s.kill();
           await server.kill();
           await db.drop();
         }
