@@ -15,7 +15,9 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, createFlag, psql, sleep, startEnv } from '../integration/lib/harness.mjs';
-import { browserMissing, launch, openPage, row, signIn, until } from './lib/browser.mjs';
+import {
+  browserMissing, inParallel, launch, openPage, row, signIn, touchedRows, until, watchRows,
+} from './lib/browser.mjs';
 
 const ARTIFACTS = path.join(REPO, 'tests/artifacts');
 const XSS = '<img src=x onerror="window.__pwned=1">';
@@ -573,14 +575,10 @@ describe('admin page', { skip: browserMissing() || false }, () => {
 
   test('a thousand flags: built once, one change updates one row', { timeout: 180000 }, async () => {
     const names = Array.from({ length: 1000 }, (_, i) => `bulk.flag_${String(i).padStart(4, '0')}`);
-    const queue = [...names];
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      while (queue.length) {
-        const name = queue.shift();
-        const i = Number(name.slice(-4));
-        await createFlag(env.admin, { name, owner: `team-${i % 7}`, enabled: i % 3 === 0, percentage: i % 101 });
-      }
-    }));
+    await inParallel(names, 8, async (name) => {
+      const i = Number(name.slice(-4));
+      await createFlag(env.admin, { name, owner: `team-${i % 7}`, enabled: i % 3 === 0, percentage: i % 101 });
+    });
     const p = await openPage(browser, base);
     const { page } = p;
     try {
@@ -589,23 +587,13 @@ describe('admin page', { skip: browserMissing() || false }, () => {
       await page.waitForFunction(() => document.querySelectorAll('#flags-body tr').length >= 1000);
       const loadMs = Date.now() - t0;
 
-      await page.evaluate(() => {
-        window.__touched = new Set();
-        const body = document.getElementById('flags-body');
-        new MutationObserver((list) => {
-          for (const m of list) {
-            const n = m.target.nodeType === 1 ? m.target : m.target.parentElement;
-            const tr = n && n.closest('tr');
-            window.__touched.add(tr ? tr.dataset.name : '(tbody)');
-          }
-        }).observe(body, { subtree: true, childList: true, characterData: true, attributes: true });
-      });
+      await watchRows(page);
       const t1 = Date.now();
       await patchFlag('bulk.flag_0500', { enabled: true, percentage: 77 });
       await page.waitForFunction(() => document.querySelector('tr[data-name="bulk.flag_0500"] .pct-text').textContent === '77 %', null, { timeout: 2000 });
       const updateMs = Date.now() - t1;
       await sleep(200);
-      const touched = await page.evaluate(() => [...window.__touched]);
+      const touched = await touchedRows(page);
       assert.deepEqual(touched, ['bulk.flag_0500'], 'only the changed row is touched');
 
       const t2 = Date.now();

@@ -16,7 +16,9 @@ import { copyFileSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, createFlag, psql, sleep, startEnv } from '../integration/lib/harness.mjs';
-import { browserMissing, launch, openPage, row, signIn, until } from './lib/browser.mjs';
+import {
+  browserMissing, inParallel, launch, openPage, row, signIn, touchedRows, until, watchRows,
+} from './lib/browser.mjs';
 
 const ARTIFACTS = path.join(REPO, 'tests/artifacts');
 const XSS = '<img src=x onerror="window.__pwned=1">';
@@ -529,21 +531,17 @@ describe('admin page: environments side by side, segments', { skip: browserMissi
 
   test('1 000 flags × 3 environments: built once, one change updates one row', { timeout: 240000 }, async () => {
     const names = Array.from({ length: 1000 }, (_, i) => `many.flag_${String(i).padStart(4, '0')}`);
-    const queue = [...names];
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      while (queue.length) {
-        const name = queue.shift();
-        const i = Number(name.slice(-4));
-        await createFlag(env.admin, {
-          name, owner: `team-${i % 7}`,
-          environments: {
-            production: { enabled: i % 3 === 0, percentage: i % 101 },
-            staging: { enabled: i % 2 === 0, percentage: 100 - (i % 101), users: i % 10 ? [] : ['s1', 's2'] },
-            development: { enabled: true, percentage: 100 },
-          },
-        });
-      }
-    }));
+    await inParallel(names, 8, async (name) => {
+      const i = Number(name.slice(-4));
+      await createFlag(env.admin, {
+        name, owner: `team-${i % 7}`,
+        environments: {
+          production: { enabled: i % 3 === 0, percentage: i % 101 },
+          staging: { enabled: i % 2 === 0, percentage: 100 - (i % 101), users: i % 10 ? [] : ['s1', 's2'] },
+          development: { enabled: true, percentage: 100 },
+        },
+      });
+    });
     const p = await openPage(browser, base);
     const { page } = p;
     try {
@@ -553,22 +551,13 @@ describe('admin page: environments side by side, segments', { skip: browserMissi
       const loadMs = Date.now() - t0;
       assert.equal(await page.locator('#flags-body td.c-env').count(), 3 * (await page.locator('#flags-body tr').count()));
 
-      await page.evaluate(() => {
-        window.__touched = new Set();
-        new MutationObserver((list) => {
-          for (const m of list) {
-            const n = m.target.nodeType === 1 ? m.target : m.target.parentElement;
-            const tr = n && n.closest('tr');
-            window.__touched.add(tr ? tr.dataset.name : '(tbody)');
-          }
-        }).observe(document.getElementById('flags-body'), { subtree: true, childList: true, characterData: true, attributes: true });
-      });
+      await watchRows(page);
       const t1 = Date.now();
       await patchFlag('many.flag_0500', { environments: { staging: { enabled: true, percentage: 77 } } });
       await page.waitForFunction(() => document.querySelector('tr[data-name="many.flag_0500"] td[data-env="staging"] .pct-text').textContent === '77 %', null, { timeout: 3000 });
       const updateMs = Date.now() - t1;
       await sleep(200);
-      assert.deepEqual(await page.evaluate(() => [...window.__touched]), ['many.flag_0500'], 'only the changed row is touched');
+      assert.deepEqual(await touchedRows(page), ['many.flag_0500'], 'only the changed row is touched');
 
       const t2 = Date.now();
       await page.selectOption('#env-select', 'staging');

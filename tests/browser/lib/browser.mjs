@@ -91,3 +91,33 @@ export async function until(fn, { timeout = 5000, interval = 25, what = 'conditi
     await new Promise((r) => setTimeout(r, interval));
   }
 }
+
+/** fn(item) for every item, `workers` at a time (bulk set-up through the API). */
+export async function inParallel(items, workers, fn) {
+  const queue = [...items];
+  await Promise.all(Array.from({ length: workers }, async () => {
+    while (queue.length) await fn(queue.shift());
+  }));
+}
+
+/**
+ * From now on, record the name of every row of #flags-body that the page
+ * changes in any way ('(tbody)' for the body itself); touchedRows(page)
+ * reads them.
+ */
+export async function watchRows(page) {
+  await page.evaluate(() => {
+    window.__touched = new Set();
+    new MutationObserver((list) => {
+      for (const m of list) {
+        const n = m.target.nodeType === 1 ? m.target : m.target.parentElement;
+        const tr = n && n.closest('tr');
+        window.__touched.add(tr ? tr.dataset.name : '(tbody)');
+      }
+    }).observe(document.getElementById('flags-body'), { subtree: true, childList: true, characterData: true, attributes: true });
+  });
+}
+
+export async function touchedRows(page) {
+  return page.evaluate(() => [...window.__touched]);
+}
