@@ -33,6 +33,16 @@ enum http_rc api_segments_patch(struct vx_req *r);
 enum http_rc api_segments_delete(struct vx_req *r);
 enum http_rc api_segments_history(struct vx_req *r);
 
+/* api_plans.c: docs/api.md §8 release plans and alerts */
+enum http_rc api_plan_put(struct vx_req *r);
+enum http_rc api_plan_get(struct vx_req *r);
+enum http_rc api_plan_pause(struct vx_req *r);
+enum http_rc api_plan_resume(struct vx_req *r);
+enum http_rc api_plan_abort(struct vx_req *r);
+enum http_rc api_plan_advance(struct vx_req *r);
+enum http_rc api_plans_list(struct vx_req *r);
+enum http_rc api_alerts(struct vx_req *r);
+
 /* api_tokens.c: docs/api.md §3 tokens */
 enum http_rc api_tokens_list(struct vx_req *r);
 enum http_rc api_tokens_create(struct vx_req *r);

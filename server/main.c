@@ -14,6 +14,7 @@
 #include "http.h"
 #include "listen.h"
 #include "log.h"
+#include "plans.h"
 #include "dbpool.h"
 #include "longpoll.h"
 #include "migrate.h"
@@ -84,10 +85,12 @@ static int serve(int argc, char **argv)
         log_info("applied %d migration(s)", applied);
     static const struct longpoll_ops mhd_ops = {MHD_suspend_connection, MHD_resume_connection};
     if (log_start() != 0 || longpoll_init(vx_cfg.max_waiters, &mhd_ops) != 0 ||
-        dbpool_start(vx_cfg.db_threads) != 0 || listen_start(vx_cfg.check_interval) != 0)
+        dbpool_start(vx_cfg.db_threads) != 0 || listen_start(vx_cfg.check_interval) != 0 ||
+        plans_start() != 0)
         return 1;
     if (http_start() != 0) {
         store_shutdown();
+        plans_stop();
         dbpool_stop();
         listen_stop();
         longpoll_stop();
@@ -100,6 +103,7 @@ static int serve(int argc, char **argv)
     log_info("received %s; answering held requests and stopping",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_stop(); /* also ends every wait on the database (store_shutdown) */
+    plans_stop();
     dbpool_stop();
     longpoll_stop();
     listen_stop();

@@ -12,6 +12,7 @@
 #include "dbpool.h"
 #include "listen.h"
 #include "longpoll.h"
+#include "plans.h"
 #include "snapshot.h"
 #include "text.h"
 
@@ -131,5 +132,6 @@ char *metrics_render(size_t *len)
         buf_addf(&b, "vexil_environment_version{environment=\"%s\"} %lld\n", s->envs[i].name,
                  (long long)s->envs[i].version);
     snapshot_release(s);
+    plans_metrics(&b);
     return buf_take(&b, len);
 }

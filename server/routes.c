@@ -9,7 +9,7 @@
  * this table (404, 405 with Allow), checks the flags, then calls the
  * handler; metrics label requests by each entry's pattern.
  *
- * The reference of every endpoint is docs/api.md (§2 client, §3 admin),
+ * The reference of every endpoint is docs/api.md (§2 client, §3 admin, §8 plans),
  * docs/ofrep.md and docs/operations.md §2. */
 #include "api.h"
 
@@ -32,6 +32,15 @@ const struct http_route http_routes[] = {
     ROUTE("GET", "/api/flags/*/history", api_flags_history, ROUTE_ADMIN),
     ROUTE("POST", "/api/flags/*/revert", api_flags_revert, ROUTE_ADMIN | ROUTE_BODY),
     ROUTE("GET", "/api/stale", api_stale, ROUTE_ADMIN),
+    /* release plans and alerts: docs/api.md §8 */
+    ROUTE("PUT", "/api/flags/*/plan", api_plan_put, ROUTE_ADMIN | ROUTE_BODY),
+    ROUTE("GET", "/api/flags/*/plan", api_plan_get, ROUTE_ADMIN),
+    ROUTE("POST", "/api/flags/*/plan/pause", api_plan_pause, ROUTE_ADMIN),
+    ROUTE("POST", "/api/flags/*/plan/resume", api_plan_resume, ROUTE_ADMIN),
+    ROUTE("POST", "/api/flags/*/plan/abort", api_plan_abort, ROUTE_ADMIN),
+    ROUTE("POST", "/api/flags/*/plan/advance", api_plan_advance, ROUTE_ADMIN),
+    ROUTE("GET", "/api/plans", api_plans_list, ROUTE_ADMIN),
+    ROUTE("POST", "/api/alerts", api_alerts, ROUTE_ADMIN | ROUTE_BODY),
     ROUTE("GET", "/api/environments", api_envs_list, ROUTE_ADMIN),
     ROUTE("POST", "/api/environments", api_envs_create, ROUTE_ADMIN | ROUTE_BODY),
     ROUTE("PATCH", "/api/environments/*", api_envs_patch, ROUTE_ADMIN | ROUTE_BODY),

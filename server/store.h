@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "flag.h"
+#include "plan.h"
 #include "snapshot.h"
 #include "vx.h"
 
@@ -219,6 +220,67 @@ enum store_status store_segment_delete(PGconn *c, const char *name, int64_t if_m
 /* The history of a segment, as store_flag_history. */
 enum store_status store_segment_history(PGconn *c, const char *name, int limit, int64_t before,
                                         json_t **out);
+
+/* Release plans (docs/api.md §8).  Each write locks the flag's rows, then
+ * its plan's, in that order (as a person's flag write does), so that a
+ * scheduler's step and a person's write never deadlock; a step the plan
+ * takes is a flag write with action "plan" and actor "plan:<started_by>".
+ * *version (if not NULL) receives the sequence number of that write, 0
+ * when none was made. */
+
+/* Start p (flag, env, steps, on_alert and started_by filled in): apply its
+ * first step and store it; *p becomes the plan as stored.  STORE_NOT_FOUND
+ * without the flag, STORE_INVALID without the environment, STORE_CONFLICT
+ * while a plan is running or paused there. */
+enum store_status store_plan_start(PGconn *c, struct vx_plan *p, int64_t now, int64_t *version);
+
+/* The plan of flag in env into *out; STORE_NOT_FOUND when none. */
+enum store_status store_plan_get(PGconn *c, const char *flag, const char *env,
+                                 struct vx_plan *out);
+
+/* What a person asks of a plan. */
+enum plan_op { PLAN_OP_PAUSE, PLAN_OP_RESUME, PLAN_OP_ABORT, PLAN_OP_ADVANCE };
+
+/* Apply op to the plan of flag in env (advance takes its next step now),
+ * *out the plan after it.  STORE_NOT_FOUND when there is no plan,
+ * STORE_CONFLICT when its status does not allow op. */
+enum store_status store_plan_control(PGconn *c, const char *flag, const char *env, enum plan_op op,
+                                     int64_t now, struct vx_plan *out, int64_t *version);
+
+/* {"plans": [plan, ...]} of env (every environment when NULL), by flag
+ * name.  *out new reference. */
+enum store_status store_plans_list(PGconn *c, const char *env, json_t **out);
+
+/* Take the steps due at now (at most max), each in its own transaction
+ * that rechecks it under lock, so that of several instances exactly one
+ * takes it.  *taken receives how many this call took, *version the
+ * highest sequence number they made, *next_due (µs) when the next step
+ * falls due (0: no plan is running). */
+enum store_status store_plans_take_due(PGconn *c, int64_t now, int max, int *taken,
+                                       int64_t *version, int64_t *next_due);
+
+/* How many plans have each status, counts indexed by enum plan_status. */
+enum store_status store_plans_count(PGconn *c, int64_t counts[5]);
+
+/* What an alert did. */
+enum alert_outcome {
+    ALERT_DISABLED,        /* the flag was turned off (and its plan halted) */
+    ALERT_PAUSED,          /* the plan paused */
+    ALERT_NO_PLAN,         /* nothing to do: no running or paused plan */
+    ALERT_ALREADY,         /* nothing to do: the plan was already paused */
+    ALERT_UNKNOWN_FLAG,    /* no such flag */
+    ALERT_UNKNOWN_ENV,     /* no such environment */
+};
+
+/* Apply a firing alert named alertname to flag in env: turn the flag off
+ * when disable (label vexil_action="disable") or its plan's on_alert says
+ * so, halting the plan; else pause a running plan.  The write's actor is
+ * "alert:<alertname>".  *plan_out receives the plan after it (when
+ * *had_plan). */
+enum store_status store_alert_apply(PGconn *c, const char *flag, const char *env,
+                                    const char *alertname, bool disable, int64_t now,
+                                    enum alert_outcome *outcome, struct vx_plan *plan_out,
+                                    bool *had_plan, int64_t *version);
 
 /* Tokens.  store_tokens_list: {"tokens":[{id,name,role,environment,created_at,last_used_at}]}
  * of live tokens, oldest first.  store_token_create: secret is "vx_" + 43

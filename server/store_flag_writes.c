@@ -40,6 +40,7 @@ struct flag_write {
     int64_t if_match;
     int64_t event_id;
     const char *actor;
+    const char *action; /* update: "update" (a person), "plan" or "alert" */
     int64_t now;
     /* out, rebuilt by every attempt of the transaction */
     struct flag_envs flag;
@@ -272,6 +273,15 @@ static enum store_status flag_write_changes(PGconn *c, struct flag_write *w, con
     for (size_t i = 0; st == STORE_OK && i < next->n; i++)
         if (cur == NULL || !flag_state_equal(&cur->flags[i], &next->flags[i]))
             st = store_flag_state_write(c, next->envs[i], &next->flags[i]);
+    /* A person who moves a state that a plan drives takes it over
+     * (docs/api.md §8): the plan pauses, or halts when the flag went off. */
+    bool person = strcmp(action, "update") == 0 || strcmp(action, "revert") == 0;
+    for (size_t i = 0; st == STORE_OK && person && cur != NULL && i < next->n; i++) {
+        const struct vx_flag *a = &cur->flags[i], *b = &next->flags[i];
+        if (a->enabled != b->enabled || a->percentage != b->percentage)
+            st = store_plans_person_wrote(c, w->name, next->envs[i], a->enabled && !b->enabled,
+                                          w->actor, w->now);
+    }
     /* The event names the environments whose state changed; the bump also
      * reaches every other one when the definition changed. */
     st = flag_write_record(c, w, st, action, cur, next, changed, n_changed, def_changed);
@@ -308,7 +318,7 @@ static enum store_status flag_update_cb(PGconn *c, void *cls)
             return store_fail(STORE_ERROR, "out of memory");
         }
     }
-    st = flag_write_changes(c, w, "update", &cur, &next, cur.flags[0].revision + 1);
+    st = flag_write_changes(c, w, w->action, &cur, &next, cur.flags[0].revision + 1);
     flag_envs_free(&cur);
     return st;
 }
@@ -317,11 +327,39 @@ enum store_status store_flag_update(PGconn *c, const char *name, const struct vx
                                     const char *env, int64_t if_match, const char *actor,
                                     int64_t now, struct flag_envs *out, int64_t *version)
 {
-    struct flag_write w = {
-        .name = name, .patch = p, .env = env, .if_match = if_match, .actor = actor, .now = now};
+    struct flag_write w = {.name = name,
+                           .patch = p,
+                           .env = env,
+                           .if_match = if_match,
+                           .actor = actor,
+                           .action = "update",
+                           .now = now};
     enum store_status st = store_run_transaction(c, flag_update_cb, &w);
 
     flag_write_finish(&w, st, out, version);
+    return st;
+}
+
+enum store_status store_flag_state_set(PGconn *c, const char *name, const char *env, bool enabled,
+                                       int percentage, const char *action, const char *actor,
+                                       int64_t now, int64_t *version)
+{
+    struct vx_flag_patch p = {.set = FLAG_SET_ENABLED, .enabled = enabled};
+    struct flag_write w = {.name = name,
+                           .patch = &p,
+                           .env = env,
+                           .if_match = -1,
+                           .actor = actor,
+                           .action = action,
+                           .now = now};
+    enum store_status st;
+
+    if (percentage >= 0) {
+        p.set |= FLAG_SET_PERCENTAGE;
+        p.percentage = percentage;
+    }
+    st = flag_update_cb(c, &w);
+    flag_write_finish(&w, st, NULL, version);
     return st;
 }
 

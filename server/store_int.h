@@ -162,6 +162,25 @@ enum store_status store_flags_changed(PGconn *c, int64_t since, struct vx_flag *
                                       char ***envs, size_t *n);
 
 /* ------------------------------------------------------------------ */
+/* Flag writes (store_flag_writes.c) and plans (store_plans.c)          */
+/* ------------------------------------------------------------------ */
+
+/* In the caller's transaction: set flag name's state in env to enabled
+ * and, when percentage >= 0, that percentage, as an ordinary write
+ * recorded with action ("plan" or "alert") and actor.  *version receives
+ * the new sequence number, 0 when the state was already so.
+ * STORE_NOT_FOUND when there is no such flag. */
+enum store_status store_flag_state_set(PGconn *c, const char *name, const char *env, bool enabled,
+                                       int percentage, const char *action, const char *actor,
+                                       int64_t now, int64_t *version);
+
+/* A person's write (its flag rows locked) changed the enabled or
+ * percentage of flag's state in env: a plan running there pauses, or,
+ * when turned_off, a running or paused one halts (docs/api.md §8). */
+enum store_status store_plans_person_wrote(PGconn *c, const char *flag, const char *env,
+                                           bool turned_off, const char *actor, int64_t now);
+
+/* ------------------------------------------------------------------ */
 /* The environments table (store_envs.c)                                */
 /* ------------------------------------------------------------------ */
 
