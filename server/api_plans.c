@@ -76,9 +76,9 @@ static void run_alerts(PGconn *c, struct plan_call *pc)
         } else if (!env_name_valid(it->env, strlen(it->env))) {
             it->outcome = ALERT_UNKNOWN_ENV;
         } else {
-            pc->st = store_alert_apply(c, it->alert->flag, it->env, it->alert->name,
-                                       it->alert->disable, pc->now, &it->outcome, &it->plan,
-                                       &it->had_plan, &v);
+            pc->st =
+                store_alert_apply(c, it->alert->flag, it->env, it->alert->name, it->alert->disable,
+                                  pc->now, &it->outcome, &it->plan, &it->had_plan, &v);
         }
         if (pc->st == STORE_OK)
             plans_count_alert(it->outcome);
@@ -162,8 +162,7 @@ static enum http_rc reply_plan(struct vx_req *r, struct plan_call *pc, unsigned 
         return pc->what == CALL_START
                    ? http_reply_error(r, 404, VX_E_NOT_FOUND, "no flag named '%.100s'", pc->flag)
                    : http_reply_error(r, 404, VX_E_NOT_FOUND,
-                                      "flag '%.100s' has no release plan in %s", pc->flag,
-                                      pc->env);
+                                      "flag '%.100s' has no release plan in %s", pc->flag, pc->env);
     case STORE_CONFLICT:
         return pc->what == CALL_START
                    ? http_reply_error(r, 409, VX_E_CONFLICT,
@@ -279,16 +278,17 @@ enum http_rc api_plans_list(struct vx_req *r)
 
 static const char *outcome_name(enum alert_outcome o)
 {
-    static const char *const names[] = {"disabled",   "paused",       "none",
-                                        "none",       "unknown_flag", "unknown_environment"};
+    static const char *const names[] = {"disabled", "paused",       "none",
+                                        "none",     "unknown_flag", "unknown_environment"};
     return names[o];
 }
 
 static const char *outcome_detail(enum alert_outcome o)
 {
     static const char *const details[] = {
-        "the flag was turned off", "the release plan paused",  "no release plan is running",
-        "the release plan was already paused", "no flag has this name", "no environment has this name"};
+        "the flag was turned off",    "the release plan paused",
+        "no release plan is running", "the release plan was already paused",
+        "no flag has this name",      "no environment has this name"};
     return details[o];
 }
 

@@ -86,8 +86,7 @@ static int step_from_json(const json_t *o, size_t i, size_t n, int prev, struct 
         json_integer_value(v) > PLAN_HOLD_MAX_S)
         return vx_fail(err, VX_E_INVALID_VALUE,
                        "steps[%zu].hold_seconds must be an integer from %d to %d (90 days)%s", i,
-                       PLAN_HOLD_MIN_S, PLAN_HOLD_MAX_S,
-                       last ? " or absent on the last step" : "");
+                       PLAN_HOLD_MIN_S, PLAN_HOLD_MAX_S, last ? " or absent on the last step" : "");
     if (!last) /* the last step's hold has nothing to wait for */
         out->hold_s = json_integer_value(v);
     return 0;
@@ -167,11 +166,11 @@ json_t *plan_to_json(const struct vx_plan *p)
     char started[40];
 
     return json_pack("{s:s, s:s, s:s, s:i, s:i, s:o, s:s, s:s, s:s, s:o, s:o}", "flag", p->flag,
-                     "environment", p->env, "status", plan_status_name(p->status), "step",
-                     p->step, "percentage", p->steps[p->step].percentage, "steps",
-                     plan_steps_to_json(p), "on_alert", plan_on_alert_name(p->on_alert),
-                     "started_at", time_format_rfc3339(p->started_at, started, sizeof started),
-                     "started_by", p->started_by, "next_at", time_or_null(p->next_at), "reason",
+                     "environment", p->env, "status", plan_status_name(p->status), "step", p->step,
+                     "percentage", p->steps[p->step].percentage, "steps", plan_steps_to_json(p),
+                     "on_alert", plan_on_alert_name(p->on_alert), "started_at",
+                     time_format_rfc3339(p->started_at, started, sizeof started), "started_by",
+                     p->started_by, "next_at", time_or_null(p->next_at), "reason",
                      p->reason[0] != '\0' ? json_string(p->reason) : json_null());
 }
 

@@ -27,8 +27,8 @@ enum plan_status { PLAN_RUNNING, PLAN_PAUSED, PLAN_HALTED, PLAN_DONE, PLAN_ABORT
 enum plan_on_alert { PLAN_ON_ALERT_DISABLE, PLAN_ON_ALERT_PAUSE };
 
 struct plan_step {
-    int percentage;     /* 1-100, rising */
-    int64_t hold_s;     /* how long it is held before the next step; 0 on the last */
+    int percentage; /* 1-100, rising */
+    int64_t hold_s; /* how long it is held before the next step; 0 on the last */
 };
 
 struct vx_plan {
@@ -38,10 +38,10 @@ struct vx_plan {
     int n_steps;
     enum plan_on_alert on_alert;
     enum plan_status status;
-    int step;                   /* index of the step applied last */
-    int64_t started_at;         /* µs */
-    int64_t next_at;            /* µs; 0 unless running */
-    int64_t updated_at;         /* µs */
+    int step;                            /* index of the step applied last */
+    int64_t started_at;                  /* µs */
+    int64_t next_at;                     /* µs; 0 unless running */
+    int64_t updated_at;                  /* µs */
     char started_by[PLAN_ACTOR_MAX + 1]; /* the name of the token that started it */
     char reason[PLAN_REASON_MAX + 1];    /* why it paused or halted; "" when none */
 };
@@ -94,11 +94,11 @@ int plan_halt(struct vx_plan *p, int64_t now, const char *reason);
 
 /* What one alert of a payload asks of vexil. */
 struct plan_alert {
-    char name[128];            /* label alertname ("" when missing) */
-    bool firing;               /* status "firing" (else "resolved") */
-    const char *flag;          /* label vexil_flag, NULL when absent */
-    const char *env;           /* label vexil_env, NULL when absent */
-    bool disable;              /* label vexil_action = "disable" */
+    char name[128];   /* label alertname ("" when missing) */
+    bool firing;      /* status "firing" (else "resolved") */
+    const char *flag; /* label vexil_flag, NULL when absent */
+    const char *env;  /* label vexil_env, NULL when absent */
+    bool disable;     /* label vexil_action = "disable" */
 };
 
 /* The alerts of an Alertmanager webhook body: {"version": "4", "status",

@@ -137,8 +137,8 @@ void plans_poke(void)
 
 void plans_metrics(struct buf *b)
 {
-    static const char *const outcomes[] = {"disabled",   "paused",       "no_plan",
-                                           "already",    "unknown_flag", "unknown_environment"};
+    static const char *const outcomes[] = {"disabled", "paused",       "no_plan",
+                                           "already",  "unknown_flag", "unknown_environment"};
 
     buf_adds(b, "# HELP vexil_plans Release plans by status (counted every 5 s).\n"
                 "# TYPE vexil_plans gauge\n");

@@ -329,8 +329,7 @@ enum store_status store_plans_person_wrote(PGconn *c, const char *flag, const ch
     char reason[PLAN_REASON_MAX + 1], at[24];
     const char *params[] = {flag, env, reason, store_itoa(now, at)};
 
-    snprintf(reason, sizeof reason, "%s by %s", turned_off ? "turned off" : "state changed",
-             actor);
+    snprintf(reason, sizeof reason, "%s by %s", turned_off ? "turned off" : "state changed", actor);
     return store_command(c, turned_off ? SQL_PLAN_PERSON_HALT : SQL_PLAN_PERSON_PAUSE, 4, params,
                          NULL);
 }
