@@ -15,6 +15,7 @@
 #include "httputil.h"
 #include "text.h"
 #include "timeutil.h"
+#include "usage.h"
 
 typedef enum http_rc (*answer_fn)(struct vx_req *r, struct vx_snapshot *s, const struct vx_env *e);
 
@@ -138,8 +139,13 @@ static enum http_rc answer_now(struct vx_req *r, struct vx_snapshot *s, answer_f
                                                 : not_modified(r, e->view->version);
 }
 
+/* What a request evaluates, for last_evaluated_at (usage.h): nothing
+ * (the flag set without a user), every flag, or the route's flag.  A 304 or
+ * a long-poll counts too: the client goes on using what it evaluated. */
+enum evaluates { EVALUATES_NONE, EVALUATES_ALL, EVALUATES_ONE };
+
 /* The shared flow of both endpoints: conditional, long-poll, answer. */
-static enum http_rc serve(struct vx_req *r, answer_fn answer)
+static enum http_rc serve(struct vx_req *r, answer_fn answer, enum evaluates what)
 {
     struct vx_snapshot *s;
 
@@ -159,6 +165,10 @@ static enum http_rc serve(struct vx_req *r, answer_fn answer)
     if (e == NULL)
         return HTTP_QUEUED;
     r->waiter.env_id = e->id;
+    if (what == EVALUATES_ALL)
+        usage_mark_all(e->id);
+    else if (what == EVALUATES_ONE)
+        usage_mark(e->id, http_arg(r, 0), strlen(http_arg(r, 0)));
     const struct vx_view *v = e->view;
     const char *w = http_query(r, "wait");
     int64_t wait = 0;
@@ -201,7 +211,7 @@ enum http_rc api_client_flags(struct vx_req *r)
         http_query(r, "user") == NULL)
         return http_reply_error(r, 403, VX_E_FORBIDDEN,
                                 "a frontend token may only evaluate: add ?user=");
-    return serve(r, answer_flags);
+    return serve(r, answer_flags, http_query(r, "user") != NULL ? EVALUATES_ALL : EVALUATES_NONE);
 }
 
 enum http_rc api_client_flag(struct vx_req *r)
@@ -215,5 +225,5 @@ enum http_rc api_client_flag(struct vx_req *r)
         if (view_find(e->view, name, strlen(name)) == NULL)
             return http_reply_error(r, 404, VX_E_NOT_FOUND, "no flag named '%.100s'", name);
     }
-    return serve(r, answer_flag);
+    return serve(r, answer_flag, EVALUATES_ONE);
 }

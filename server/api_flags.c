@@ -15,6 +15,7 @@
 #include "listen.h"
 #include "store.h"
 #include "timeutil.h"
+#include "usage.h"
 
 #define AWAIT_PUBLISH_MS 2000
 
@@ -32,12 +33,14 @@ static json_t *add_age(json_t *o, const struct vx_flag *f, int64_t now, int days
 }
 
 /* The admin object of flag f of environment e's view in s: its state in e
- * on top, every environment's under "environments", and the newest
+ * on top, every environment's under "environments" (each with its
+ * last_evaluated_at), and the newest
  * revision and update time any view has (an environment whose version did
  * not move keeps the flag as it was then: docs/decisions.md).  *revision
  * receives that revision.  NULL on OOM. */
-static json_t *admin_flag(const struct vx_snapshot *s, const struct vx_flag *f, int64_t now,
-                          int days, int rdays, int64_t *revision)
+static json_t *admin_flag(const struct vx_snapshot *s, const struct vx_env *e,
+                          const struct vx_flag *f, int64_t now, int days, int rdays,
+                          int64_t *revision)
 {
     json_t *envs = json_object();
     struct vx_flag top = *f;
@@ -51,10 +54,13 @@ static json_t *admin_flag(const struct vx_snapshot *s, const struct vx_flag *f, 
             top.revision = g->revision;
             top.updated_at = g->updated_at;
         }
-        rc = json_object_set_new(envs, s->envs[i].name, flag_state_to_json(g));
+        json_t *state = flag_state_to_json(g);
+        rc = state == NULL || usage_annotate(state, s->envs[i].name, f->name) != 0 ||
+             json_object_set_new(envs, s->envs[i].name, state) != 0;
     }
     json_t *o = rc == 0 ? add_age(flag_to_json(&top), &top, now, days, rdays) : NULL;
-    if (o == NULL || json_object_set_new(o, "environments", envs) != 0) {
+    if (o == NULL || usage_annotate(o, e->name, f->name) != 0 ||
+        json_object_set_new(o, "environments", envs) != 0) {
         json_decref(o);
         if (o == NULL)
             json_decref(envs);
@@ -74,9 +80,18 @@ static enum http_rc reply_written_flag(struct vx_req *r, unsigned status,
         if (strcmp(fe->envs[i], env) == 0)
             top = i;
     http_set_etag(r, fe->flags[top].revision);
-    return http_reply_json(r, status,
-                           add_age(flag_envs_json(fe, top), &fe->flags[top], time_now_us(),
-                                   FLAG_STALE_DAYS_DEFAULT, FLAG_ROLLED_OUT_DAYS_DEFAULT));
+    json_t *o = add_age(flag_envs_json(fe, top), &fe->flags[top], time_now_us(),
+                        FLAG_STALE_DAYS_DEFAULT, FLAG_ROLLED_OUT_DAYS_DEFAULT);
+    json_t *envs = json_object_get(o, "environments");
+    int bad = o == NULL || usage_annotate(o, fe->envs[top], fe->flags[top].name) != 0;
+    for (size_t i = 0; !bad && i < fe->n; i++)
+        bad =
+            usage_annotate(json_object_get(envs, fe->envs[i]), fe->envs[i], fe->flags[i].name) != 0;
+    if (bad) {
+        json_decref(o);
+        o = NULL;
+    }
+    return http_reply_json(r, status, o);
 }
 
 /* Map a failed store call to its answer. */
@@ -274,7 +289,7 @@ static json_t *admin_flags(const struct vx_snapshot *s, const struct vx_env *e, 
         int k = keep != NULL ? keep(f, now, days, rdays) : 1;
         if (k == 0)
             continue;
-        if (k < 0 || json_array_append_new(arr, admin_flag(s, f, now, days, rdays, &rev)) != 0) {
+        if (k < 0 || json_array_append_new(arr, admin_flag(s, e, f, now, days, rdays, &rev)) != 0) {
             json_decref(arr);
             arr = NULL;
         }
@@ -299,12 +314,13 @@ enum http_rc api_flags_list(struct vx_req *r)
 
 enum http_rc api_flags_get(struct vx_req *r)
 {
-    const struct vx_flag *f = find_or_404(r, NULL);
+    const struct vx_env *e;
+    const struct vx_flag *f = find_or_404(r, &e);
     int64_t rev = 0;
 
     if (f == NULL)
         return HTTP_QUEUED;
-    json_t *o = admin_flag(r->snap, f, time_now_us(), FLAG_STALE_DAYS_DEFAULT,
+    json_t *o = admin_flag(r->snap, e, f, time_now_us(), FLAG_STALE_DAYS_DEFAULT,
                            FLAG_ROLLED_OUT_DAYS_DEFAULT, &rev);
     http_set_etag(r, rev);
     return http_reply_json(r, 200, o);

@@ -31,6 +31,8 @@ static const char usage[] =
     "  --idle-timeout SECONDS   close idle connections (VEXIL_IDLE_TIMEOUT, default 60)\n"
     "  --threads N              HTTP worker threads (VEXIL_THREADS, default: CPUs)\n"
     "  --check-interval SECONDS version check period (VEXIL_CHECK_INTERVAL, default 10)\n"
+    "  --last-evaluated-interval SECONDS  how often evaluations are written as each flag's\n"
+    "                           last_evaluated_at (VEXIL_LAST_EVALUATED_INTERVAL, default 10)\n"
     "  --connection-memory BYTES memory pool of each connection (VEXIL_CONNECTION_MEMORY,\n"
     "                           default 16384; requests whose line and headers exceed it\n"
     "                           get 414/431, so keep it above the URL limit)\n"
@@ -75,6 +77,8 @@ static const struct opts_opt serve_opts[] = {
     OPTS_NUMBER("idle-timeout", "VEXIL_IDLE_TIMEOUT", vx_cfg.idle_timeout, 1, 86400),
     OPTS_NUMBER("threads", "VEXIL_THREADS", vx_cfg.threads, 1, 64),
     OPTS_NUMBER("check-interval", "VEXIL_CHECK_INTERVAL", vx_cfg.check_interval, 1, 30),
+    OPTS_NUMBER("last-evaluated-interval", "VEXIL_LAST_EVALUATED_INTERVAL",
+                vx_cfg.last_evaluated_interval, 1, 600),
     OPTS_NUMBER("connection-memory", "VEXIL_CONNECTION_MEMORY", vx_cfg.conn_memory, 4096,
                 1024 * 1024),
     OPTS_NUMBER("max-url", "VEXIL_MAX_URL", vx_cfg.max_url, 256, 1024 * 1024),
@@ -128,6 +132,7 @@ int config_parse_serve(int argc, char **argv)
     vx_cfg.threads = cpus > 0 && cpus < 64 ? (unsigned)cpus : 2;
     vx_cfg.conn_memory = 16 * 1024;
     vx_cfg.check_interval = 10;
+    vx_cfg.last_evaluated_interval = 10;
     vx_cfg.db_threads = 4;
     vx_cfg.db_connect_timeout = 3;
     vx_cfg.db_statement_timeout = 5000;

@@ -19,6 +19,7 @@ struct vx_config {
     unsigned threads;          /* MHD worker threads, default = CPUs */
     size_t conn_memory;        /* per-connection pool bytes, default 16 KiB */
     unsigned check_interval;   /* seconds between version checks, default 10 */
+    unsigned last_evaluated_interval; /* seconds between usage writes, default 10 */
     unsigned max_conns_per_ip; /* default: between max_waiters and max_connections */
     unsigned db_threads;       /* threads that run database work, default 4 */
     int db_connect_timeout;    /* seconds, default 3 */

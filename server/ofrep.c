@@ -51,6 +51,7 @@
 #include "sha256.h"
 #include "text.h"
 #include "timeutil.h"
+#include "usage.h"
 
 #define OFREP_EVENTS_PATH    "/ofrep/v1/events"
 #define OFREP_KEEPALIVE_SEC  15
@@ -211,6 +212,7 @@ enum http_rc ofrep_eval_one(struct vx_req *r)
     }
     struct buf b = {0};
     int bad = add_evaluation(&b, s, v, (size_t)(f - v->flags), &q);
+    usage_mark(e->id, f->name, strlen(f->name));
     json_decref(q.root);
     if (bad != 0) {
         buf_free(&b);
@@ -331,6 +333,7 @@ enum http_rc ofrep_eval_bulk(struct vx_req *r)
     }
     http_add_header(r, "ETag", etag);
     no_cache(r);
+    usage_mark_all(e->id); /* a 304 too: the client goes on using its evaluations */
     /* Anything unparsable simply does not match: a full 200, never an
      * error.  The tag's text is the etag without its quotes. */
     const char *inm = http_header(r, "If-None-Match");

@@ -282,6 +282,18 @@ enum store_status store_alert_apply(PGconn *c, const char *flag, const char *env
                                     enum alert_outcome *outcome, struct vx_plan *plan_out,
                                     bool *had_plan, int64_t *version);
 
+/* When flags were last evaluated (usage.c, docs/operations.md §3).
+ * store_usage_write: marks is [{"env": environment id, "flag": name or
+ * null for every flag of it, "at": µs}, ...]; each state's time becomes
+ * the later of its stored one and the latest mark's, in one statement.
+ * store_usage_read: every row (of env only, unless NULL) sorted by flag
+ * name (strcmp order), then environment: envs[i], flags[i] and ats[i]
+ * (µs); store_usage_free() releases the arrays. */
+enum store_status store_usage_write(PGconn *c, const json_t *marks);
+enum store_status store_usage_read(PGconn *c, const char *env, char ***envs, char ***flags,
+                                   int64_t **ats, size_t *n);
+void store_usage_free(char **envs, char **flags, int64_t *ats, size_t n);
+
 /* Tokens.  store_tokens_list: {"tokens":[{id,name,role,environment,created_at,last_used_at}]}
  * of live tokens, oldest first.  store_token_create: secret is "vx_" + 43
  * base64url chars from 32 bytes of getrandom(); only its SHA-256 is stored.

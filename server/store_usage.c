@@ -1,0 +1,99 @@
+/* store_usage.c -- the flag_usage table: when each flag was last evaluated
+ * in each environment (store.h, usage.c).
+ *
+ * One statement writes a whole batch: the marks arrive as one JSON array
+ * parameter, a mark without a flag name stands for every flag of its
+ * environment, and the rows are upserted in key order (so two instances'
+ * batches lock rows in the same order and never deadlock), keeping the later
+ * time. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+/* clang-format off */
+static const char SQL_USAGE_WRITE[] =
+    "WITH m AS (SELECT e.name AS env, x.flag, x.at "
+               "FROM jsonb_to_recordset($1::jsonb) AS x(env bigint, flag text, at bigint) "
+               "JOIN environments e ON e.id = x.env), "
+         "t AS (SELECT s.flag, s.environment, max(m.at) AS at "
+               "FROM flag_states s "
+               "JOIN m ON s.environment = m.env AND (m.flag IS NULL OR s.flag = m.flag) "
+               "GROUP BY s.flag, s.environment) "
+    "INSERT INTO flag_usage (flag, environment, last_evaluated_at) "
+    "SELECT flag, environment, 'epoch'::timestamptz + at * interval '1 microsecond' "
+    "FROM t ORDER BY flag, environment "
+    "ON CONFLICT (flag, environment) DO UPDATE "
+    "SET last_evaluated_at = GREATEST(flag_usage.last_evaluated_at, "
+                                     "EXCLUDED.last_evaluated_at)";
+
+static const char SQL_USAGE_READ[] =
+    "SELECT environment, flag, " US("last_evaluated_at") " FROM flag_usage "
+    "WHERE $1::text IS NULL OR environment = $1 "
+    "ORDER BY flag COLLATE \"C\", environment COLLATE \"C\"";
+/* clang-format on */
+
+enum store_status store_usage_write(PGconn *c, const json_t *marks)
+{
+    char *text = json_dumps(marks, JSON_COMPACT);
+    const char *params[] = {text};
+    enum store_status st = STORE_ERROR;
+
+    if (text == NULL)
+        return store_fail(STORE_ERROR, "out of memory");
+    /* A state deleted while the batch was joined fails the foreign key:
+     * the second attempt no longer sees it. */
+    for (int attempt = 0; attempt < 2 && st != STORE_OK && st != STORE_UNAVAILABLE; attempt++)
+        st = store_command(c, SQL_USAGE_WRITE, 1, params, NULL);
+    free(text);
+    return st;
+}
+
+enum store_status store_usage_read(PGconn *c, const char *env, char ***envs, char ***flags,
+                                   int64_t **ats, size_t *n)
+{
+    const char *params[] = {env};
+    enum store_status st = STORE_OK;
+    PGresult *r = store_query(c, SQL_USAGE_READ, 1, params, &st);
+    size_t rows = r != NULL ? (size_t)PQntuples(r) : 0;
+
+    *envs = *flags = NULL;
+    *ats = NULL;
+    *n = 0;
+    if (r == NULL)
+        return st;
+    *envs = calloc(rows ? rows : 1, sizeof **envs);
+    *flags = calloc(rows ? rows : 1, sizeof **flags);
+    *ats = calloc(rows ? rows : 1, sizeof **ats);
+    for (size_t i = 0; *envs != NULL && *flags != NULL && *ats != NULL && i < rows; i++) {
+        (*envs)[i] = strdup(PQgetvalue(r, (int)i, 0));
+        (*flags)[i] = strdup(PQgetvalue(r, (int)i, 1));
+        (*ats)[i] = store_int64(r, (int)i, 2);
+        *n = i + 1;
+        if ((*envs)[i] == NULL || (*flags)[i] == NULL) {
+            st = STORE_ERROR;
+            break;
+        }
+    }
+    PQclear(r);
+    if (st == STORE_OK && *n == rows && *envs != NULL && *flags != NULL && *ats != NULL)
+        return STORE_OK;
+    store_usage_free(*envs, *flags, *ats, *n);
+    *envs = *flags = NULL;
+    *ats = NULL;
+    *n = 0;
+    return store_fail(STORE_ERROR, "out of memory");
+}
+
+void store_usage_free(char **envs, char **flags, int64_t *ats, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (envs != NULL)
+            free(envs[i]);
+        if (flags != NULL)
+            free(flags[i]);
+    }
+    free(envs);
+    free(flags);
+    free(ats);
+}
