@@ -18,16 +18,7 @@
  * targetingKey of the wrong type (INVALID_CONTEXT) is refused.  Errors use
  * OFREP's bodies, never docs/api.md §5's.
  *
- * The change stream holds no thread.  Its response is a content-reader
- * callback of unknown length (chunked).  When the reader has nothing to
- * send, it suspends its own connection (longpoll_stream_wait, which
- * libmicrohttpd allows from a content reader) and returns 0; the listener
- * resumes it when the version moves, or the long-poll timer when the
- * keep-alive is due, and libmicrohttpd calls the reader again.  Returning 0
- * without suspending would make libmicrohttpd's internal polling spin.  The
- * stream is registered with the long-poll list once for its life
- * (lp_waiter.repeat), so it counts against --max-waiters, and SIGTERM ends
- * it through longpoll_shutdown like any held request.
+ * The change stream holds no thread (sse.c).
  *
  * A browser's EventSource cannot send an Authorization header, so the bulk
  * answer hands out a stream URL carrying `key`, a capability derived from
@@ -35,20 +26,17 @@
  * opens the change stream and nothing else, is the same on every instance,
  * and dies with the token.  Clients that can send headers may use
  * `Authorization: Bearer` instead. */
-#include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "api.h"
 #include "encode.h"
 #include "eval.h"
 #include "httputil.h"
 #include "sha256.h"
+#include "sse.h"
 #include "text.h"
 #include "timeutil.h"
 #include "usage.h"
@@ -56,7 +44,7 @@
 #define OFREP_EVENTS_PATH    "/ofrep/v1/events"
 #define OFREP_KEEPALIVE_SEC  15
 #define OFREP_INACTIVITY_SEC 120 /* eventStreams inactivityDelaySec */
-#define OFREP_RETRY_MS       2000
+#define OFREP_RETRY_MS_TEXT  "2000"
 #define OFREP_STREAM_KEY_LEN 43 /* base64url of 32 bytes, unpadded */
 #define OFREP_CTX_HASH_HEX   16 /* hex digits of the context hash in the ETag */
 #define OFREP_ETAG_MAX       64
@@ -368,22 +356,6 @@ enum http_rc ofrep_eval_bulk(struct vx_req *r)
 
 /* ---- GET /ofrep/v1/events ------------------------------------------------ */
 
-struct ofrep_stream {
-    atomic_int refs;      /* the request's and the response's */
-    struct vx_req *r;     /* valid while the reader can run */
-    int64_t sent;         /* the version the client knows */
-    int64_t keepalive_us; /* monotonic: next comment due */
-    bool started;         /* preamble written */
-    char out[256];        /* pending bytes for the client */
-    size_t out_len, out_off;
-};
-
-static void stream_release(struct ofrep_stream *st)
-{
-    if (atomic_fetch_sub(&st->refs, 1) == 1)
-        free(st);
-}
-
 /* lastModified of a version: the newest updated_at among its flags, in Unix
  * seconds.  Computed once per version, not once per stream. */
 static pthread_mutex_t lm_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -410,107 +382,18 @@ static int64_t last_modified(const struct vx_env *e)
     return v;
 }
 
-static void stream_put(struct ofrep_stream *st, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void stream_put(struct ofrep_stream *st, const char *fmt, ...)
+/* The event of a new version: fetch the bulk answer again (ADR-0008). */
+static int stream_event(struct buf *b, const struct vx_snapshot *s, const struct vx_env *e,
+                        bool first)
 {
-    va_list ap;
-    size_t room = sizeof(st->out) - st->out_len;
+    long long v = (long long)e->view->version;
 
-    va_start(ap, fmt);
-    int n = vsnprintf(st->out + st->out_len, room, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        st->out_len += (size_t)n < room ? (size_t)n : room - 1;
-}
-
-/* Has the client closed its side?  libmicrohttpd does not watch a
- * suspended connection, so a stream checks at each wake-up: an EventSource
- * never sends anything after its request, so a readable end of file (or an
- * error) means it is gone, and its slot is freed now rather than after a
- * failed write. */
-static bool peer_gone(struct MHD_Connection *conn)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    char c;
-
-    if (ci == NULL)
-        return false;
-    ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
-/* libmicrohttpd's content reader.  Runs on the connection's worker thread,
- * never concurrently with itself, and never after the request completed. */
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    struct ofrep_stream *st = cls;
-
-    (void)pos;
-    while (st->out_off == st->out_len) {
-        st->out_off = st->out_len = 0;
-        if (!st->started) {
-            st->started = true;
-            stream_put(st, ": vexil change stream\nretry: %d\n\n", OFREP_RETRY_MS);
-            break;
-        }
-        if (peer_gone(st->r->conn))
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        struct vx_snapshot *s = snapshot_acquire();
-        if (s == NULL)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        /* The token may have been revoked since the stream began. */
-        const struct vx_env *e = snapshot_env_by_id(s, st->r->waiter.env_id);
-        bool valid = snapshot_find_token(s, st->r->waiter.token) != NULL && e != NULL;
-        int64_t v = e != NULL ? e->view->version : -1;
-        int64_t lm = valid && v != st->sent ? last_modified(e) : 0;
-        /* A revocation after this check wakes the wait below, or keeps it
-         * from suspending (longpoll_revoke). */
-        st->r->waiter.token_epoch = s->token_epoch;
-        snapshot_release(s);
-        if (!valid)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        int64_t now = time_monotonic_us();
-        if (v != st->sent) {
-            st->sent = v;
-            stream_put(st,
-                       "id: %lld\ndata: {\"type\":\"refetchEvaluation\",\"etag\":\"\\\"%lld\\\"\","
-                       "\"lastModified\":%lld}\n\n",
-                       (long long)v, (long long)v, (long long)lm);
-        } else if (now >= st->keepalive_us) {
-            stream_put(st, ": keep-alive\n\n");
-        } else {
-            enum lp_result rc = longpoll_stream_wait(&st->r->waiter, st->sent, st->keepalive_us);
-            if (rc == LP_SUSPENDED)
-                return 0; /* suspended: called again after the resume */
-            if (rc == LP_CLOSING)
-                return MHD_CONTENT_READER_END_OF_STREAM;
-            continue; /* the version or the tokens moved while we looked */
-        }
-        st->keepalive_us = now + OFREP_KEEPALIVE_SEC * VX_USEC_PER_SEC;
-    }
-    size_t n = st->out_len - st->out_off;
-    if (n > max)
-        n = max;
-    memcpy(buf, st->out + st->out_off, n);
-    st->out_off += n;
-    return (ssize_t)n;
-}
-
-/* The request's end (rh_cleaner): the reader may no longer reach it. */
-static void stream_cleanup(void *cls)
-{
-    struct ofrep_stream *st = cls;
-
-    st->r = NULL;
-    stream_release(st);
-}
-
-static void stream_response_free(void *cls)
-{
-    stream_release(cls);
+    (void)s;
+    (void)first;
+    return buf_addf(b,
+                    "id: %lld\ndata: {\"type\":\"refetchEvaluation\",\"etag\":\"\\\"%lld\\\"\","
+                    "\"lastModified\":%lld}\n\n",
+                    v, v, (long long)last_modified(e));
 }
 
 /* The token behind a stream key, or NULL.  Every token is compared, in
@@ -563,35 +446,11 @@ enum http_rc ofrep_stream(struct vx_req *r)
     const struct vx_env *e = http_env(r, s);
     if (e == NULL)
         return HTTP_QUEUED;
-    r->waiter.env_id = e->id;
-
-    struct ofrep_stream *st = calloc(1, sizeof(*st));
-    if (st == NULL)
-        return http_reply_error(r, 503, VX_E_UNAVAILABLE, "out of memory");
-    atomic_init(&st->refs, 1);
-    st->r = r;
-    memcpy(r->waiter.token, t->hash, LP_TOKEN_LEN); /* also what the reader checks */
-    st->sent = last_event_id(r);
-    st->keepalive_us = time_monotonic_us() + OFREP_KEEPALIVE_SEC * VX_USEC_PER_SEC;
-    r->rh_ctx = st;
-    r->rh_cleaner = stream_cleanup;
-
-    enum lp_result open = longpoll_stream_open(&r->waiter, r->conn);
-    if (open != LP_REGISTERED)
-        return http_reply_not_held(r, open);
-    atomic_fetch_add(&st->refs, 1); /* the response's */
-    struct MHD_Response *resp = MHD_create_response_from_callback(
-        MHD_SIZE_UNKNOWN, 1024, stream_read, st, stream_response_free);
-    if (resp == NULL) {
-        stream_release(st);
-        return HTTP_CLOSE;
-    }
-    MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum http_rc rc = http_queue(r, 200, resp, "text/event-stream");
-    /* The stream lives for hours and reads the current snapshot at each
-     * wake-up: it must not keep the one it started with alive. */
-    http_release_snapshot(r);
-    return rc;
+    const struct sse_opts o = {
+        .preamble = ": vexil change stream\nretry: " OFREP_RETRY_MS_TEXT "\n\n",
+        .keepalive_s = OFREP_KEEPALIVE_SEC,
+        .event = stream_event,
+        .sent = last_event_id(r),
+    };
+    return sse_start(r, t, e, &o);
 }
