@@ -48,7 +48,7 @@ static int role_rank(enum vx_role r)
 }
 
 enum auth_result auth_token(struct vx_snapshot *s, const char *authorization, enum vx_role need,
-                            const struct vx_token **out)
+                            bool bare_ok, const struct vx_token **out)
 {
     const char *h = authorization;
     uint8_t hash[SHA256_LEN];
@@ -57,9 +57,10 @@ enum auth_result auth_token(struct vx_snapshot *s, const char *authorization, en
     *out = NULL;
     if (h == NULL)
         return AUTH_MISSING;
-    if (strncasecmp(h, "Bearer ", 7) != 0)
+    if (strncasecmp(h, "Bearer ", 7) == 0)
+        h += 7;
+    else if (!bare_ok)
         return AUTH_NOT_BEARER;
-    h += 7;
     while (*h == ' ')
         h++;
     secret_hash(h, hash);

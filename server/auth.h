@@ -17,8 +17,10 @@ enum auth_result {
 
 /* Check the Authorization header value (NULL when absent) against the live
  * tokens of s (NULL: none yet).  need: the least role that will do (VX_ROLE_FRONTEND: any).
- * AUTH_OK sets *out and stamps the token's last use in s. */
+ * bare_ok: the value may also be the secret alone, without "Bearer " (as
+ * Unleash SDKs send it).  AUTH_OK sets *out and stamps the token's last
+ * use in s. */
 enum auth_result auth_token(struct vx_snapshot *s, const char *authorization, enum vx_role need,
-                            const struct vx_token **out);
+                            bool bare_ok, const struct vx_token **out);
 
 #endif

@@ -33,6 +33,7 @@ enum {
     ROUTE_CORS = 8,          /* answers CORS (OFREP, client API) */
     ROUTE_BODYLESS_401 = 16, /* 401/403 without a body (OFREP) */
     ROUTE_SNAPSHOT = 32,     /* needs the snapshot (implied by a token): 503 before the first */
+    ROUTE_BARE_TOKEN = 64,   /* the token may come without "Bearer " (Unleash SDKs) */
 };
 
 #define HTTP_MAX_HEADERS 8

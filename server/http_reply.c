@@ -434,7 +434,7 @@ bool http_authenticate(struct vx_req *r, unsigned role, bool bodyless)
                                     role == ROUTE_ADMIN    ? VX_ROLE_ADMIN
                                     : role == ROUTE_CLIENT ? VX_ROLE_CLIENT
                                                            : VX_ROLE_FRONTEND,
-                                    &r->token);
+                                    (r->route->flags & ROUTE_BARE_TOKEN) != 0, &r->token);
 
     if (a == AUTH_OK)
         return true;

@@ -1,0 +1,34 @@
+/* unleash.h -- vexil's flags in Unleash's formats (docs/unleash.md): the
+ * pure part of the Unleash SDK compatibility.
+ *
+ * An Unleash SDK evaluates flags itself from the strategies the server
+ * sends.  unleash_features() writes each flag so that every evaluation an
+ * SDK makes equals vexil's own (docs/evaluation.md):
+ *
+ *   not enabled, or on for nobody          -> enabled: false
+ *   percentage 100                         -> [default]
+ *   listed users and segment users         -> [userWithId {userIds}]
+ *     (a user id that userWithId cannot carry -- a comma, or blanks at
+ *      either end -- goes in a default strategy constrained userId IN [...])
+ *   0 < percentage < 100                   -> [flexibleRollout {rollout,
+ *                                             stickiness userId, groupId name}]
+ *
+ * An SDK turns a flag on when any strategy is on, and flexibleRollout with
+ * userId stickiness is off for a user without an id, as vexil's rule 4. */
+#ifndef VX_UNLEASH_H
+#define VX_UNLEASH_H
+
+#include <jansson.h>
+
+#include "snapshot.h"
+
+/* The client features body of environment e of s:
+ * {"version": 2, "features": [...], "query": {"environment": name},
+ *  "meta": {"revision": version}}.  New reference; NULL on OOM. */
+json_t *unleash_features(const struct vx_snapshot *s, const struct vx_env *e);
+
+/* The strategies of flag f (of s) as above: a new array, empty when the
+ * flag is on for nobody.  NULL on OOM. */
+json_t *unleash_strategies(const struct vx_snapshot *s, const struct vx_flag *f);
+
+#endif
