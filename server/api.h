@@ -55,6 +55,13 @@ enum http_rc api_metrics(struct vx_req *r);
 enum http_rc api_static(struct vx_req *r);
 enum http_rc api_root(struct vx_req *r);
 
+/* api_unleash.c: docs/unleash.md */
+enum http_rc unleash_features_get(struct vx_req *r);
+enum http_rc unleash_streaming(struct vx_req *r);
+enum http_rc unleash_register(struct vx_req *r);
+enum http_rc unleash_metrics(struct vx_req *r);
+enum http_rc unleash_frontend(struct vx_req *r);
+
 /* ofrep.c: docs/ofrep.md */
 enum http_rc ofrep_eval_one(struct vx_req *r);
 enum http_rc ofrep_eval_bulk(struct vx_req *r);

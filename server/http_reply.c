@@ -82,7 +82,8 @@ enum http_rc http_preflight(struct vx_req *r)
         http_add_header(r, "Access-Control-Allow-Methods", m.allow);
         http_add_header(r, "Access-Control-Allow-Headers",
                         "Authorization, Content-Type, If-None-Match, If-Match, X-Request-Id, "
-                        "Last-Event-ID");
+                        "Last-Event-ID, Unleash-AppName, Unleash-SDK, Unleash-Connection-Id, "
+                        "Unleash-InstanceId, Unleash-Client-Spec");
         http_add_header(r, "Access-Control-Max-Age", "600");
         http_add_header(r, "Vary", "Origin");
     }
@@ -412,6 +413,7 @@ static void refuse(struct vx_req *r, enum auth_result a, bool bodyless)
         [AUTH_FORBIDDEN] = "this needs an admin token",
     };
     unsigned status = a == AUTH_FORBIDDEN ? 403 : 401;
+    bool client_route = r->route != NULL && (r->route->flags & ROUTE_ROLE_MASK) == ROUTE_CLIENT;
 
     if (status == 401)
         http_add_header(r, "WWW-Authenticate", "Bearer realm=\"vexil\"");
@@ -419,7 +421,10 @@ static void refuse(struct vx_req *r, enum auth_result a, bool bodyless)
         http_reply_empty(r, status);
     else
         http_reply_error(r, status, status == 401 ? VX_E_UNAUTHORIZED : VX_E_FORBIDDEN, "%s",
-                         why[a]);
+                         a == AUTH_FORBIDDEN && client_route
+                             ? "this needs a client or admin token (a frontend token may only "
+                               "evaluate)"
+                             : why[a]);
 }
 
 enum http_rc http_reply_unauthorized(struct vx_req *r, bool bodyless)

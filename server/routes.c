@@ -10,6 +10,7 @@
  * handler; metrics label requests by each entry's pattern.
  *
  * The reference of every endpoint is docs/api.md (§2 client, §3 admin, §8 plans),
+ * docs/unleash.md,
  * docs/ofrep.md and docs/operations.md §2. */
 #include "api.h"
 
@@ -61,6 +62,20 @@ const struct http_route http_routes[] = {
           ROUTE_EVAL | ROUTE_BODY | ROUTE_CORS | ROUTE_BODYLESS_401),
     /* its token comes as a header or as the stream key (ofrep.c) */
     ROUTE("GET", "/ofrep/v1/events", ofrep_stream, ROUTE_PUBLIC | ROUTE_CORS | ROUTE_SNAPSHOT),
+    /* Unleash SDKs: docs/unleash.md (they send the token without "Bearer") */
+    ROUTE("GET", "/api/client/features", unleash_features_get, ROUTE_CLIENT | ROUTE_BARE_TOKEN),
+    ROUTE("GET", "/api/client/streaming", unleash_streaming, ROUTE_CLIENT | ROUTE_BARE_TOKEN),
+    ROUTE("POST", "/api/client/register", unleash_register,
+          ROUTE_CLIENT | ROUTE_BARE_TOKEN | ROUTE_BODY),
+    ROUTE("POST", "/api/client/metrics", unleash_metrics,
+          ROUTE_CLIENT | ROUTE_BARE_TOKEN | ROUTE_BODY),
+    ROUTE("GET", "/api/frontend", unleash_frontend, ROUTE_EVAL | ROUTE_BARE_TOKEN | ROUTE_CORS),
+    ROUTE("POST", "/api/frontend", unleash_frontend,
+          ROUTE_EVAL | ROUTE_BARE_TOKEN | ROUTE_CORS | ROUTE_BODY),
+    ROUTE("POST", "/api/frontend/client/metrics", unleash_metrics,
+          ROUTE_EVAL | ROUTE_BARE_TOKEN | ROUTE_CORS | ROUTE_BODY),
+    ROUTE("POST", "/api/frontend/client/register", unleash_register,
+          ROUTE_EVAL | ROUTE_BARE_TOKEN | ROUTE_CORS | ROUTE_BODY),
     /* operations and the admin page: docs/operations.md §2 */
     ROUTE("GET", "/healthz", api_healthz, ROUTE_PUBLIC),
     ROUTE("GET", "/readyz", api_readyz, ROUTE_PUBLIC),

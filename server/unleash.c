@@ -127,6 +127,7 @@ json_t *unleash_features(const struct vx_snapshot *s, const struct vx_env *e)
         }
     if (arr == NULL)
         return NULL;
-    return json_pack("{s:i, s:o, s:{s:s}, s:{s:I}}", "version", 2, "features", arr, "query",
-                     "environment", e->name, "meta", "revision", (json_int_t)v->version);
+    return json_pack("{s:i, s:o, s:[], s:{s:s}, s:{s:I}}", "version", 2, "features", arr,
+                     "segments", "query", "environment", e->name, "meta", "revision",
+                     (json_int_t)v->version);
 }

@@ -23,8 +23,9 @@
 #include "snapshot.h"
 
 /* The client features body of environment e of s:
- * {"version": 2, "features": [...], "query": {"environment": name},
- *  "meta": {"revision": version}}.  New reference; NULL on OOM. */
+ * {"version": 2, "features": [...], "segments": [], "query":
+ * {"environment": name}, "meta": {"revision": version}} (vexil's segments
+ * travel as the users they hold).  New reference; NULL on OOM. */
 json_t *unleash_features(const struct vx_snapshot *s, const struct vx_env *e);
 
 /* The strategies of flag f (of s) as above: a new array, empty when the

@@ -98,7 +98,7 @@ static struct ring *ring_of_thread(void)
     return r;
 }
 
-static void mark(int64_t env_id, const char *name, size_t len)
+static void mark(int64_t env_id, const char *name, size_t len, int64_t at)
 {
     struct ring *r = t_ring != NULL ? t_ring : ring_of_thread();
     uint64_t key = mark_key(env_id, name, len);
@@ -116,7 +116,7 @@ static void mark(int64_t env_id, const char *name, size_t len)
     }
     struct mark *m = &r->marks[head & (RING_SIZE - 1)];
     m->env_id = env_id;
-    m->at = time_now_us();
+    m->at = at != 0 ? at : time_now_us();
     m->len = (uint8_t)len;
     memcpy(m->name, name, len);
     atomic_store_explicit(&r->head, head + 1, memory_order_release);
@@ -126,12 +126,17 @@ static void mark(int64_t env_id, const char *name, size_t len)
 
 void usage_mark(int64_t env_id, const char *name, size_t len)
 {
-    mark(env_id, name, len);
+    mark(env_id, name, len, 0);
 }
 
 void usage_mark_all(int64_t env_id)
 {
-    mark(env_id, "", 0);
+    mark(env_id, "", 0, 0);
+}
+
+void usage_mark_at(int64_t env_id, const char *name, size_t len, int64_t at)
+{
+    mark(env_id, name, len, at);
 }
 
 /* ---- what the database says, for admin answers ---------------------------- */

@@ -18,6 +18,8 @@
 void usage_mark(int64_t env_id, const char *name, size_t len);
 /* Every flag of the environment of id env_id was evaluated. */
 void usage_mark_all(int64_t env_id);
+/* Flag name was evaluated at time at (µs), as an SDK's metrics report. */
+void usage_mark_at(int64_t env_id, const char *name, size_t len, int64_t at);
 /* Start the writer thread, which writes every interval_s seconds (and
  * first reads what the database holds).  0 or -1. */
 int usage_start(unsigned interval_s);
