@@ -275,9 +275,18 @@ static int alert_from_json(const json_t *a, size_t i, struct plan_alert *out, st
     const char *status = json_string_value(json_object_get(a, "status"));
     const char *name, *action;
 
+    const char *key;
+    const json_t *v;
+
     if (!json_is_object(a) || status == NULL || !json_is_object(labels))
         return vx_fail(err, VX_E_INVALID_VALUE,
                        "alerts[%zu] must be an object with a status and labels", i);
+    json_object_foreach((json_t *)labels, key, v)
+    {
+        if (!json_is_string(v)) /* Alertmanager's labels are strings, every one */
+            return vx_fail(err, VX_E_INVALID_VALUE, "alerts[%zu].labels.%.64s must be a string",
+                           i, key);
+    }
     if (strcmp(status, "firing") != 0 && strcmp(status, "resolved") != 0)
         return vx_fail(err, VX_E_INVALID_VALUE,
                        "alerts[%zu].status must be \"firing\" or \"resolved\"", i);

@@ -312,6 +312,7 @@ static const char *const not_payloads[] = {
     "{\"version\":\"4\",\"alerts\":[{\"status\":\"pending\",\"labels\":{}}]}",
     "{\"version\":\"4\",\"alerts\":[{\"status\":\"firing\",\"labels\":{\"vexil_flag\":7}}]}",
     "{\"version\":\"4\",\"alerts\":[{\"status\":\"firing\",\"labels\":[]}]}",
+    "{\"version\":\"4\",\"alerts\":[{\"status\":\"firing\",\"labels\":{\"severity\":1}}]}",
 };
 
 START_TEST(test_alerts_rejects)
