@@ -23,14 +23,22 @@ const char *plan_status_name(enum plan_status s)
     return STATUS_NAMES[s];
 }
 
+/* The index of s in names[0..n), or -1. */
+static int name_index(const char *const *names, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
 int plan_status_parse(const char *s, enum plan_status *out)
 {
-    for (size_t i = 0; i < sizeof STATUS_NAMES / sizeof STATUS_NAMES[0]; i++)
-        if (strcmp(s, STATUS_NAMES[i]) == 0) {
-            *out = (enum plan_status)i;
-            return 0;
-        }
-    return -1;
+    int i = name_index(STATUS_NAMES, sizeof STATUS_NAMES / sizeof STATUS_NAMES[0], s);
+
+    if (i >= 0)
+        *out = (enum plan_status)i;
+    return i >= 0 ? 0 : -1;
 }
 
 const char *plan_on_alert_name(enum plan_on_alert a)
@@ -40,12 +48,11 @@ const char *plan_on_alert_name(enum plan_on_alert a)
 
 int plan_on_alert_parse(const char *s, enum plan_on_alert *out)
 {
-    for (size_t i = 0; i < sizeof ON_ALERT_NAMES / sizeof ON_ALERT_NAMES[0]; i++)
-        if (strcmp(s, ON_ALERT_NAMES[i]) == 0) {
-            *out = (enum plan_on_alert)i;
-            return 0;
-        }
-    return -1;
+    int i = name_index(ON_ALERT_NAMES, sizeof ON_ALERT_NAMES / sizeof ON_ALERT_NAMES[0], s);
+
+    if (i >= 0)
+        *out = (enum plan_on_alert)i;
+    return i >= 0 ? 0 : -1;
 }
 
 bool plan_active(const struct vx_plan *p)
