@@ -86,7 +86,7 @@ json_t *unleash_strategies(const struct vx_snapshot *s, const struct vx_flag *f)
     if (add_user_strategies(s, f, out) != 0)
         goto fail;
     if (f->percentage > 0) {
-        char rollout[8];
+        char rollout[16];
         snprintf(rollout, sizeof rollout, "%d", f->percentage);
         json_t *st = json_pack("{s:s, s:{s:s, s:s, s:s}, s:[]}", "name", "flexibleRollout",
                                "parameters", "rollout", rollout, "stickiness", "userId", "groupId",
