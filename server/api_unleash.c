@@ -221,7 +221,7 @@ enum http_rc unleash_frontend(struct vx_req *r)
 {
     const struct vx_env *e = http_env(r, r->snap);
     const char *user;
-    json_t *body;
+    json_t *body = NULL;
     char etag[64];
 
     if (e == NULL || frontend_user(r, &body, &user) != 0) {
