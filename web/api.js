@@ -167,4 +167,23 @@ export class Api {
   async revert(name, eventId) {
     return (await this.request('POST', Api.flagPath(name, '/revert'), { body: { event: eventId } })).body;
   }
+
+  // release plans (docs/api.md §8): one per flag and environment
+
+  static planPath(name, env, action = '') {
+    return Api.flagPath(name, '/plan' + (action ? '/' + action : '')) + '?env=' + encodeURIComponent(env);
+  }
+  /** The plans of one environment (of every environment without env), by flag name. */
+  async listPlans(env) {
+    const r = await this.request('GET', '/api/plans' + (env ? '?env=' + encodeURIComponent(env) : ''));
+    if (!r.body || !Array.isArray(r.body.plans)) throw new ApiError(r.status, 'bad_response', 'The plan list from the server has no "plans" array.');
+    return r.body.plans;
+  }
+  async startPlan(name, env, body) {
+    return (await this.request('PUT', Api.planPath(name, env), { body })).body;
+  }
+  /** action: pause, resume, advance or abort; answers the plan. */
+  async planAction(name, env, action) {
+    return (await this.request('POST', Api.planPath(name, env, action))).body;
+  }
 }

@@ -18,6 +18,15 @@
 // The environment in focus (the detail panel edits its state; is:on, sorting by
 // state and the highlighted column follow it) lives in the URL, #env=<name>
 // (?env=<name> is read too), so a link shows the same view.
+//
+// Release plans (docs/api.md §8): state.plans holds GET /api/plans?env=E per
+// environment, re-read whenever that environment's long-poll moves (a step is
+// a flag write), after each plan action, and every few seconds while a plan
+// runs or is paused (pausing, resuming and aborting write no flag state), every
+// 30 s otherwise (a plan started at the percentage the state already has). The
+// list marks running, paused and halted plans in each environment's cell, and
+// names the reason of a halted or paused one under the flag's name; the flag
+// panel shows the plan of the environment in focus and starts one.
 
 import { Api, ApiError, describeError } from './api.js';
 import * as U from './util.js';
@@ -25,6 +34,8 @@ import * as U from './util.js';
 const TOKEN_KEY = 'vexil.adminToken';
 const WAIT_SECONDS = 30;
 const USERS_SHOWN = 200;
+const PLAN_POLL_MS = 3000; // re-read plans this often while one runs or is paused
+const PLAN_IDLE_POLL_MS = 30000; // and this often otherwise (a plan started at the state's own percentage moves no version)
 
 const $ = (id) => document.getElementById(id);
 
@@ -56,6 +67,10 @@ const state = {
   live: null, // the running live loops, see startLive()
   pending: new Map(), // name -> number of requests in flight for it
   newName: null, // a flag just created, to flash its row
+  plans: new Map(), // env -> Map(flag name -> plan) from GET /api/plans?env=
+  planReads: new Map(), // env -> {reading, queued, gen, at, failed}: one read at a time per environment
+  plansError: '', // why the last read of the plans failed, '' when it did not
+  planTicker: null, // the 1 s timer: countdowns, and the plans' poll (planTick)
 };
 
 // ---------------------------------------------------------------------------
@@ -130,11 +145,17 @@ async function signIn(token, fromStorage) {
   let flags;
   let envs;
   let segments;
+  let plans;
   try {
     // Environments first: their versions are what the live loops start from,
     // so a change landing between the two reads wakes a loop at once.
     envs = await api.listEnvironments();
-    [flags, segments] = await Promise.all([api.listFlags(), api.listSegments()]);
+    [flags, segments, plans] = await Promise.all([
+      api.listFlags(),
+      api.listSegments(),
+      // The plans are an addition to the list: failing to read them does not keep anyone out.
+      api.listPlans().catch((e) => (e instanceof ApiError && e.status === 401 ? Promise.reject(e) : e)),
+    ]);
   } catch (e) {
     button.disabled = false;
     button.textContent = 'Sign in';
@@ -162,9 +183,19 @@ async function signIn(token, fromStorage) {
   setEnvironments(envs);
   showView('list');
   readLocation();
+  if (Array.isArray(plans)) {
+    for (const e of envs) {
+      setPlans(e.name, plans.filter((p) => p.environment === e.name));
+      planRead(e.name).at = Date.now(); // read just now: the first poll is PLAN_POLL_MS away
+    }
+  } else {
+    state.plansError = describeError(plans);
+    for (const e of envs) Object.assign(planRead(e.name), { failed: true, at: Date.now() });
+  }
   applyFlags(flags);
   renderSegments();
   startLive();
+  state.planTicker = setInterval(planTick, 1000);
   if (window.matchMedia('(pointer: fine)').matches) $('filter').focus();
   else $('main').focus();
 }
@@ -176,6 +207,11 @@ function onUnauthorized() {
 
 function signOut(message) {
   stopLive();
+  clearInterval(state.planTicker);
+  state.planTicker = null;
+  state.plans = new Map();
+  state.planReads = new Map();
+  state.plansError = '';
   sessionStorage.removeItem(TOKEN_KEY);
   state.api = null;
   state.envs = [];
@@ -335,8 +371,10 @@ function buildEnvCell(flag, env) {
   const pctText = el('span', { class: 'pct-text' });
   const extra = el('span', { class: 'env-extra' });
   const bar = el('progress', { class: 'bar', max: '100', value: '0', 'aria-hidden': 'true' });
-  const td = el('td', { class: 'c-env', 'data-env': env.name, 'data-label': env.name }, el('div', { class: 'env-cell' }, sw, el('span', { class: 'env-sum' }, pctText, extra), bar));
-  return { td, sw, switchText, pctText, extra, bar, env: env.name };
+  // The release plan in this environment, when one runs, is paused or halted (updatePlanMarks).
+  const planMark = el('button', { type: 'button', class: 'plan-mark', 'data-env': env.name, hidden: true });
+  const td = el('td', { class: 'c-env', 'data-env': env.name, 'data-label': env.name }, el('div', { class: 'env-cell' }, sw, el('span', { class: 'env-sum' }, pctText, extra), bar, planMark));
+  return { td, sw, switchText, pctText, extra, bar, planMark, env: env.name };
 }
 
 function buildRow(flag) {
@@ -344,13 +382,14 @@ function buildRow(flag) {
   const staleReason = el('span', { class: 'visually-hidden' });
   const staleBadge = el('span', { class: 'badge badge-stale' }, 'stale', staleReason);
   const desc = el('span', { class: 'flag-desc' });
+  const planNotes = el('ul', { class: 'plan-notes', hidden: true });
   const cells = state.envs.map((e) => buildEnvCell(flag, e));
   const tdOwner = el('td', { class: 'c-owner', 'data-label': 'Owner' });
   const tdAge = el('td', { class: 'c-age', 'data-label': 'Age' });
   const tr = el(
     'tr',
     {},
-    el('td', { class: 'c-name' }, el('div', { class: 'name-line' }, nameBtn, staleBadge), desc),
+    el('td', { class: 'c-name' }, el('div', { class: 'name-line' }, nameBtn, staleBadge), desc, planNotes),
     ...cells.map((c) => c.td),
     tdOwner,
     tdAge,
@@ -358,7 +397,8 @@ function buildRow(flag) {
   tr.dataset.name = flag.name;
   nameBtn.textContent = flag.name;
   nameBtn.setAttribute('aria-label', `${flag.name}: open rollout, users, segments and history`);
-  return { tr, key: null, refs: { nameBtn, staleBadge, staleReason, desc, cells, tdOwner, tdAge } };
+  // planKey '': built without plan marks (planKeyOf of a flag without plans).
+  return { tr, key: null, planKey: '', refs: { nameBtn, staleBadge, staleReason, desc, planNotes, cells, tdOwner, tdAge } };
 }
 
 function updateEnvCell(c, flag, busy) {
@@ -466,6 +506,8 @@ function refreshRows() {
       state.rows.set(name, row);
     }
     if (row.key !== rowKey(flag)) updateRow(row, flag);
+    const pk = planKeyOf(name);
+    if (row.planKey !== pk) updatePlanMarks(row, name, pk);
   }
   // Order: move only rows that are out of place; keep focus where it was.
   const focused = document.activeElement;
@@ -509,6 +551,16 @@ function applyFilter() {
     b.addEventListener('click', () => setFilter('is:stale'));
     parts.push(b);
   } else parts.push(el('span', {}, 'none stale'));
+  let moving = 0;
+  let halted = 0;
+  for (const m of state.plans.values()) {
+    for (const p of m.values()) {
+      if (p.status === 'running' || p.status === 'paused') moving++;
+      else if (p.status === 'halted') halted++;
+    }
+  }
+  if (moving) parts.push(el('span', { class: 'summary-plans' }, `${U.plural(moving, 'release plan', 'release plans')} under way`));
+  if (halted) parts.push(el('span', { class: 'summary-halted' }, `${U.plural(halted, 'plan', 'plans')} halted`));
   if (state.filter.trim()) parts.push(el('span', {}, `${shown} shown`));
   summary.replaceChildren(...parts);
 
@@ -719,11 +771,16 @@ const detail = {
   historyFor: null, // "name|revision|updated_at" the history was loaded for
   segKey: null,
   copyTouched: false, // the person chose the copy environments themselves
+  planFor: null, // "name|env" the plan section shows
+  planKey: null, // what the plan section was built from
+  planBusy: false, // a plan request is in flight
+  planFormOpen: false, // the person asked to start a new plan where one has ended
 };
 
 function openFlag(name, { deleted = false } = {}) {
-  Object.assign(detail, { name, deleted, formBase: null, pctDirty: false, usersAll: false, usersKey: null, historyFor: null, segKey: null, copyTouched: false });
+  Object.assign(detail, { name, deleted, formBase: null, pctDirty: false, usersAll: false, usersKey: null, historyFor: null, segKey: null, copyTouched: false, planFor: null, planKey: null, planFormOpen: false });
   clearMessages($('fd-msg'));
+  resetPlanForm();
   $('fd-users-add').value = '';
   $('fd-users-filter').value = '';
   $('fd-history').replaceChildren();
@@ -762,6 +819,10 @@ function renderDetail() {
       badges.push(el('span', { class: on ? 'badge badge-on' : 'badge badge-off', 'data-env': e.name }, `${e.name}: ${on ? 'on' : 'off'}`));
     }
     for (const r of flag.stale || []) badges.push(el('span', { class: 'badge badge-stale' }, `stale: ${U.staleText(r)}`));
+    for (const e of state.envs) {
+      const p = planOf(name, e.name);
+      if (U.planShown(p)) badges.push(el('span', { class: 'badge badge-plan', 'data-status': p.status, 'data-env': e.name, title: planSentence(p) }, `${e.name}: plan ${p.status}`));
+    }
   }
   $('fd-badges').replaceChildren(...badges);
   for (const id of ['fd-live', 'fd-danger']) $(id).hidden = detail.deleted;
@@ -820,6 +881,7 @@ function renderDetail() {
     ? 'Each user keeps the same bucket, so raising the rollout never turns anyone off.'
     : 'The rollout applies once the flag is on.';
 
+  renderPlan();
   renderUsers(flag, busy);
   renderSegmentChoices(flag, busy);
   renderCopy(busy);
@@ -1265,6 +1327,412 @@ async function revertTo(name, ev) {
 }
 
 // ---------------------------------------------------------------------------
+// release plans: one per flag and environment (docs/api.md §8)
+
+function planOf(name, env) {
+  const m = state.plans.get(env);
+  return (m && m.get(name)) || null;
+}
+
+/** What the list shows of a flag's plans: changes only when a mark must change (not with the countdown). */
+function planKeyOf(name) {
+  let key = '';
+  for (const e of state.envs) {
+    const p = planOf(name, e.name);
+    if (U.planShown(p)) key += `${e.name}|${p.status}|${p.step}|${p.next_at}|${p.reason}\n`;
+  }
+  return key;
+}
+
+/** Sets a node's text only when it differs (a ticking countdown touches nothing that did not move). */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/** The words of a plan's mark in its environment's cell: "Plan: 50 % in 23 h", "Plan paused", "Plan halted". */
+function markText(p) {
+  if (p.status === 'running') {
+    const next = U.nextStep(p);
+    return next ? `Plan: ${next.percentage} % ${U.untilText(p.next_at)}` : 'Plan running';
+  }
+  return `Plan ${U.PLAN_STATUS_WORDS[p.status] || p.status}`;
+}
+
+/** A plan in one sentence, for titles and labels. */
+function planSentence(p) {
+  let s = `release plan ${U.PLAN_STATUS_WORDS[p.status] || p.status}, ${U.planLadder(p)}`;
+  // No "in 23 min" here: titles and labels are set when the plan changes, not every second.
+  if (p.status === 'running' && p.next_at) s += `, next step at ${U.formatTime(p.next_at)}`;
+  if (p.reason) s += `: ${p.reason}`;
+  return s;
+}
+
+/**
+ * The plan marks of one row: a mark in each environment's cell with a plan
+ * running, paused or halted there, and under the name, the reason of each
+ * halted or paused one (halted first), so a rollback is seen without opening
+ * anything.
+ */
+function updatePlanMarks(row, name, key) {
+  row.planKey = key;
+  const notes = [];
+  let anyHalted = false;
+  for (const c of row.refs.cells) {
+    const p = planOf(name, c.env);
+    const shown = U.planShown(p);
+    c.planMark.hidden = !shown;
+    c.td.classList.toggle('plan-halted', shown && p.status === 'halted');
+    if (!shown) {
+      c.planMark.textContent = '';
+      c.planMark.removeAttribute('data-status');
+      continue;
+    }
+    c.planMark.dataset.status = p.status;
+    c.planMark.textContent = markText(p);
+    c.planMark.setAttribute('aria-label', `${name} in ${c.env}: ${planSentence(p)}. Open it.`);
+    c.planMark.title = `${c.env}: ${planSentence(p)}`;
+    if (p.status === 'halted') anyHalted = true;
+    if (p.status === 'halted' || p.status === 'paused') notes.push(p);
+  }
+  notes.sort((a, b) => (a.status === b.status ? 0 : a.status === 'halted' ? -1 : 1));
+  row.refs.planNotes.replaceChildren(
+    ...notes.map((p) =>
+      el(
+        'li',
+        { class: 'plan-note', 'data-status': p.status, 'data-env': p.environment },
+        el('span', { class: 'badge badge-plan', 'data-status': p.status }, p.status === 'halted' ? 'halted' : 'paused'),
+        el('span', { class: 'plan-note-text' }, `Plan in ${p.environment}${p.reason ? `: ${p.reason}` : ''}`),
+      ),
+    ),
+  );
+  row.refs.planNotes.hidden = notes.length === 0;
+  row.tr.classList.toggle('plan-halted', anyHalted);
+}
+
+/** Replaces the plans of one environment with a fresh GET /api/plans?env= answer. */
+function setPlans(env, list) {
+  const fresh = new Map();
+  for (const p of list) if (p && typeof p.flag === 'string') fresh.set(p.flag, p);
+  const old = state.plans.get(env);
+  state.plans.set(env, fresh);
+  if (old && old.size === fresh.size && [...fresh].every(([n, p]) => U.sameValue(old.get(n), p))) return;
+  plansChanged();
+}
+
+/** One plan changed (the answer to our own action or start). */
+function setPlan(env, plan) {
+  if (!plan || typeof plan.flag !== 'string') return;
+  const r = planRead(env);
+  r.gen++; // a list read that started before this answer is older than it: drop it
+  if (!state.plans.has(env)) state.plans.set(env, new Map());
+  state.plans.get(env).set(plan.flag, plan);
+  plansChanged();
+}
+
+function plansChanged() {
+  let touched = false;
+  for (const [name, row] of state.rows) {
+    const pk = planKeyOf(name);
+    if (row.planKey !== pk) {
+      updatePlanMarks(row, name, pk);
+      touched = true;
+    }
+  }
+  if (touched) applyFilter();
+  if (detail.name) renderDetail();
+}
+
+function planRead(env) {
+  let r = state.planReads.get(env);
+  if (!r) {
+    r = { reading: null, queued: null, gen: 0, at: 0, failed: false };
+    state.planReads.set(env, r);
+  }
+  return r;
+}
+
+/**
+ * Re-reads the plans of one environment: one GET /api/plans?env= at a time;
+ * callers arriving while one runs share the next one. Never rejects.
+ */
+function refreshPlans(env) {
+  if (!state.api) return Promise.resolve();
+  const r = planRead(env);
+  if (r.queued) return r.queued;
+  if (r.reading) {
+    r.queued = r.reading.then(() => {
+      r.queued = null;
+      return readPlans(env, r);
+    });
+    return r.queued;
+  }
+  return readPlans(env, r);
+}
+
+function readPlans(env, r) {
+  const api = state.api;
+  const gen = r.gen;
+  r.at = Date.now();
+  r.reading = (async () => {
+    try {
+      const list = await api.listPlans(env);
+      if (state.api !== api || !envByName(env)) return;
+      const hadError = state.plansError;
+      state.plansError = '';
+      r.failed = false;
+      if (r.gen === gen) setPlans(env, list);
+      else refreshPlans(env); // an action answered meanwhile: read once more, after it
+      if (hadError && detail.name) renderDetail();
+    } catch (e) {
+      if (state.api !== api || (e instanceof ApiError && e.status === 401)) return;
+      state.plansError = describeError(e);
+      r.failed = true; // planTick tries again
+      if (detail.name) renderDetail();
+    }
+  })().finally(() => {
+    r.reading = null;
+  });
+  return r.reading;
+}
+
+/**
+ * Every second: the countdowns ("in 23 s") move on, and the plans of an
+ * environment with a plan running or paused are re-read every PLAN_POLL_MS
+ * (what only changes a plan, as pause, resume and abort do, moves no version),
+ * those of the others every PLAN_IDLE_POLL_MS.
+ */
+function planTick() {
+  if (!state.api) return;
+  const now = Date.now();
+  for (const [env, m] of state.plans) {
+    let moving = false;
+    for (const [name, p] of m) {
+      if (p.status !== 'running' && p.status !== 'paused') continue;
+      moving = true;
+      if (p.status !== 'running') continue;
+      const row = state.rows.get(name);
+      const c = row && row.refs.cells.find((x) => x.env === env);
+      if (c && !c.planMark.hidden) setText(c.planMark, markText(p));
+    }
+    const every = moving ? PLAN_POLL_MS : PLAN_IDLE_POLL_MS;
+    if (envByName(env) && now - planRead(env).at >= every - 100) refreshPlans(env);
+  }
+  // A read that failed is tried again as often (the plans may have moved meanwhile).
+  for (const [env, r] of state.planReads) if (r.failed && envByName(env) && now - r.at >= PLAN_POLL_MS - 100) refreshPlans(env);
+  if (detail.name && !detail.deleted) tickPlanPanel();
+}
+
+// ---- the plan in the flag panel (the environment in focus)
+
+function renderPlan() {
+  const name = detail.name;
+  const env = state.focus;
+  const plan = planOf(name, env);
+  const where = `${name}|${env}`;
+  if (detail.planFor !== where) {
+    // Another flag or environment: what was said about the last one no longer applies.
+    detail.planFor = where;
+    detail.planFormOpen = false;
+    clearMessages($('fd-plan-msg'));
+    for (const input of $('fd-plan-steps').querySelectorAll('input')) input.removeAttribute('aria-invalid');
+  }
+  setText($('fd-plan-env'), env);
+  $('fd-plan-read').textContent = state.plansError ? `Could not read the release plans: ${state.plansError} What is shown here may be out of date.` : '';
+  const key = JSON.stringify([where, plan, detail.planBusy, detail.planFormOpen]);
+  if (key === detail.planKey) return tickPlanPanel();
+  detail.planKey = key;
+
+  $('fd-plan-current').hidden = !plan;
+  // No plan: the form is there. One that has ended: the form is one click away, so the plan stays what is seen.
+  const canStart = U.canStartPlan(plan);
+  $('fd-plan-form').hidden = !canStart || (plan && !detail.planFormOpen);
+  $('fd-plan-new').hidden = !canStart || !plan || detail.planFormOpen;
+  $('fd-plan-new').setAttribute('aria-expanded', String(!$('fd-plan-form').hidden));
+  $('fd-plan-start').disabled = detail.planBusy;
+  $('fd-plan-form-h').textContent = plan
+    ? `Start a new plan in ${env} (it replaces this one): on at ${U.PLAN_TEMPLATE[0].percentage} % at once, then up the steps.`
+    : `Start one from the template in ${env}: on at ${U.PLAN_TEMPLATE[0].percentage} % at once, then up the steps on its own. Holds can be changed.`;
+  planFormTotal();
+  if (!plan) {
+    for (const id of ['fd-plan-pause', 'fd-plan-resume', 'fd-plan-advance', 'fd-plan-abort']) $(id).disabled = true;
+    return;
+  }
+
+  const badge = $('fd-plan-status');
+  badge.className = 'badge badge-plan';
+  badge.dataset.status = plan.status;
+  badge.textContent = U.PLAN_STATUS_WORDS[plan.status] || plan.status;
+  $('fd-plan-reason').textContent = plan.reason || '';
+  $('fd-plan-ladder').setAttribute('aria-label', `Steps of the plan: ${U.planLadder(plan).replace(/\[([^\]]*)\]/, '$1 (applied)')}`);
+  $('fd-plan-ladder').replaceChildren(
+    ...(plan.steps || []).map((s, i) => {
+      const when = i < plan.step ? 'past' : i === plan.step ? 'current' : 'ahead';
+      const li = el('li', { class: 'ladder-step', 'data-state': when, 'data-pct': String(s.percentage), 'aria-current': i === plan.step ? 'step' : null }, el('span', { class: 'ladder-pct' }, `${s.percentage} %`));
+      if (i + 1 < plan.steps.length && s.hold_seconds) li.append(el('span', { class: 'ladder-hold' }, `held ${U.formatDuration(s.hold_seconds)}`));
+      if (i === plan.step) li.append(el('span', { class: 'visually-hidden' }, ' (applied)'));
+      return li;
+    }),
+  );
+  const started = [`Started by ${plan.started_by || 'unknown'}`];
+  if (plan.started_at) started.push(`${U.timeAgo(plan.started_at)} (${U.formatTime(plan.started_at)})`);
+  $('fd-plan-meta').textContent = `${started.join(' ')} · when an alert fires: ${plan.on_alert === 'pause' ? 'pause the plan' : 'turn it off and halt'}`;
+  const can = U.planActions(plan.status);
+  for (const a of ['pause', 'resume', 'advance', 'abort']) $(`fd-plan-${a}`).disabled = !can[a] || detail.planBusy;
+  const next = U.nextStep(plan);
+  $('fd-plan-advance').textContent = next ? `Advance to ${next.percentage} %…` : 'Advance now…';
+  $('fd-plan-advance').setAttribute('aria-label', next ? `Advance the plan to ${next.percentage} % now` : 'Advance the plan now');
+  tickPlanPanel(true);
+}
+
+/** The plan's next step in words, absolute and relative; the relative part moves every second. */
+function tickPlanPanel(force = false) {
+  const plan = planOf(detail.name, state.focus);
+  const box = $('fd-plan-next');
+  if (!plan) {
+    box.replaceChildren();
+    return;
+  }
+  const next = U.nextStep(plan);
+  let text;
+  if (plan.status === 'running' && next && plan.next_at) text = `Next: ${next.percentage} % ${U.untilText(plan.next_at)}`;
+  else if (plan.status === 'paused') text = next ? `Waits for a person. Resume holds ${plan.percentage} % for ${U.formatDuration(plan.steps[plan.step].hold_seconds)} again, then goes on to ${next.percentage} %.` : 'Waits for a person.';
+  else if (plan.status === 'halted') text = `Halted at ${plan.percentage} %, with the flag turned off here. Abort it, or start a new plan.`;
+  else if (plan.status === 'done') text = `Done: every step applied, at ${plan.percentage} %.`;
+  else if (plan.status === 'aborted') text = `Aborted at ${plan.percentage} %; the state was left as it was.`;
+  else text = '';
+  const cur = box.querySelector('.plan-next-text');
+  if (!force && cur && box.dataset.key === `${plan.status}|${plan.next_at}`) {
+    setText(cur, text);
+    return;
+  }
+  box.dataset.key = `${plan.status}|${plan.next_at}`;
+  const parts = [el('span', { class: 'plan-next-text' }, text)];
+  if (plan.status === 'running' && plan.next_at) parts.push(' ', el('time', { datetime: plan.next_at, title: plan.next_at, class: 'muted' }, `(${U.formatTime(plan.next_at)})`));
+  box.replaceChildren(...parts);
+}
+
+/** The template, holds in their best unit, alert: turn off. */
+function resetPlanForm() {
+  U.PLAN_TEMPLATE.forEach((s, i) => {
+    if (!s.hold_seconds) return;
+    const { value, unit } = U.splitHold(s.hold_seconds);
+    $(`fd-plan-hold-${i}`).value = String(value);
+    $(`fd-plan-unit-${i}`).value = unit;
+    $(`fd-plan-hold-${i}`).removeAttribute('aria-invalid');
+  });
+  $('fd-plan-alert-disable').checked = true;
+  planFormTotal();
+}
+
+/** The steps as the form has them: [{percentage, hold_seconds}, …, {percentage}]. */
+function planFormSteps() {
+  return U.PLAN_TEMPLATE.map((s, i) => {
+    if (i === U.PLAN_TEMPLATE.length - 1) return { percentage: s.percentage };
+    const secs = U.holdSeconds($(`fd-plan-hold-${i}`).value, $(`fd-plan-unit-${i}`).value);
+    // Whatever was typed goes to the server, which says what is wrong with it (400 names the step).
+    return { percentage: s.percentage, hold_seconds: Number.isNaN(secs) ? $(`fd-plan-hold-${i}`).value.trim() || null : secs };
+  });
+}
+
+function planFormTotal() {
+  const steps = planFormSteps();
+  const holds = steps.slice(0, -1).map((s) => s.hold_seconds);
+  const last = steps[steps.length - 1].percentage;
+  $('fd-plan-total').textContent = holds.every((h) => Number.isInteger(h) && h > 0)
+    ? `Reaches ${last} % after ${U.formatDuration(holds.reduce((a, b) => a + b, 0))} at the earliest.`
+    : '';
+}
+
+async function startPlan(ev) {
+  ev.preventDefault();
+  const name = detail.name;
+  const env = state.focus;
+  if (!name || detail.planBusy) return;
+  const body = { steps: planFormSteps(), on_alert: $('fd-plan-alert-pause').checked ? 'pause' : 'disable' };
+  clearMessages($('fd-plan-msg'));
+  for (const input of $('fd-plan-steps').querySelectorAll('input')) input.removeAttribute('aria-invalid');
+  detail.planBusy = true;
+  renderDetail();
+  try {
+    const plan = await state.api.startPlan(name, env, body);
+    if (detail.name === name) detail.planFormOpen = false;
+    setPlan(env, plan);
+    // Said in the plan section itself: the panel's message area would cover what it says.
+    const next = U.nextStep(plan);
+    if (detail.name === name) notify(`Started in ${env}: on at ${plan.percentage} % now${next && plan.next_at ? `; ${next.percentage} % ${U.untilText(plan.next_at)}` : ''}.`, { area: $('fd-plan-msg') });
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    const i = U.planErrorStep(e.message);
+    const input = i >= 0 && i < U.PLAN_TEMPLATE.length - 1 ? $(`fd-plan-hold-${i}`) : null;
+    const where = i >= 0 && U.PLAN_TEMPLATE[i] ? `Step ${i + 1} (${U.PLAN_TEMPLATE[i].percentage} %): ` : '';
+    if (detail.name === name) {
+      notifyError(`The plan was not started. ${where}${describeError(e)}`, { area: $('fd-plan-msg') });
+      if (input) {
+        input.setAttribute('aria-invalid', 'true');
+        input.focus();
+      }
+    }
+  } finally {
+    detail.planBusy = false;
+    await refreshPlans(env);
+    if (detail.name === name) {
+      renderDetail();
+      if (!$('fd-plan-current').hidden && (document.activeElement === document.body || document.activeElement === $('fd-plan-start'))) focusPlanAction();
+    }
+  }
+}
+
+/** Focus the first action the plan allows (after the one just used went disabled), else the section. */
+function focusPlanAction() {
+  const b = [...$('fd-plan-current').querySelectorAll('.plan-actions button')].find((x) => !x.disabled);
+  (b || $('fd-plan')).focus();
+}
+
+const PLAN_DONE_WORDS = { pause: 'paused', resume: 'resumed', advance: 'advanced', abort: 'aborted' };
+
+async function planAction(action) {
+  const name = detail.name;
+  const env = state.focus;
+  const plan = planOf(name, env);
+  if (!name || !plan || detail.planBusy) return;
+  const next = U.nextStep(plan);
+  if (action === 'advance') {
+    const body = [
+      el('p', {}, `“${name}” in ${env} goes from ${plan.percentage} % to ${next ? next.percentage : '?'} % now, without waiting for the rest of the hold.`),
+      el('p', { class: 'muted small' }, next && U.nextStep({ ...plan, step: plan.step + 1 }) ? `Then the plan holds ${next.percentage} % for ${U.formatDuration(next.hold_seconds)} before the next step.` : 'That is the last step: the plan is done after it.'),
+    ];
+    if (!(await confirmBox(next ? `Advance to ${next.percentage} % now?` : 'Advance now?', body, next ? `Advance to ${next.percentage} %` : 'Advance'))) return;
+  } else if (action === 'abort') {
+    const flag = state.flags.get(name);
+    const body = [
+      el('p', {}, `No further step is taken. “${name}” stays as it is in ${env}${flag ? ` (${U.stateSummary(st(flag, env))})` : ''}.`),
+      el('p', { class: 'muted small' }, 'A new plan can be started afterwards.'),
+    ];
+    if (!(await confirmBox('Abort the release plan?', body, 'Abort plan', true))) return;
+  }
+  if (detail.name !== name) return;
+  clearMessages($('fd-plan-msg'));
+  detail.planBusy = true;
+  renderDetail();
+  try {
+    const updated = await state.api.planAction(name, env, action);
+    setPlan(env, updated);
+    if (detail.name === name) notify(`Plan ${PLAN_DONE_WORDS[action]}${updated && updated.status === 'done' ? ': every step applied' : ''}.`, { area: $('fd-plan-msg') });
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    if (detail.name === name) notifyError(`Could not ${action} the plan: ${describeError(e)}`, { area: $('fd-plan-msg') });
+  } finally {
+    detail.planBusy = false;
+    await refreshPlans(env);
+    if (detail.name === name) {
+      renderDetail();
+      const a = document.activeElement;
+      if (a === document.body || (a && a.disabled)) focusPlanAction();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // create
 
 function openCreate() {
@@ -1374,7 +1842,9 @@ function syncLoops() {
     const loop = { env: e.name, version: e.version ?? null, stopped: false, stop: new AbortController(), wake: null, kick: false, failures: 0, ok: false };
     live.loops.set(e.name, loop);
     liveLoop(live, loop);
+    if (!state.plans.has(e.name)) refreshPlans(e.name); // an environment created since sign-in
   }
+  for (const env of [...state.plans.keys()]) if (!envByName(env)) state.plans.delete(env);
 }
 
 function stopLive() {
@@ -1474,7 +1944,8 @@ async function liveLoop(live, loop) {
           const m = /^"(\d+)"$/.exec(r.headers.get('ETag') || '');
           v = m ? Number(m[1]) : null;
         }
-        await reread(live);
+        // A plan's step is a flag write: the environment's plans are re-read with the flags.
+        await Promise.all([reread(live), refreshPlans(loop.env)]);
         if (loop.stopped || live.stopped) break;
         loop.version = v;
         quick = v === null || v === known; // the server did not move on: do not spin
@@ -1770,6 +2241,14 @@ function wire() {
       toggle(tr.dataset.name, sw.dataset.env);
       return;
     }
+    const mark = ev.target.closest('.plan-mark');
+    if (mark) {
+      setFocus(mark.dataset.env);
+      openFlag(tr.dataset.name);
+      $('fd-plan').scrollIntoView({ block: 'start' });
+      $('fd-plan').focus();
+      return;
+    }
     if (ev.target.closest('td.c-env')) {
       // A click on an environment's cell (not its switch) opens the flag in that environment.
       setFocus(ev.target.closest('td.c-env').dataset.env);
@@ -1836,6 +2315,29 @@ function wire() {
     const raw = $('fd-pct').value.trim();
     setPercentage(raw === '' ? NaN : Number(raw));
   });
+  // release plan: the template's steps, each hold a number and a unit
+  const last = U.PLAN_TEMPLATE.length - 1;
+  U.PLAN_TEMPLATE.forEach((s, i) => {
+    const li = el('li', { class: 'plan-step' }, el('span', { class: 'plan-step-pct' }, `${s.percentage} %`));
+    if (i < last) {
+      const hold = el('input', { id: `fd-plan-hold-${i}`, type: 'number', min: '1', step: 'any', inputmode: 'decimal', required: true, 'aria-label': `Hold ${s.percentage} % for` });
+      const unit = el('select', { id: `fd-plan-unit-${i}`, 'aria-label': `Unit of the hold at ${s.percentage} %` }, ...U.HOLD_UNITS.map(([u, , word]) => el('option', { value: u }, word)));
+      li.append(el('span', { class: 'plan-step-word', 'aria-hidden': 'true' }, 'held'), hold, unit);
+    } else li.append(el('span', { class: 'plan-step-word' }, 'the last step: stays'));
+    $('fd-plan-steps').append(li);
+  });
+  $('fd-plan-steps').addEventListener('input', (ev) => {
+    if (ev.target instanceof HTMLInputElement) ev.target.removeAttribute('aria-invalid');
+    planFormTotal();
+  });
+  $('fd-plan-steps').addEventListener('change', planFormTotal);
+  $('fd-plan-form').addEventListener('submit', startPlan);
+  $('fd-plan-new').addEventListener('click', () => {
+    detail.planFormOpen = true;
+    renderDetail();
+    $('fd-plan-hold-0').focus();
+  });
+  for (const b of $('fd-plan-current').querySelectorAll('.plan-actions button')) b.addEventListener('click', () => planAction(b.dataset.action));
   $('fd-users-form').addEventListener('submit', addUsers);
   $('fd-users-add').addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) $('fd-users-form').requestSubmit();

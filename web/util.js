@@ -324,3 +324,127 @@ export function formatTime(iso) {
   if (Number.isNaN(t)) return String(iso || '');
   return new Date(t).toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 }
+
+// ---------------------------------------------------------------------------
+// release plans (docs/api.md §8)
+
+/** The template a plan starts from: 5 → 25 → 50 → 100 %, held an hour, a day, a day. */
+export const PLAN_TEMPLATE = Object.freeze([
+  Object.freeze({ percentage: 5, hold_seconds: 3600 }),
+  Object.freeze({ percentage: 25, hold_seconds: 86400 }),
+  Object.freeze({ percentage: 50, hold_seconds: 86400 }),
+  Object.freeze({ percentage: 100 }),
+]);
+export const MAX_HOLD_SECONDS = 7776000; // 90 days
+/** Units a hold is typed in: [unit, seconds, word]. */
+export const HOLD_UNITS = [
+  ['s', 1, 'seconds'],
+  ['min', 60, 'minutes'],
+  ['h', 3600, 'hours'],
+  ['d', 86400, 'days'],
+];
+const UNIT_SECONDS = Object.fromEntries(HOLD_UNITS.map(([u, n]) => [u, n]));
+
+/** A hold in the largest unit that divides it: 3600 -> {value: 1, unit: 'h'}, 90 -> {value: 90, unit: 's'}. */
+export function splitHold(seconds) {
+  for (const [unit, n] of [...HOLD_UNITS].reverse()) {
+    if (seconds >= n && seconds % n === 0) return { value: seconds / n, unit };
+  }
+  return { value: seconds, unit: 's' };
+}
+
+/** What a typed hold is in seconds ("1.5", "h" -> 5400); NaN when the value is not a number. */
+export function holdSeconds(value, unit) {
+  const text = String(value ?? '').trim();
+  const n = Number(text);
+  if (!text || !Number.isFinite(n) || !UNIT_SECONDS[unit]) return NaN;
+  return Math.round(n * UNIT_SECONDS[unit]);
+}
+
+/**
+ * A length of time, exactly enough to read a hold by: "45 s", "1 min 30 s",
+ * "1 h", "1 h 30 min", "1 d", "2 d 12 h" (two units at most).
+ */
+export function formatDuration(seconds) {
+  let s = Math.round(Number(seconds));
+  if (!Number.isFinite(s)) return '';
+  if (s < 0) s = 0;
+  const units = [['d', 86400], ['h', 3600], ['min', 60], ['s', 1]];
+  const i = units.findIndex(([, n]) => s >= n);
+  if (i < 0) return '0 s';
+  const [u1, n1] = units[i];
+  const first = Math.floor(s / n1);
+  const rest = s - first * n1;
+  if (i + 1 < units.length) {
+    const [u2, n2] = units[i + 1];
+    const second = Math.floor(rest / n2);
+    if (second) return `${first} ${u1} ${second} ${u2}`;
+  }
+  return `${first} ${u1}`;
+}
+
+/** A length of time in one rounded unit, for a countdown: "12 s", "23 min", "23 h", "2 d". */
+export function formatApprox(seconds) {
+  const s = Math.max(0, Math.round(Number(seconds)));
+  if (!Number.isFinite(s)) return '';
+  if (s < 90) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.round(s / 3600);
+  if (h < 48) return `${h} h`;
+  return `${Math.round(s / 86400)} d`;
+}
+
+/** "in 23 h" until iso; "due now" once it has passed; '' without a time. */
+export function untilText(iso, now = Date.now()) {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '';
+  const s = Math.ceil((t - now) / 1000);
+  return s <= 0 ? 'due now' : `in ${formatApprox(s)}`;
+}
+
+export const PLAN_STATUS_WORDS = {
+  running: 'running',
+  paused: 'paused',
+  halted: 'halted',
+  done: 'done',
+  aborted: 'aborted',
+};
+
+/** Which actions the plan's status allows (docs/api.md §8). */
+export function planActions(status) {
+  return {
+    pause: status === 'running',
+    resume: status === 'paused',
+    advance: status === 'running' || status === 'paused',
+    abort: status === 'running' || status === 'paused' || status === 'halted',
+  };
+}
+
+/** Whether a new plan may be started where this one is (none, or it has ended). */
+export function canStartPlan(plan) {
+  return !plan || plan.status === 'done' || plan.status === 'aborted' || plan.status === 'halted';
+}
+
+/** Whether the list shows the plan (it still matters: running, paused or halted). */
+export function planShown(plan) {
+  return !!plan && (plan.status === 'running' || plan.status === 'paused' || plan.status === 'halted');
+}
+
+/** The plan's steps in one line, the applied one in brackets: "5 % → [25 %] → 50 % → 100 %". */
+export function planLadder(plan) {
+  const steps = (plan && plan.steps) || [];
+  return steps.map((s, i) => (i === plan.step ? `[${s.percentage} %]` : `${s.percentage} %`)).join(' → ');
+}
+
+/** The step that comes next, or null after the last. */
+export function nextStep(plan) {
+  const steps = (plan && plan.steps) || [];
+  return plan && plan.step + 1 < steps.length ? steps[plan.step + 1] : null;
+}
+
+/** The index of the step a 400 answer names ("steps[2].hold_seconds must …"), or -1. */
+export function planErrorStep(message) {
+  const m = /\bsteps\[(\d+)\]/.exec(String(message || ''));
+  return m ? Number(m[1]) : -1;
+}

@@ -115,3 +115,69 @@ test('countUsers counts repeats; parseLocation reads #env= and ?env=', () => {
   assert.deepEqual(U.parseLocation('?env=staging', '#env=dev&view=segments'), { env: 'dev', view: 'segments' }, 'the hash wins');
   assert.deepEqual(U.parseLocation('', ''), { env: '', view: '' });
 });
+
+test('release plans: durations in words, exact for holds and rounded for countdowns', () => {
+  assert.equal(U.formatDuration(0), '0 s');
+  assert.equal(U.formatDuration(1), '1 s');
+  assert.equal(U.formatDuration(45), '45 s');
+  assert.equal(U.formatDuration(90), '1 min 30 s');
+  assert.equal(U.formatDuration(3600), '1 h');
+  assert.equal(U.formatDuration(5400), '1 h 30 min');
+  assert.equal(U.formatDuration(86400), '1 d');
+  assert.equal(U.formatDuration(86400 + 3600 + 59), '1 d 1 h', 'two units at most');
+  assert.equal(U.formatDuration(U.MAX_HOLD_SECONDS), '90 d');
+  assert.equal(U.formatDuration('x'), '');
+
+  assert.equal(U.formatApprox(12), '12 s');
+  assert.equal(U.formatApprox(89), '89 s');
+  assert.equal(U.formatApprox(23 * 60 + 10), '23 min');
+  assert.equal(U.formatApprox(3599), '1 h', '59 min 59 s rounds to the hour, not "60 min"');
+  assert.equal(U.formatApprox(23 * 3600 - 100), '23 h');
+  assert.equal(U.formatApprox(47 * 3600), '47 h');
+  assert.equal(U.formatApprox(2 * 86400 + 1000), '2 d');
+  assert.equal(U.formatApprox(-5), '0 s');
+
+  const now = Date.parse('2026-11-30T18:00:00.000Z');
+  assert.equal(U.untilText('2026-11-30T18:00:00.400Z', now), 'in 1 s', 'a part of a second left is still to come');
+  assert.equal(U.untilText('2026-11-30T18:23:00.000Z', now), 'in 23 min');
+  assert.equal(U.untilText('2026-12-01T17:00:00.000Z', now), 'in 23 h');
+  assert.equal(U.untilText('2026-12-02T19:00:00.000Z', now), 'in 2 d');
+  assert.equal(U.untilText('2026-11-30T17:59:59.000Z', now), 'due now');
+  assert.equal(U.untilText(null, now), '');
+});
+
+test('release plans: holds typed in a unit', () => {
+  assert.deepEqual(U.splitHold(3600), { value: 1, unit: 'h' });
+  assert.deepEqual(U.splitHold(86400), { value: 1, unit: 'd' });
+  assert.deepEqual(U.splitHold(5400), { value: 90, unit: 'min' });
+  assert.deepEqual(U.splitHold(90), { value: 90, unit: 's' });
+  assert.deepEqual(U.splitHold(1), { value: 1, unit: 's' });
+  assert.equal(U.holdSeconds('1', 's'), 1);
+  assert.equal(U.holdSeconds('1.5', 'h'), 5400);
+  assert.equal(U.holdSeconds(' 2 ', 'd'), 172800);
+  assert.equal(U.holdSeconds('0', 'min'), 0, 'zero is sent: the server says what is wrong with it');
+  assert.ok(Number.isNaN(U.holdSeconds('', 'h')));
+  assert.ok(Number.isNaN(U.holdSeconds('soon', 'h')));
+  assert.ok(Number.isNaN(U.holdSeconds('1', 'weeks')));
+  assert.deepEqual(U.PLAN_TEMPLATE.map((s) => s.percentage), [5, 25, 50, 100]);
+  for (const s of U.PLAN_TEMPLATE.slice(0, -1)) assert.deepEqual(U.splitHold(s.hold_seconds).value, 1, 'the template holds read 1 h, 1 d, 1 d');
+});
+
+test('release plans: what each status allows, the ladder, the step a 400 names', () => {
+  assert.deepEqual(U.planActions('running'), { pause: true, resume: false, advance: true, abort: true });
+  assert.deepEqual(U.planActions('paused'), { pause: false, resume: true, advance: true, abort: true });
+  assert.deepEqual(U.planActions('halted'), { pause: false, resume: false, advance: false, abort: true });
+  assert.deepEqual(U.planActions('done'), { pause: false, resume: false, advance: false, abort: false });
+  assert.deepEqual(U.planActions('aborted'), { pause: false, resume: false, advance: false, abort: false });
+  assert.equal(U.canStartPlan(null), true);
+  for (const [status, can, shown] of [['running', false, true], ['paused', false, true], ['halted', true, true], ['done', true, false], ['aborted', true, false]]) {
+    assert.equal(U.canStartPlan({ status }), can, status);
+    assert.equal(U.planShown({ status }), shown, status);
+  }
+  const plan = { status: 'running', step: 1, percentage: 25, steps: [{ percentage: 5, hold_seconds: 3600 }, { percentage: 25, hold_seconds: 86400 }, { percentage: 50, hold_seconds: 86400 }, { percentage: 100 }] };
+  assert.equal(U.planLadder(plan), '5 % → [25 %] → 50 % → 100 %');
+  assert.deepEqual(U.nextStep(plan), { percentage: 50, hold_seconds: 86400 });
+  assert.equal(U.nextStep({ ...plan, step: 3 }), null);
+  assert.equal(U.planErrorStep('steps[1].hold_seconds must be an integer from 1 to 7776000 (90 days)'), 1);
+  assert.equal(U.planErrorStep('a release plan is already running'), -1);
+});
