@@ -9,7 +9,8 @@
 // staging and development, made through the API in before().  Everything the
 // page does is checked through the HTTP API (the admin API and GET /flags?env=),
 // never only through its DOM.  VEXIL_UPDATE_SCREENSHOT=1 refreshes
-// docs/admin.png with the three environments side by side.
+// docs/admin.png with the three environments side by side (and two release
+// plans: one running, one halted by an alert).
 
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, statSync } from 'node:fs';
@@ -137,6 +138,12 @@ describe('admin page: environments side by side, segments', { skip: browserMissi
       { name: 'mobile.push_digest', description: 'Daily digest push notification', owner: 'mobile', environments: { development: { enabled: true, percentage: 10 } } },
     ];
     for (const f of demo) await createFlag(env.admin, f);
+    // Release plans for the picture: one climbing in production (already at its first step), one in staging.
+    const hold = [{ percentage: 5, hold_seconds: 3600 }, { percentage: 25, hold_seconds: 86400 }, { percentage: 50, hold_seconds: 86400 }, { percentage: 100 }];
+    for (const [name, e] of [['invoice-pdf-v2', 'production'], ['dark_mode', 'staging']]) {
+      const r = await env.admin.request('PUT', `/api/flags/${name}/plan?env=${e}`, { body: { steps: hold } });
+      assert.equal(r.status, 201, r.text);
+    }
     await psql(env.db.url, `
       UPDATE flags SET created_at = now() - interval '128 days' WHERE name = 'legacy_csv_export';
       UPDATE flags SET created_at = now() - interval '41 days' WHERE name = 'search.semantic';
@@ -165,6 +172,16 @@ describe('admin page: environments side by side, segments', { skip: browserMissi
       assert.equal(await cell(page, 'onboarding.checklist', 'staging').locator('.env-extra').textContent(), '2 users · 2 segments');
       assert.equal(await page.inputValue('#env-select'), 'production', 'the default environment is in focus');
       assert.match(await page.textContent('#summary'), /3 on in staging|on in staging/);
+
+      // A release plan halted by an alert in staging (the one running in production was there at sign-in).
+      const alert = await env.admin.post('/api/alerts', {
+        version: '4', status: 'firing', receiver: 'vexil', groupLabels: {}, commonLabels: {}, commonAnnotations: {},
+        alerts: [{ status: 'firing', labels: { alertname: 'DashboardErrors', vexil_flag: 'dark_mode', vexil_env: 'staging' }, annotations: {} }],
+      });
+      assert.equal(alert.status, 200, alert.text);
+      await page.waitForFunction(() => document.querySelector('tr[data-name="dark_mode"] .plan-note[data-status="halted"]')
+        && !document.querySelector('tr[data-name="invoice-pdf-v2"] td[data-env="production"] .plan-mark').hidden);
+      assert.equal(await row(page, 'dark_mode').locator('.plan-note-text').textContent(), 'Plan in staging: alert DashboardErrors fired');
 
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.setViewportSize({ width: 1180, height: 560 });
