@@ -54,15 +54,24 @@
 /* The name syntax (flag_name_valid, flag.c) and the hash               */
 /* ------------------------------------------------------------------ */
 
-static inline bool refs_alnum(unsigned char c)
-{
-    return (unsigned char)((c | 0x20) - 'a') < 26 || (unsigned char)(c - '0') < 10;
-}
-
-static inline bool refs_name_char(unsigned char c)
-{
-    return refs_alnum(c) || c == '_' || c == '.' || c == '-';
-}
+/* The class of each byte: REFS_NAME may be in a name, REFS_FIRST may also
+ * start one ([A-Za-z0-9]; '_', '.' and '-' only follow).  Checked against
+ * flag_name_valid byte by byte in tests/unit/test_refs.c. */
+#define REFS_NAME  1
+#define REFS_FIRST 2
+/* clang-format off */
+static const unsigned char refs_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,     /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,     /* 0x10 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0,     /* 0x20: - . */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0,     /* 0x30: 0-9 */
+    0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,     /* 0x40: A-O */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 1,     /* 0x50: P-Z _ */
+    0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,     /* 0x60: a-o */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0,     /* 0x70: p-z */
+    /* 0x80-0xff: 0 */
+};
+/* clang-format on */
 
 static inline bool refs_quote(unsigned char c)
 {
@@ -301,10 +310,10 @@ static long refs_candidate(const struct refs_scan *s, size_t q)
     size_t i = q + 1, stop, b = q;
     uint64_t h = REFS_FNV_OFFSET;
 
-    if (i >= s->len || !refs_alnum(u[i]))
+    if (i >= s->len || !(refs_class[u[i]] & REFS_FIRST))
         return -1;
     stop = s->len - i > FLAG_NAME_MAX ? i + FLAG_NAME_MAX : s->len;
-    while (i < stop && refs_name_char(u[i]))
+    while (i < stop && (refs_class[u[i]] & REFS_NAME))
         h = refs_hash_step(h, u[i++]);
     if (i >= s->len || u[i] != quote)
         return -1;
@@ -363,9 +372,13 @@ int refs_scan_buffer(const struct refs_names *set, const char *buf, size_t len,
         unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(
             _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, sq)), _mm_cmpeq_epi8(v, bq)));
         while (m != 0) {
-            if (refs_at(&s, q + (size_t)__builtin_ctz(m)) != 0)
-                return -1;
+            size_t at = q + (size_t)__builtin_ctz(m);
             m &= m - 1;
+            /* Most quotes close a literal or open one that is no name: the
+             * byte after them says so without a call. */
+            if (at + 1 < len && (refs_class[(unsigned char)buf[at + 1]] & REFS_FIRST) &&
+                refs_at(&s, at) != 0)
+                return -1;
         }
     }
 #endif
