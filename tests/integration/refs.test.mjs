@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  VEXIL_BIN, assertNoControls, assertNoSanitizerReport, createFlag, createToken, psql, startEnv, vexil,
+  REPO, VEXIL_BIN, assertNoControls, assertNoSanitizerReport, createFlag, createToken, psql, run, startEnv, vexil,
 } from './lib/harness.mjs';
 import { waitFor } from './lib/cluster.mjs';
 
@@ -391,5 +391,51 @@ describe('vexil stale --refs', () => {
     const t = await createToken(env.db.url, 'refs-ci', 'admin');
     const r = await refs(['--server', env.server.base, '--token', t, '--fail-on', 'none', clean]);
     assert.equal(r.code, 0, r.stderr);
+  });
+});
+
+// deploy/ci/vexil-refs.sh: the CI step that fails a build naming a deleted flag.
+describe('deploy/ci/vexil-refs.sh', () => {
+  const SCRIPT = path.join(REPO, 'deploy/ci/vexil-refs.sh');
+  const ci = (args, e) => run(SCRIPT, args, {
+    env: { VEXIL_BIN, VEXIL_DATABASE_URL: '', VEXIL_SERVER_URL: '', VEXIL_TOKEN: '', VEXIL_REFS_FAIL_ON: '', ...e },
+  });
+
+  test('with the database: a deleted flag fails the build, listed with the stale ones; exit 1', async () => {
+    const r = await ci([tree], { VEXIL_DATABASE_URL: env.db.url });
+    assert.equal(r.code, 1, r.stderr);
+    const out = r.stdout.replaceAll(tmp + '/', '');
+    assert.ok(out.startsWith('Deleted flags the code still names (they evaluate to off):\n' +
+      'tree/src/app.js:4: gone_flag (unknown: not a flag)\ntree/src/win.py:2: gone_flag (unknown: not a flag)\n'), out);
+    assert.match(out, /Flags due for removal .*\n(tree\/src\/\S+ (stale|rolled)_flag \(stale: .*\)\n){3}/);
+    assert.match(out, /vexil-refs: 8 references to flags in the code: 2 to deleted flags, 3 to flags due for removal/);
+    assert.match(out, /failing the build/);
+  });
+
+  test('clean code passes (exit 0), the current directory by default', async () => {
+    const r = await run('bash', ['-c', 'cd "$1" && exec "$2"', 'bash', clean, SCRIPT],
+      { env: { VEXIL_BIN, VEXIL_DATABASE_URL: env.db.url } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /1 references to flags in the code: 0 to deleted flags, 0 to flags due for removal/);
+    assert.ok(!r.stdout.includes('failing'));
+  });
+
+  test('with a server and VEXIL_REFS_FAIL_ON=stale: stale flags fail the build', async () => {
+    const r = await ci([staleOnly], { VEXIL_SERVER_URL: env.server.base, VEXIL_TOKEN: env.adminToken, VEXIL_REFS_FAIL_ON: 'stale' });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /stale-only\/a\.ts:2: stale_flag \(stale: older_than_30_days\)/);
+    const pass = await ci([staleOnly], { VEXIL_SERVER_URL: env.server.base, VEXIL_TOKEN: env.adminToken });
+    assert.equal(pass.code, 0, 'stale references alone do not fail by default');
+    assert.match(pass.stderr, /deleted flags are not seen/, 'the note on what a server cannot see');
+  });
+
+  test('bad settings and a failing vexil: exit 2', async () => {
+    assert.equal((await ci([clean], {})).code, 2, 'no source');
+    assert.equal((await ci([clean], { VEXIL_SERVER_URL: env.server.base })).code, 2, 'server without token');
+    assert.equal((await ci([clean], { VEXIL_DATABASE_URL: env.db.url, VEXIL_REFS_FAIL_ON: 'sometimes' })).code, 2);
+    const r = await ci([path.join(tmp, 'nope')], { VEXIL_DATABASE_URL: env.db.url });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /No such file/);
+    assert.equal((await ci(['--help'], {})).code, 0);
   });
 });
