@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -514,24 +515,26 @@ static void refs_strs_free(struct refs_strs *a)
     a->n = a->cap = 0;
 }
 
-static int refs_strcmp(const void *a, const void *b)
+/* scandir's filter and order: every entry but "." and "..", in byte order
+ * (alphasort would follow the locale). */
+static int refs_dirent_keep(const struct dirent *e)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+}
+
+static int refs_dirent_cmp(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
 }
 
 /* dir + "/" + name (no second '/' after a dir that ends with one), or NULL. */
 static char *refs_join(const char *dir, const char *name)
 {
-    size_t a = strlen(dir), b = strlen(name);
-    bool slash = a > 0 && dir[a - 1] != '/';
-    char *p = malloc(a + slash + b + 1);
+    size_t a = strlen(dir), size = a + 1 + strlen(name) + 1;
+    char *p = malloc(size);
 
-    if (p == NULL)
-        return NULL;
-    memcpy(p, dir, a);
-    if (slash)
-        p[a] = '/';
-    memcpy(p + a + slash, name, b + 1);
+    if (p != NULL)
+        snprintf(p, size, "%s%s%s", dir, a > 0 && dir[a - 1] != '/' ? "/" : "", name);
     return p;
 }
 
@@ -539,40 +542,20 @@ static char *refs_join(const char *dir, const char *name)
  * off it in byte order.  0, 1 when the directory vanished, -1 (err). */
 static int refs_read_dir(const char *path, struct refs_strs *todo, struct vx_error *err)
 {
-    struct refs_strs names = {0};
-    DIR *d = opendir(path);
-    struct dirent *e;
-    int rc = 0;
+    struct dirent **list = NULL;
+    int n = scandir(path, &list, refs_dirent_keep, refs_dirent_cmp), rc = 0;
 
-    if (d == NULL)
+    if (n < 0)
         return errno == ENOENT ? 1 : refs_fail_path(err, "cannot read the directory ", path, errno);
-    for (;;) {
-        errno = 0;
-        e = readdir(d);
-        if (e == NULL)
-            break;
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char *name = strdup(e->d_name);
-        if (name == NULL || refs_strs_push(&names, name) != 0) {
-            free(name);
-            rc = refs_oom(err);
-            break;
-        }
-    }
-    if (rc == 0 && errno != 0)
-        rc = refs_fail_path(err, "cannot read the directory ", path, errno);
-    closedir(d);
-    if (rc == 0)
-        qsort(names.v, names.n, sizeof *names.v, refs_strcmp);
-    for (size_t i = names.n; rc == 0 && i > 0; i--) {
-        char *p = refs_join(path, names.v[i - 1]);
-        if (p == NULL || refs_strs_push(todo, p) != 0) {
+    for (int i = n; i > 0; i--) {
+        char *p = rc == 0 ? refs_join(path, list[i - 1]->d_name) : NULL;
+        if (rc == 0 && (p == NULL || refs_strs_push(todo, p) != 0)) {
             free(p);
             rc = refs_oom(err);
         }
+        free(list[i - 1]);
     }
-    refs_strs_free(&names);
+    free(list);
     return rc;
 }
 
@@ -774,12 +757,15 @@ static void refs_run(struct refs_job *job, unsigned threads)
         pthread_join(tid[i], NULL);
 }
 
-/* Move the results into out, in walk order, dropping files seen before.
- * 0, or -1 with err filled at the first file (in walk order) that failed. */
-static int refs_collect(struct refs_job *job, struct refs_strs *files, struct refs_report *out,
-                        struct vx_error *err)
+/* Move the results into out, in walk order, dropping files seen before:
+ * the files with references go to dest (room for every file), which out
+ * then owns.  0, or -1 with err filled at the first file (in walk order)
+ * that failed. */
+static int refs_collect(struct refs_job *job, struct refs_strs *files, struct refs_file *dest,
+                        struct refs_report *out, struct vx_error *err)
 {
     struct refs_ids seen = {0};
+    size_t kept = 0;
     int rc = 0;
 
     for (size_t i = 0; i < job->n && rc == 0; i++) {
@@ -800,20 +786,22 @@ static int refs_collect(struct refs_job *job, struct refs_strs *files, struct re
         out->files_scanned++;
         if (r->hits.n == 0)
             continue;
-        out->files[out->n_files].path = files->v[i];
-        out->files[out->n_files].hits = r->hits.v;
-        out->files[out->n_files].n_hits = r->hits.n;
-        out->n_files++;
+        dest[kept].path = files->v[i];
+        dest[kept].hits = r->hits.v;
+        dest[kept].n_hits = r->hits.n;
+        kept++;
         files->v[i] = NULL;
         r->hits.v = NULL;
     }
     free(seen.v);
+    out->files = dest;
+    out->n_files = kept;
     return rc;
 }
 
 void refs_report_free(struct refs_report *r)
 {
-    for (size_t i = 0; i < r->n_files; i++) {
+    for (size_t i = 0; r->files != NULL && i < r->n_files; i++) {
         free(r->files[i].path);
         free(r->files[i].hits);
     }
@@ -821,32 +809,41 @@ void refs_report_free(struct refs_report *r)
     memset(r, 0, sizeof *r);
 }
 
+/* Read and scan the files (at least one) into out.  0, or -1 (err). */
+static int refs_scan_files(const struct refs_names *set, struct refs_strs *files,
+                           const struct refs_config *cfg, struct refs_report *out,
+                           struct vx_error *err)
+{
+    struct refs_job job = {.set = set, .paths = files->v, .n = files->n};
+    struct refs_file *dest = calloc(files->n, sizeof *dest);
+    int rc;
+
+    job.max =
+        cfg != NULL && cfg->max_file_size > 0 ? cfg->max_file_size : REFS_MAX_FILE_SIZE_DEFAULT;
+    job.res = calloc(files->n, sizeof *job.res);
+    if (dest == NULL || job.res == NULL) {
+        free(dest);
+        free(job.res);
+        return refs_oom(err);
+    }
+    refs_run(&job, cfg != NULL ? cfg->threads : 1);
+    rc = refs_collect(&job, files, dest, out, err);
+    for (size_t i = 0; i < job.n; i++)
+        free(job.res[i].hits.v);
+    free(job.res);
+    return rc;
+}
+
 int refs_scan_paths(const struct refs_names *set, const char *const *paths, size_t n,
                     const struct refs_config *cfg, struct refs_report *out, struct vx_error *err)
 {
     struct refs_strs files = {0};
-    struct refs_job job = {.set = set};
     int rc;
 
     memset(out, 0, sizeof *out);
-    job.max =
-        cfg != NULL && cfg->max_file_size > 0 ? cfg->max_file_size : REFS_MAX_FILE_SIZE_DEFAULT;
     rc = refs_walk(paths, n, &files, err);
-    if (rc == 0 && files.n > 0) {
-        job.paths = files.v;
-        job.n = files.n;
-        job.res = calloc(files.n, sizeof *job.res);
-        out->files = calloc(files.n, sizeof *out->files);
-        if (job.res == NULL || out->files == NULL)
-            rc = refs_oom(err);
-    }
-    if (rc == 0 && files.n > 0) {
-        refs_run(&job, cfg != NULL ? cfg->threads : 1);
-        rc = refs_collect(&job, &files, out, err);
-    }
-    for (size_t i = 0; job.res != NULL && i < job.n; i++)
-        free(job.res[i].hits.v);
-    free(job.res);
+    if (rc == 0 && files.n > 0)
+        rc = refs_scan_files(set, &files, cfg, out, err);
     refs_strs_free(&files);
     if (rc != 0)
         refs_report_free(out);
