@@ -190,6 +190,22 @@ describe('vexil refs --database', () => {
     }
   });
 
+  test('a role that may only read (the grants of docs/operations.md, "In CI") is enough', async () => {
+    const role = `vexil_ci_${process.pid}_${Date.now()}`;
+    await psql(env.db.url, `CREATE ROLE ${role} LOGIN;
+      GRANT CONNECT ON DATABASE "${env.db.name}" TO ${role};
+      GRANT SELECT ON flags, flag_states, environments, flag_events TO ${role};`);
+    try {
+      const url = new URL(env.db.url);
+      url.username = role;
+      const r = await refs(['--database', url.toString(), tree]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.deepEqual(lines(r), TREE_REFS);
+    } finally {
+      await psql(env.db.url, `DROP OWNED BY ${role}; DROP ROLE ${role};`);
+    }
+  });
+
   test('$VEXIL_DATABASE_URL is the default source', async () => {
     const r = await refs([clean], { env: { VEXIL_DATABASE_URL: env.db.url } });
     assert.equal(r.code, 0, r.stderr);
