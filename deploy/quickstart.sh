@@ -22,7 +22,7 @@ STATE="$ROOT/.vexil"
 PGDIR="$STATE/pg"
 MARKER="$STATE/admin-token-created"
 LISTEN=${VEXIL_LISTEN:-127.0.0.1:8080}
-DEBS=(build-essential pkg-config meson ninja-build libmicrohttpd-dev libpq-dev libjansson-dev zlib1g-dev
+DEBS=(build-essential pkg-config meson ninja-build libmicrohttpd-dev libpq-dev libjansson-dev zlib1g-dev libcurl4-openssl-dev
     uuid-dev postgresql-15)
 
 say() { printf 'quickstart: %s\n' "$*" >&2; }

@@ -1,5 +1,6 @@
 /* cli.c -- the operator commands: `vexil migrate`, `vexil token ...` and
- * `vexil stale`.
+ * `vexil stale` (`vexil refs` is in cli_refs.c), and the helpers they share
+ * (cli_int.h).
  *
  * Each command is a short function: parse the options with opts_parse()
  * against the command's table, open one connection, call the store, print.
@@ -13,6 +14,7 @@
  *   bad use prints ONE line on stderr and exits 2, as does any error;
  *   results go to stdout, notes to stderr. */
 #include "cli.h"
+#include "cli_int.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -27,10 +29,6 @@
 #include "text.h"
 #include "timeutil.h"
 #include "vx.h"
-
-#define CLI_EXIT_OK    0
-#define CLI_EXIT_STALE 1
-#define CLI_EXIT_ERROR 2
 
 /* ------------------------------------------------------------------ */
 /* Usage and errors                                                     */
@@ -69,7 +67,7 @@ static const char USAGE_TOKEN[] =
 
 static const char USAGE_STALE[] =
     "Usage: vexil stale [--days N] [--rolled-out-days N] [--owner NAME] [--json]\n"
-    "                   [--database URL]\n"
+    "                   [--refs PATH]... [--database URL]\n"
     "\n"
     "List the flags that are due for removal from the code: older than --days,\n"
     "or rolled out to 100 % for more than --rolled-out-days.  Meant for cron:\n"
@@ -80,11 +78,14 @@ static const char USAGE_STALE[] =
     "  --rolled-out-days N  rolled-out limit in days (default 14)\n"
     "  --owner NAME         only flags with this owner\n"
     "  --json               print {\"flags\":[<flag + age_days + stale>]} instead\n"
+    "  --refs PATH          also list where the code under PATH (a file or a\n"
+    "                       directory; repeatable) still names each stale flag,\n"
+    "                       as `vexil refs` finds them (JSON: \"references\")\n"
     "  --database URL       libpq URI or key=value string (default: $VEXIL_DATABASE_URL)\n"
     "  --help               show this help\n";
 
 /* Print the one line of bad use or error on stderr; returns CLI_EXIT_ERROR. */
-__attribute__((format(printf, 2, 3))) static int cli_fail(const char *cmd, const char *fmt, ...)
+int cli_fail(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -94,7 +95,7 @@ __attribute__((format(printf, 2, 3))) static int cli_fail(const char *cmd, const
 }
 
 /* The exit status for opts_parse()'s result, when it is not OPTS_OK. */
-static int cli_exit(enum opts_result r)
+int cli_exit(enum opts_result r)
 {
     return r == OPTS_HELP ? CLI_EXIT_OK : CLI_EXIT_ERROR;
 }
@@ -103,20 +104,20 @@ static int cli_exit(enum opts_result r)
  * control character in an owner or a name is seen, escaped, instead of
  * acting on the terminal or the mail that shows the table (docs/decisions.md,
  * "Text for people").  Columns are as wide as what they show. */
-static size_t cli_width(const char *s)
+size_t cli_width(const char *s)
 {
     return s != NULL ? text_visible_width(s, strlen(s)) : 0;
 }
 
 /* Add s (NULL: nothing), made visible.  0, or -1 when out of memory. */
-static int cli_text(struct buf *out, const char *s)
+int cli_text(struct buf *out, const char *s)
 {
     return s != NULL ? buf_add_visible(out, s, strlen(s)) : 0;
 }
 
 /* Add s, made visible, left-aligned in a column of width characters, then
  * two spaces.  0, or -1 when out of memory. */
-static int cli_cell(struct buf *out, const char *s, size_t width)
+int cli_cell(struct buf *out, const char *s, size_t width)
 {
     if (cli_text(out, s) != 0)
         return -1;
@@ -128,7 +129,7 @@ static int cli_cell(struct buf *out, const char *s, size_t width)
 
 /* Write out (built: 0, or -1 when building it ran out of memory) to stdout
  * and free it.  0, or -1 after printing the error line. */
-static int cli_write(const char *cmd, struct buf *out, int built)
+int cli_write(const char *cmd, struct buf *out, int built)
 {
     int rc = 0;
 
@@ -147,7 +148,7 @@ static int cli_write(const char *cmd, struct buf *out, int built)
 /* Connect with --database (or $VEXIL_DATABASE_URL, as the option tables
  * say), else libpq defaults: database NULL.  NULL after printing the error
  * line. Caller PQfinish()es. */
-static PGconn *cli_connect(const char *cmd, const char *database)
+PGconn *cli_connect(const char *cmd, const char *database)
 {
     struct vx_error err;
     PGconn *c;
@@ -161,7 +162,7 @@ static PGconn *cli_connect(const char *cmd, const char *database)
 }
 
 /* The error line for a failed store call. */
-static int cli_store_fail(const char *cmd, PGconn *c, enum store_status st, const char *what)
+int cli_store_fail(const char *cmd, PGconn *c, enum store_status st, const char *what)
 {
     if (st == STORE_UNAVAILABLE)
         return cli_fail(cmd, "%s: database unavailable: %s", what, store_last_error(c));
@@ -169,7 +170,7 @@ static int cli_store_fail(const char *cmd, PGconn *c, enum store_status st, cons
 }
 
 /* Print a JSON value and a newline on stdout. 0 or CLI_EXIT_ERROR. */
-static int cli_print_json(const char *cmd, const json_t *v)
+int cli_print_json(const char *cmd, const json_t *v)
 {
     /* jansson escapes C0 but writes DEL and C1 as they are: escape those too
      * (the same JSON value) before a terminal sees them. */
@@ -380,6 +381,27 @@ int cli_token(int argc, char **argv)
 /* vexil stale                                                          */
 /* ------------------------------------------------------------------ */
 
+/* The references of a stale flag (--refs; NULL: not asked for), one
+ * "  path:line" a line under its row.  0, or -1 when out of memory. */
+static int cli_stale_refs(struct buf *out, const json_t *refs)
+{
+    const json_t *r;
+    size_t i;
+    int built = 0;
+
+    if (refs == NULL)
+        return 0;
+    if (json_array_size(refs) == 0)
+        return buf_adds(out, "  (no references)\n");
+    json_array_foreach(refs, i, r)
+    {
+        built |=
+            buf_adds(out, "  ") | cli_text(out, json_string_value(json_object_get(r, "path"))) |
+            buf_addf(out, ":%lld\n", (long long)json_integer_value(json_object_get(r, "line")));
+    }
+    return built;
+}
+
 /* The stale flags as a table for a cron mail, added to out.  0, or -1 when
  * out of memory. */
 static int cli_stale_table(struct buf *out, const json_t *stale, int days, int rolled_out_days)
@@ -417,7 +439,7 @@ static int cli_stale_table(struct buf *out, const json_t *stale, int days, int r
         {
             built |= buf_adds(out, j > 0 ? ", " : "") | cli_text(out, json_string_value(r));
         }
-        built |= buf_add(out, "\n", 1);
+        built |= buf_add(out, "\n", 1) | cli_stale_refs(out, json_object_get(f, "references"));
     }
     return built != 0 ? -1 : 0;
 }
@@ -425,6 +447,7 @@ static int cli_stale_table(struct buf *out, const json_t *stale, int days, int r
 int cli_stale(int argc, char **argv)
 {
     const char *cmd = "stale", *database = NULL, *owner = NULL, *pos[1];
+    struct cli_paths refs = {.n = 0};
     bool json = false;
     int days = FLAG_STALE_DAYS_DEFAULT, ro_days = FLAG_ROLLED_OUT_DAYS_DEFAULT, n_pos, rc;
     const struct opts_opt opts[] = {
@@ -433,6 +456,7 @@ int cli_stale(int argc, char **argv)
         OPTS_NUMBER("rolled-out-days", NULL, ro_days, 0, FLAG_STALE_DAYS_MAX),
         OPTS_STRING("owner", NULL, owner),
         OPTS_SWITCH("json", json),
+        OPTS_CUSTOM("refs", NULL, cli_paths_add, &refs, CLI_PATHS_WANT),
         OPTS_END,
     };
     const struct opts_cmd spec = {cmd, USAGE_STALE, opts};
@@ -479,8 +503,12 @@ int cli_stale(int argc, char **argv)
     free(flags);
     if (stale == NULL)
         return cli_fail(cmd, "out of memory");
+    if (refs.n > 0 && cli_refs_attach(cmd, stale, &refs) != 0) {
+        json_decref(stale);
+        return CLI_EXIT_ERROR;
+    }
 
-    rc = json_array_size(stale) > 0 ? CLI_EXIT_STALE : CLI_EXIT_OK;
+    rc = json_array_size(stale) > 0 ? CLI_EXIT_FOUND : CLI_EXIT_OK;
     if (json) {
         json_t *root = json_object();
         if (root == NULL || json_object_set_new(root, "flags", stale) != 0) {
@@ -493,7 +521,7 @@ int cli_stale(int argc, char **argv)
         return rc;
     }
     struct buf out = {0};
-    int built = rc == CLI_EXIT_STALE ? cli_stale_table(&out, stale, days, ro_days) : 0;
+    int built = rc == CLI_EXIT_FOUND ? cli_stale_table(&out, stale, days, ro_days) : 0;
     json_decref(stale);
     if (cli_write(cmd, &out, built) != 0)
         return CLI_EXIT_ERROR;

@@ -1,4 +1,4 @@
-/* main.c -- `vexil serve | migrate | stale | token | version`.
+/* main.c -- `vexil serve | migrate | stale | refs | token | version`.
  *
  * serve: migrate, load the first snapshot, start the listener, the
  * long-poll timer and the HTTP daemon, then wait for SIGTERM/SIGINT in the
@@ -28,6 +28,7 @@ static const char usage[] = "usage: vexil <command> [options]\n"
                             "  migrate   apply pending database migrations\n"
                             "  token     create, list or revoke API tokens\n"
                             "  stale     list flags due for removal (for cron)\n"
+                            "  refs      find where code still uses a flag\n"
                             "  version   print the version\n"
                             "Run 'vexil <command> --help' for a command's options.\n";
 
@@ -122,7 +123,8 @@ int main(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : NULL;
 
     if (cmd == NULL) {
-        fputs("vexil: a command is required (serve, migrate, token, stale, version); see --help\n",
+        fputs("vexil: a command is required (serve, migrate, token, stale, refs, version); see "
+              "--help\n",
               stderr);
         return 2;
     }
@@ -142,6 +144,9 @@ int main(int argc, char **argv)
         return cli_token(argc - 1, argv + 1);
     if (strcmp(cmd, "stale") == 0)
         return cli_stale(argc - 1, argv + 1);
-    fprintf(stderr, "vexil: unknown command '%s' (serve, migrate, token, stale, version)\n", cmd);
+    if (strcmp(cmd, "refs") == 0)
+        return cli_refs(argc - 1, argv + 1);
+    fprintf(stderr, "vexil: unknown command '%s' (serve, migrate, token, stale, refs, version)\n",
+            cmd);
     return 2;
 }

@@ -131,6 +131,11 @@ enum store_status store_check(PGconn *c, int64_t *version, struct vx_token **tok
  * free. */
 enum store_status store_flags_all(PGconn *c, struct vx_flag **flags, size_t *n);
 
+/* The names that the flags' history knows but no flag has now -- the
+ * deleted flags (for `vexil refs`) -- sorted in strcmp order; caller frees
+ * each and the array. */
+enum store_status store_flags_deleted(PGconn *c, char ***names, size_t *n);
+
 /* Writes.  actor is the acting token's name.  now is µs since epoch.  env
  * is the request's environment, which the top-level state fields of a
  * patch set.  On success *out (if not NULL) receives the flag as written

@@ -9,7 +9,9 @@
  * How.  Events are written with the flag's JSON form (flag_to_json) and read
  * back through flag_from_json/flag_to_json, so that the API shows their keys
  * in the usual order although jsonb sorts them.  The highest revision a
- * name ever had is read from its events, for a revert to continue from it. */
+ * name ever had is read from its events, for a revert to continue from it.
+ * The names its events hold that no flag has now are the deleted flags,
+ * which `vexil refs` reports when code still names them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +49,14 @@ static const char SQL_SEGMENT_HISTORY[] =
     "AND ($2::bigint IS NULL OR id < $2::bigint) "
     "ORDER BY id DESC "
     "LIMIT $3";
+
+/* Names with history and no flag: deleted (the index on flag_name serves
+ * the DISTINCT). */
+static const char SQL_DELETED_NAMES[] =
+    "SELECT DISTINCT e.flag_name COLLATE \"C\" "
+    "FROM flag_events e "
+    "WHERE NOT EXISTS (SELECT 1 FROM flags f WHERE f.name = e.flag_name) "
+    "ORDER BY 1";
 
 static const char SQL_SEGMENT_EVENT_INSERT[] =
     "INSERT INTO segment_events (segment_name, at, actor, action, before, after) "
@@ -355,4 +365,9 @@ enum store_status store_segment_history(PGconn *c, const char *name, int limit, 
                                     sizeof segment_event_fields / sizeof segment_event_fields[0]};
 
     return store_read_json(c, store_history_select, &pg, out);
+}
+
+enum store_status store_flags_deleted(PGconn *c, char ***names, size_t *n)
+{
+    return store_names_query(c, SQL_DELETED_NAMES, NULL, names, n);
 }

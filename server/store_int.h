@@ -284,8 +284,8 @@ enum store_status store_changes_deleted(PGconn *c, int64_t since, char ***names,
 
 enum store_status store_version_select(PGconn *c, int64_t *version);
 
-/* Run sql with the one parameter param and hand out the first column of
- * every row as strings (caller frees each and the array). */
+/* Run sql with the one parameter param (NULL: with none) and hand out the
+ * first column of every row as strings (caller frees each and the array). */
 enum store_status store_names_query(PGconn *c, const char *sql, const char *param, char ***out,
                                     size_t *n);
 

@@ -118,7 +118,7 @@ enum store_status store_names_query(PGconn *c, const char *sql, const char *sinc
 {
     const char *params[] = {since};
     enum store_status st = STORE_OK;
-    PGresult *r = store_query(c, sql, 1, params, &st);
+    PGresult *r = store_query(c, sql, since != NULL ? 1 : 0, params, &st);
 
     *out = NULL;
     *n = 0;

@@ -38,7 +38,7 @@ ART="$ROOT/tests/artifacts/run"
 JOBS=${VEXIL_TEST_JOBS:-4}
 
 REQUIRED_DEBS=(build-essential pkg-config meson ninja-build libmicrohttpd-dev libpq-dev
-    libjansson-dev uuid-dev zlib1g-dev check postgresql-15 chromium gcovr clang libclang-rt-14-dev cppcheck
+    libjansson-dev uuid-dev zlib1g-dev libcurl4-openssl-dev check postgresql-15 chromium gcovr clang libclang-rt-14-dev cppcheck
     clang-tidy clang-format jq curl)
 OPTIONAL_DEBS=(wrk) # benchmarks only
 

@@ -12,6 +12,10 @@
 # Stale flags that reach nobody that way are printed on stdout, so that cron
 # mails them to its own MAILTO.
 #
+# With --refs PATH (an option of vexil stale, repeatable) or VEXIL_STALE_REFS,
+# each flag in a message is followed by the lines of the code under those
+# paths that still name it (`vexil refs`), so the owner knows what to delete.
+#
 # Usage: vexil-stale.sh [--help] [options of vexil stale, e.g. --days 60
 #                        --rolled-out-days 14 --database URL]
 #
@@ -25,6 +29,8 @@
 #   VEXIL_STALE_RETRIES   extra webhook attempts on a transient failure (default 2)
 #   VEXIL_STALE_SENDMAIL  sendmail program (default: sendmail on PATH, else
 #                         /usr/sbin/sendmail, else /usr/lib/sendmail)
+#   VEXIL_STALE_REFS      checkouts of the code to search for each stale flag,
+#                         separated by ':' (each becomes --refs PATH)
 #
 # Needs bash, jq, base64 (coreutils) and, for the webhook, curl.
 #
@@ -114,7 +120,16 @@ fi
 
 # ---------------------------------------------------------------- vexil stale
 
-json=$("$VEXIL" stale --json "$@")
+REFS_ARGS=()
+if [ -n "${VEXIL_STALE_REFS:-}" ]; then
+    IFS=: read -r -a refs_paths <<<"$VEXIL_STALE_REFS"
+    for p in "${refs_paths[@]}"; do
+        [ -n "$p" ] || die "VEXIL_STALE_REFS has an empty path: '$VEXIL_STALE_REFS'"
+        REFS_ARGS+=(--refs "$p")
+    done
+fi
+
+json=$("$VEXIL" stale --json "${REFS_ARGS[@]}" "$@")
 rc=$?
 case $rc in
 0) exit 0 ;;
@@ -144,7 +159,9 @@ def visible: [explode[]
       else [.] | implode end] | join("");
 '
 
-# The owner's flags as an aligned text table (jq: name, age, reasons).
+# The owner's flags as an aligned text table (jq: name, age, reasons), each
+# followed by the lines of the code that name it when vexil stale was given
+# --refs.
 table() {
     jq -r --arg o "$1" "$JQ_VISIBLE"'
         [.flags[] | select(.owner == $o) | .shown = (.name | visible)] as $f
@@ -152,8 +169,15 @@ table() {
         | $f[]
         | "  " + .shown + (" " * ($w - (.shown | length) + 2))
           + (.age_days | tostring) + " days old" + "  "
-          + (.stale | map(visible) | join(", "))' <<<"$json"
+          + (.stale | map(visible) | join(", "))
+          + if .references == null then ""
+            elif (.references | length) == 0 then "\n      (no references in the code)"
+            else .references | map("\n      " + (.path | visible) + ":" + (.line | tostring))
+                 | join("") end' <<<"$json"
 }
+
+# Did vexil stale look for references (--refs)?
+with_refs() { jq -e '[.flags[] | has("references")] | any' >/dev/null <<<"$json"; }
 
 count() { jq --arg o "$1" '[.flags[] | select(.owner == $o)] | length' <<<"$json"; }
 
@@ -191,6 +215,9 @@ body() {
     fi
     printf '(older than the age limit, or rolled out to 100 %% for longer than the limit):\n\n'
     table "$owner"
+    if with_refs; then
+        printf '\nUnder each flag: the lines of the code that still name it.\n'
+    fi
     printf '\nRemove the checks from the code and deploy, then delete the flag in vexil.\n'
     printf '\n-- \nvexil-stale on %s\n' "$HOST"
 }

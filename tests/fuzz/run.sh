@@ -12,6 +12,8 @@
 #   fuzz_router  url_unescape + router_find on the real routing table (server/routes.c,
 #                server/httputil.c, server/router.c)
 #   fuzz_etag    etag_parse/etag_matches and parse_int_range (server/httputil.c)
+#   fuzz_refs    the reference scan of `vexil refs`, refs_scan_buffer, against a
+#                plain reference (server/refs.c)
 #
 # For each target, in this order:
 #   1. build:   clang -fsanitize=fuzzer,address,undefined (UB aborts too);
@@ -49,7 +51,7 @@ FUZZ_DIR=tests/fuzz
 SECONDS_EACH=${FUZZ_SECONDS:-20}
 BUILD=${FUZZ_BUILD:-build/fuzz}
 CC=${FUZZ_CC:-clang}
-ALL_TARGETS=(fuzz_json fuzz_router fuzz_etag)
+ALL_TARGETS=(fuzz_json fuzz_router fuzz_etag fuzz_refs)
 
 # The pure sources each target links (besides the target itself).
 sources_of() {
@@ -58,6 +60,7 @@ sources_of() {
         server/murmur3.c ;;
     fuzz_router) echo server/router.c server/httputil.c ;;
     fuzz_etag) echo server/httputil.c ;;
+    fuzz_refs) echo server/refs.c server/text.c server/vx.c ;;
     *) return 1 ;;
     esac
 }

@@ -36,13 +36,13 @@ describe('version and help', () => {
   test('vexil --help lists every command on stdout and exits 0', async () => {
     const r = await vexil(['--help']);
     assert.equal(r.code, 0, r.stderr);
-    for (const cmd of ['serve', 'migrate', 'stale', 'token', 'version']) {
+    for (const cmd of ['serve', 'migrate', 'stale', 'refs', 'token', 'version']) {
       assert.match(r.stdout, new RegExp(`\\b${cmd}\\b`), `--help mentions ${cmd}`);
     }
   });
 
   for (const args of [
-    ['serve', '--help'], ['migrate', '--help'], ['stale', '--help'], ['token', '--help'],
+    ['serve', '--help'], ['migrate', '--help'], ['stale', '--help'], ['refs', '--help'], ['token', '--help'],
     ['token', 'create', '--help'], ['token', 'list', '--help'], ['token', 'revoke', '--help'],
     ['version', '--help'],
   ]) {

@@ -296,6 +296,49 @@ describe('vexil-stale.sh', () => {
     assert.equal(hook.posts.length, 2, 'bob\'s list: one attempt and one retry');
   });
 
+  test('with VEXIL_STALE_REFS or --refs: each flag is followed by the lines of the code that name it', async () => {
+    const esc = (t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const code = path.join(tmp, 'code');
+    const code2 = path.join(tmp, 'code2');
+    mkdirSync(path.join(code, 'web'), { recursive: true });
+    mkdirSync(code2, { recursive: true });
+    writeFileSync(path.join(code, 'web', 'page.js'), "x\nif (on('a_old')) {}\nif (on(\"b_old\")) {}\n");
+    writeFileSync(path.join(code2, 'svc.go'), 'var f = "a_old"\n');
+    const r = await cron([], { VEXIL_STALE_REFS: `${code}:${code2}`, VEXIL_STALE_WEBHOOK: `${hook.url}/hook` });
+    assert.equal(r.code, 1, r.stderr);
+    const byTo = Object.fromEntries(mails().map((m) => [m.headers.to, m]));
+    const alice = byTo['alice@example.test'].body;
+    assert.match(alice, new RegExp(`^  a_old .*\\n {6}${esc(code)}/web/page\\.js:2\\n {6}${esc(code2)}/svc\\.go:1$`, 'm'),
+      `a_old's references under it:\n${alice}`);
+    assert.match(alice, /^ {2}a_rolled .*\n {6}\(no references in the code\)$/m, alice);
+    assert.match(alice, /Under each flag: the lines of the code that still name it/);
+    assert.deepEqual(named(alice), staleOf('alice'), 'still exactly her flags');
+    const bob = byTo['bob@example.test, bob-pm@example.test'].body;
+    assert.match(bob, new RegExp(`^  b_old .*\\n {6}${esc(code)}/web/page\\.js:3$`, 'm'), bob);
+    // The webhook's flags carry the references, and its text shows them.
+    const hookAlice = hook.posts.map((p) => JSON.parse(p.body)).find((j) => j.owner === 'alice');
+    const aOld = hookAlice.flags.find((f) => f.name === 'a_old');
+    assert.deepEqual(aOld.references, [{ path: `${code}/web/page.js`, line: 2 }, { path: `${code2}/svc.go`, line: 1 }]);
+    assert.ok(hookAlice.text.includes(`${code}/web/page.js:2`), hookAlice.text);
+
+    // --refs passes through to vexil stale like any of its options.
+    for (const f of readdirSync(mailDir)) rmSync(path.join(mailDir, f));
+    const byArg = await cron(['--refs', code2]);
+    assert.equal(byArg.code, 1, byArg.stderr);
+    const alice2 = mails().find((m) => m.headers.to === 'alice@example.test' && m.body.includes('svc.go')).body;
+    assert.ok(!alice2.includes('page.js'), alice2);
+    // Without either: no references and no word about them.
+    for (const f of readdirSync(mailDir)) rmSync(path.join(mailDir, f));
+    const plain = await cron();
+    assert.equal(plain.code, 1, plain.stderr);
+    for (const m of mails()) assert.ok(!m.body.includes('Under each flag') && !m.body.includes('no references'), m.body);
+    // A path that does not exist is an error: nothing is sent.
+    for (const f of readdirSync(mailDir)) rmSync(path.join(mailDir, f));
+    const bad = await cron([], { VEXIL_STALE_REFS: path.join(tmp, 'no-such-code') });
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.equal(mails().length, 0);
+  });
+
   test('--help prints usage and exits 0', async () => {
     const r = await cron(['--help']);
     assert.equal(r.code, 0);
