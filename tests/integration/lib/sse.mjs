@@ -1,11 +1,12 @@
-// lib/sse.mjs -- a reader of the OFREP change stream (server-sent events)
-// over fetch, for the integration tests: the events parsed, the comments
+// lib/sse.mjs -- a reader of a change stream (server-sent events: OFREP's,
+// Unleash's) over fetch, for the integration tests: the events parsed (with
+// their `event:` name, if any), the comments
 // (keep-alives) with the silence before each, and promises that wait,
 // boundedly, for an event or for the end.
 
 /**
  * Open an SSE stream with fetch and parse it.  Returns {status, headers,
- * events (parsed {id, data, json}), comments, ended, next(pred, ms), close()}.
+ * events (parsed {id, event, data, json}), comments, ended, next(pred, ms), close()}.
  */
 export async function openStream(url, headers = {}) {
   const ctl = new AbortController();
@@ -65,6 +66,7 @@ export async function openStream(url, headers = {}) {
               s.commentGaps.push(gap);
             }
             else if (line.startsWith('id: ')) ev.id = line.slice(4);
+            else if (line.startsWith('event: ')) ev.event = line.slice(7);
             else if (line.startsWith('data: ')) ev.data = (ev.data ? ev.data + '\n' : '') + line.slice(6);
             else if (line.startsWith('retry: ')) s.retry = Number(line.slice(7));
           }
