@@ -55,11 +55,11 @@ static json_t *admin_flag(const struct vx_snapshot *s, const struct vx_env *e,
             top.updated_at = g->updated_at;
         }
         json_t *state = flag_state_to_json(g);
-        rc = state == NULL || usage_annotate(state, s->envs[i].name, f->name) != 0 ||
+        rc = state == NULL || usage_annotate(state, s->envs[i].name, f->name, f->created_at) != 0 ||
              json_object_set_new(envs, s->envs[i].name, state) != 0;
     }
     json_t *o = rc == 0 ? add_age(flag_to_json(&top), &top, now, days, rdays) : NULL;
-    if (o == NULL || usage_annotate(o, e->name, f->name) != 0 ||
+    if (o == NULL || usage_annotate(o, e->name, f->name, f->created_at) != 0 ||
         json_object_set_new(o, "environments", envs) != 0) {
         json_decref(o);
         if (o == NULL)
@@ -83,10 +83,11 @@ static enum http_rc reply_written_flag(struct vx_req *r, unsigned status,
     json_t *o = add_age(flag_envs_json(fe, top), &fe->flags[top], time_now_us(),
                         FLAG_STALE_DAYS_DEFAULT, FLAG_ROLLED_OUT_DAYS_DEFAULT);
     json_t *envs = json_object_get(o, "environments");
-    int bad = o == NULL || usage_annotate(o, fe->envs[top], fe->flags[top].name) != 0;
+    int bad = o == NULL ||
+              usage_annotate(o, fe->envs[top], fe->flags[top].name, fe->flags[top].created_at) != 0;
     for (size_t i = 0; !bad && i < fe->n; i++)
-        bad =
-            usage_annotate(json_object_get(envs, fe->envs[i]), fe->envs[i], fe->flags[i].name) != 0;
+        bad = usage_annotate(json_object_get(envs, fe->envs[i]), fe->envs[i], fe->flags[i].name,
+                             fe->flags[i].created_at) != 0;
     if (bad) {
         json_decref(o);
         o = NULL;

@@ -5,7 +5,9 @@
  * parameter, a mark without a flag name stands for every flag of its
  * environment, and the rows are upserted in key order (so two instances'
  * batches lock rows in the same order and never deadlock), keeping the later
- * time. */
+ * time.  A mark older than a flag's created_at is not that flag's: it was
+ * made before the flag existed (a flag created since a GET /flags?user=,
+ * or deleted and made again), so it is left out. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +20,11 @@ static const char SQL_USAGE_WRITE[] =
                "JOIN environments e ON e.id = x.env), "
          "t AS (SELECT s.flag, s.environment, max(m.at) AS at "
                "FROM flag_states s "
+               "JOIN flags f ON f.name = s.flag "
                "JOIN m ON s.environment = m.env AND (m.flag IS NULL OR s.flag = m.flag) "
+               /* a mark older than the flag was made for another flag of
+                * that name, or before this one existed */
+               "WHERE m.at >= " US("f.created_at") " "
                "GROUP BY s.flag, s.environment) "
     "INSERT INTO flag_usage (flag, environment, last_evaluated_at) "
     "SELECT flag, environment, 'epoch'::timestamptz + at * interval '1 microsecond' "

@@ -229,11 +229,13 @@ int64_t usage_last(const char *env, const char *flag)
     return at;
 }
 
-int usage_annotate(json_t *o, const char *env, const char *flag)
+int usage_annotate(json_t *o, const char *env, const char *flag, int64_t created_at)
 {
     char buf[40];
     int64_t at = usage_last(env, flag);
 
+    if (at < created_at) /* read before this flag was made: an earlier one's */
+        at = 0;
     return json_object_set_new(o, "last_evaluated_at",
                                at > 0 ? json_string(time_format_rfc3339(at, buf, sizeof buf))
                                       : json_null());
@@ -335,7 +337,6 @@ static void *usage_main(void *arg)
 {
     bool stopping = false;
 
-    read_back(store_thread_conn());
     while (!stopping) {
         struct timespec ts;
         time_deadline_ts((int64_t)u_interval_s * 1000, &ts);
@@ -356,6 +357,12 @@ int usage_start(unsigned interval_s)
     u_interval_s = interval_s > 0 ? interval_s : 10;
     if (time_cond_init(&u_cv) != 0)
         return -1;
+    /* Before the first answer: "null" would say "never evaluated". */
+    PGconn *c = store_connect(NULL);
+    if (c != NULL) {
+        read_back(c);
+        PQfinish(c);
+    }
     u_stopping = false;
     u_joined = false;
     if (pthread_create(&u_thread, NULL, usage_main, NULL) != 0) {

@@ -20,8 +20,9 @@ void usage_mark(int64_t env_id, const char *name, size_t len);
 void usage_mark_all(int64_t env_id);
 /* Flag name was evaluated at time at (µs), as an SDK's metrics report. */
 void usage_mark_at(int64_t env_id, const char *name, size_t len, int64_t at);
-/* Start the writer thread, which writes every interval_s seconds (and
- * first reads what the database holds).  0 or -1. */
+/* Read what the database holds (so that the first answers know it), then
+ * start the writer thread, which writes every interval_s seconds.  0 or
+ * -1. */
 int usage_start(unsigned interval_s);
 /* Write what is marked one last time, and stop: wait at most wait_ms for
  * that write.  usage_stop(-1), once nothing marks any more (the HTTP
@@ -34,7 +35,8 @@ void usage_stop(int wait_ms);
 int64_t usage_last(const char *env, const char *flag);
 
 /* Set "last_evaluated_at" (RFC 3339 or null) on the state object o of
- * flag in env.  0, or -1 on OOM. */
-int usage_annotate(json_t *o, const char *env, const char *flag);
+ * flag in env, a flag created at created_at (µs): a time read before it
+ * belongs to an earlier flag of that name.  0, or -1 on OOM. */
+int usage_annotate(json_t *o, const char *env, const char *flag, int64_t created_at);
 
 #endif
