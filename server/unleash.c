@@ -12,36 +12,78 @@
 
 #include "text.h"
 
-/* Can this user id travel in userWithId's comma-separated list?  The SDKs
- * split on commas and trim blanks around each id. */
-static bool plain_user(const char *u)
+/* How a user id travels.  The SDKs split userWithId's list on commas and
+ * trim blanks around each id, and trim every value of an IN constraint too;
+ * only a REGEX constraint's value reaches them untouched. */
+enum user_way { USER_PLAIN, USER_IN, USER_REGEX };
+
+static bool blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+/* Might an SDK's trim() remove this byte at an end?  ASCII blanks, and
+ * any non-ASCII character (JavaScript trims Unicode spaces too). */
+static bool trimmable(char c)
+{
+    return blank(c) || (unsigned char)c >= 0x80;
+}
+
+static enum user_way user_way(const char *u)
 {
     size_t n = strlen(u);
 
-    return n > 0 && strchr(u, ',') == NULL && strchr(" \t\r\n", u[0]) == NULL &&
-           strchr(" \t\r\n", u[n - 1]) == NULL;
+    if (n > 0 && (trimmable(u[0]) || trimmable(u[n - 1])))
+        return USER_REGEX;
+    return strchr(u, ',') != NULL ? USER_IN : USER_PLAIN;
 }
 
-/* Add u to the list of plain ids (buf) or to the constraint's values. */
-static int add_user(const char *u, struct buf *plain, json_t *other)
+/* The users of one strategy kind, gathered. */
+struct user_lists {
+    struct buf plain; /* "a,b,c" */
+    json_t *in;       /* ["x,y", ...] */
+    struct buf regex; /* "^(?: pad|tail )$" without the ^(?: and )$ yet */
+};
+
+/* Add u to the list its way says.  0 or -1. */
+static int add_user(const char *u, struct user_lists *l)
 {
-    if (!plain_user(u))
-        return json_array_append_new(other, json_string(u));
-    return (plain->len > 0 ? buf_add(plain, ",", 1) : 0) | buf_adds(plain, u);
+    switch (user_way(u)) {
+    case USER_PLAIN:
+        return (l->plain.len > 0 ? buf_add(&l->plain, ",", 1) : 0) | buf_adds(&l->plain, u);
+    case USER_IN:
+        return json_array_append_new(l->in, json_string(u));
+    case USER_REGEX:
+        break;
+    }
+    int bad = l->regex.len > 0 ? buf_add(&l->regex, "|", 1) : 0;
+    for (const char *p = u; *p != '\0'; p++) {
+        if (strchr("\\^$.|?*+()[]{}/", *p) != NULL)
+            bad |= buf_add(&l->regex, "\\", 1);
+        bad |= buf_add(&l->regex, p, 1);
+    }
+    return bad;
+}
+
+/* A default strategy constrained on userId. */
+static json_t *constrained(const char *op, const char *key, json_t *value)
+{
+    return json_pack("{s:s, s:{}, s:[{s:s, s:s, s:o, s:b, s:b}]}", "name", "default", "parameters",
+                     "constraints", "contextName", "userId", "operator", op, key, value,
+                     "caseInsensitive", 0, "inverted", 0);
 }
 
 /* The users of f and of its segments in s, once each, as the strategies
  * that turn them on (appended to out).  0 or -1. */
 static int add_user_strategies(const struct vx_snapshot *s, const struct vx_flag *f, json_t *out)
 {
-    struct buf plain = {0};
-    json_t *other = json_array();
+    struct user_lists l = {.in = json_array()};
     json_t *seen = json_object(); /* user -> true, when a segment adds any */
-    int bad = other == NULL || seen == NULL;
+    int bad = l.in == NULL || seen == NULL;
     bool dedup = f->n_segments > 0;
 
     for (size_t i = 0; !bad && i < f->n_users; i++) {
-        bad = add_user(f->users[i], &plain, other) != 0;
+        bad = add_user(f->users[i], &l) != 0;
         if (dedup && !bad)
             bad = json_object_set_new(seen, f->users[i], json_true()) != 0;
     }
@@ -50,23 +92,28 @@ static int add_user_strategies(const struct vx_snapshot *s, const struct vx_flag
         for (size_t i = 0; g != NULL && !bad && i < g->n_users; i++) {
             if (json_object_get(seen, g->users[i]) != NULL)
                 continue;
-            bad = add_user(g->users[i], &plain, other) != 0 ||
+            bad = add_user(g->users[i], &l) != 0 ||
                   json_object_set_new(seen, g->users[i], json_true()) != 0;
         }
     }
-    if (!bad && plain.len > 0) {
+    if (!bad && l.plain.len > 0) {
         json_t *st = json_pack("{s:s, s:{s:s%}, s:[]}", "name", "userWithId", "parameters",
-                               "userIds", plain.p, plain.len, "constraints");
+                               "userIds", l.plain.p, l.plain.len, "constraints");
         bad = json_array_append_new(out, st) != 0;
     }
-    if (!bad && json_array_size(other) > 0) {
-        json_t *st = json_pack("{s:s, s:{}, s:[{s:s, s:s, s:O, s:b, s:b}]}", "name", "default",
-                               "parameters", "constraints", "contextName", "userId", "operator",
-                               "IN", "values", other, "caseInsensitive", 0, "inverted", 0);
-        bad = json_array_append_new(out, st) != 0;
+    if (!bad && json_array_size(l.in) > 0)
+        bad = json_array_append_new(out, constrained("IN", "values", json_incref(l.in))) != 0;
+    if (!bad && l.regex.len > 0) {
+        struct buf re = {0};
+        bad = buf_adds(&re, "^(?:") | buf_add(&re, l.regex.p, l.regex.len) | buf_adds(&re, ")$");
+        if (!bad)
+            bad = json_array_append_new(
+                      out, constrained("REGEX", "value", json_stringn(re.p, re.len))) != 0;
+        buf_free(&re);
     }
-    buf_free(&plain);
-    json_decref(other);
+    buf_free(&l.plain);
+    buf_free(&l.regex);
+    json_decref(l.in);
     json_decref(seen);
     return bad ? -1 : 0;
 }

@@ -8,8 +8,9 @@
  *   not enabled, or on for nobody          -> enabled: false
  *   percentage 100                         -> [default]
  *   listed users and segment users         -> [userWithId {userIds}]
- *     (a user id that userWithId cannot carry -- a comma, or blanks at
- *      either end -- goes in a default strategy constrained userId IN [...])
+ *     (an id with a comma: a default strategy constrained userId IN [...];
+ *      with a blank or non-ASCII character at either end, which the SDKs
+ *      may trim: constrained userId REGEX ^(?:...)$, escaped)
  *   0 < percentage < 100                   -> [flexibleRollout {rollout,
  *                                             stickiness userId, groupId name}]
  *

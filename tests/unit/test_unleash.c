@@ -48,7 +48,7 @@ static const struct flag_spec FLAGS[] = {
     {"e.five", true, 5, {NULL}, {NULL}},
     {"f.half", true, 50, {"zed"}, {"team"}},
     {"g.all", true, 100, {NULL}, {NULL}},
-    {"h.odd-ids", true, 10, {" pad", "a,b", "tail "}, {NULL}},
+    {"h.odd-ids", true, 10, {" pad", "a(b)|c", "a,b", "tail "}, {NULL}},
     {"i.ninety-nine", true, 99, {NULL}, {NULL}},
 };
 #define N_FLAGS (sizeof FLAGS / sizeof FLAGS[0])
@@ -146,22 +146,63 @@ static bool flexible_rollout(const json_t *params, const char *user)
     return rollout > 0 && (int)(murmur3_x86_32(key, strlen(key), 0) % 100 + 1) <= rollout;
 }
 
+/* The Node SDK's cleanValues(): every IN value trimmed. */
+static bool in_trimmed(const json_t *values, const char *user)
+{
+    size_t k;
+    const json_t *v;
+
+    json_array_foreach(values, k, v)
+    {
+        const char *val = json_string_value(v);
+        if (user != NULL && trimmed_equal(val, val + strlen(val), user) && strspn(user, " ") == 0 &&
+            (strlen(user) == 0 || user[strlen(user) - 1] != ' '))
+            return true;
+    }
+    return false;
+}
+
+/* Our REGEX value ^(?:a|b)$ with \-escapes, matched whole. */
+static bool regex_match(const char *re, const char *user)
+{
+    char alt[300];
+    size_t n = 0;
+
+    ck_assert(strncmp(re, "^(?:", 4) == 0);
+    if (user == NULL)
+        return false;
+    for (const char *p = re + 4;; p++) {
+        if (*p == '\\') {
+            alt[n++] = *++p;
+            continue;
+        }
+        if (*p == '|' || strcmp(p, ")$") == 0) {
+            alt[n] = '\0';
+            if (strcmp(alt, user) == 0)
+                return true;
+            n = 0;
+            if (*p != '|')
+                return false;
+            continue;
+        }
+        alt[n++] = *p;
+    }
+}
+
 static bool constraints_pass(const json_t *constraints, const char *user)
 {
     size_t i;
-    const json_t *c, *v;
+    const json_t *c;
 
     json_array_foreach(constraints, i, c)
     {
+        const char *op = json_string_value(json_object_get(c, "operator"));
         ck_assert_str_eq(json_string_value(json_object_get(c, "contextName")), "userId");
-        ck_assert_str_eq(json_string_value(json_object_get(c, "operator")), "IN");
-        bool in = false;
-        size_t k;
-        json_array_foreach(json_object_get(c, "values"), k, v)
-        {
-            in |= user != NULL && strcmp(json_string_value(v), user) == 0;
-        }
-        if (!in)
+        bool ok = strcmp(op, "IN") == 0
+                      ? in_trimmed(json_object_get(c, "values"), user)
+                      : regex_match(json_string_value(json_object_get(c, "value")), user);
+        ck_assert(strcmp(op, "IN") == 0 || strcmp(op, "REGEX") == 0);
+        if (!ok)
             return false;
     }
     return true;
@@ -211,11 +252,11 @@ START_TEST(test_every_user_same_answer)
 
     ck_assert_ptr_nonnull(body);
     ck_assert_uint_eq(json_array_size(features), N_FLAGS);
-    for (int u = -8; u < 5000; u++) {
+    for (int u = -12; u < 5000; u++) {
         /* Anonymous, the listed and odd ids, then generated ones. */
-        static const char *const special[] = {NULL,  "alice", "bob",   "carol",
-                                              "a,b", " pad",  "tail ", "x,y"};
-        const char *id = u < 0 ? special[u + 8] : user;
+        static const char *const special[] = {NULL,    "alice", "bob",    "carol", "a,b", " pad",
+                                              "tail ", "x,y",   "a(b)|c", "a(b)",  "pad", "tail"};
+        const char *id = u < 0 ? special[u + 12] : user;
         if (u >= 0)
             snprintf(user, sizeof user, "user-%d", u);
         for (size_t i = 0; i < N_FLAGS; i++) {
@@ -233,8 +274,8 @@ START_TEST(test_every_user_same_answer)
     ck_assert_uint_eq(on_counts[2], 3);                  /* bob, carol, x,y */
     ck_assert_uint_eq(on_counts[3], 0);                  /* nobody */
     ck_assert(on_counts[4] > 150 && on_counts[4] < 350); /* ~5 % of 5000 */
-    ck_assert_uint_eq(on_counts[6], 5008);               /* everyone, anonymous too */
-    ck_assert(on_counts[7] >= 3);                        /* the odd ids */
+    ck_assert_uint_eq(on_counts[6], 5012);               /* everyone, anonymous too */
+    ck_assert(on_counts[7] >= 4);                        /* the odd ids */
     json_decref(body);
     snapshot_release(s);
 }
