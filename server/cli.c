@@ -404,6 +404,54 @@ static int cli_stale_refs(struct buf *out, const json_t *refs)
 
 /* The stale flags as a table for a cron mail, added to out.  0, or -1 when
  * out of memory. */
+/* Set "last_evaluated_at" on the admin object o of f from the usage rows
+ * (flags[] sorted in strcmp order, the default environment's): its time,
+ * or null when never (or only before f was made).  0 or -1. */
+static int cli_last_evaluated(json_t *o, const struct vx_flag *f, char *const *flags,
+                              const int64_t *ats, size_t n)
+{
+    size_t lo = 0, hi = n;
+    int64_t at = 0;
+    char buf[40];
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = strcmp(flags[mid], f->name);
+        if (cmp == 0) {
+            at = ats[mid] >= f->created_at ? ats[mid] : 0;
+            break;
+        }
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return json_object_set_new(o, "last_evaluated_at",
+                               at > 0 ? json_string(time_format_rfc3339(at, buf, sizeof buf))
+                                      : json_null());
+}
+
+/* "never", "just now", "5 min ago", "3 h ago", "12 d ago" for a
+ * last_evaluated_at value. */
+static void cli_ago(const json_t *v, int64_t now, char *buf, size_t len)
+{
+    int64_t at, s;
+
+    if (!json_is_string(v) || time_parse_rfc3339(json_string_value(v), &at) != 0) {
+        snprintf(buf, len, "never");
+        return;
+    }
+    s = (now - at) / VX_USEC_PER_SEC;
+    if (s < 60)
+        snprintf(buf, len, "just now");
+    else if (s < 3600)
+        snprintf(buf, len, "%lld min ago", (long long)(s / 60));
+    else if (s < 86400)
+        snprintf(buf, len, "%lld h ago", (long long)(s / 3600));
+    else
+        snprintf(buf, len, "%lld d ago", (long long)(s / 86400));
+}
+
 static int cli_stale_table(struct buf *out, const json_t *stale, int days, int rolled_out_days)
 {
     size_t i, wname = 4, wowner = 5, n = json_array_size(stale);
@@ -422,19 +470,21 @@ static int cli_stale_table(struct buf *out, const json_t *stale, int days, int r
                      "more than %d days):\n\n",
                      n, n == 1 ? " is" : "s are", days, rolled_out_days);
     built |= cli_cell(out, "NAME", wname) | cli_cell(out, "OWNER", wowner) |
-             cli_cell(out, "AGE (DAYS)", 10) | buf_adds(out, "REASONS\n");
+             cli_cell(out, "AGE (DAYS)", 10) | cli_cell(out, "LAST EVALUATED", 14) |
+             buf_adds(out, "REASONS\n");
     json_array_foreach(stale, i, f)
     {
         const char *owner = json_string_value(json_object_get(f, "owner"));
         const json_t *reasons = json_object_get(f, "stale"), *r;
-        char age[24];
+        char age[24], ago[24];
         size_t j;
 
         snprintf(age, sizeof age, "%lld",
                  (long long)json_integer_value(json_object_get(f, "age_days")));
+        cli_ago(json_object_get(f, "last_evaluated_at"), time_now_us(), ago, sizeof ago);
         built |= cli_cell(out, json_string_value(json_object_get(f, "name")), wname) |
                  cli_cell(out, owner != NULL && owner[0] != '\0' ? owner : "-", wowner) |
-                 cli_cell(out, age, 10);
+                 cli_cell(out, age, 10) | cli_cell(out, ago, 14);
         json_array_foreach(reasons, j, r)
         {
             built |= buf_adds(out, j > 0 ? ", " : "") | cli_text(out, json_string_value(r));
@@ -475,10 +525,18 @@ int cli_stale(int argc, char **argv)
     c = cli_connect(cmd, database);
     if (c == NULL)
         return CLI_EXIT_ERROR;
+    char **u_envs = NULL, **u_flags = NULL;
+    int64_t *u_ats = NULL;
+    size_t u_n = 0;
     st = store_flags_all(c, &flags, &n);
+    if (st == STORE_OK)
+        st = store_usage_read(c, "", &u_envs, &u_flags, &u_ats, &u_n);
     if (st != STORE_OK) {
         rc = cli_store_fail(cmd, c, st, "cannot read the flags");
         PQfinish(c);
+        for (size_t i = 0; i < n; i++)
+            flag_free(&flags[i]);
+        free(flags);
         return rc;
     }
     PQfinish(c);
@@ -493,6 +551,10 @@ int cli_stale(int argc, char **argv)
             json_decref(o);
             continue;
         }
+        if (o != NULL && cli_last_evaluated(o, &flags[i], u_flags, u_ats, u_n) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
         if (json_array_append_new(stale, o) != 0) {
             json_decref(stale);
             stale = NULL;
@@ -501,6 +563,7 @@ int cli_stale(int argc, char **argv)
     for (size_t i = 0; i < n; i++)
         flag_free(&flags[i]);
     free(flags);
+    store_usage_free(u_envs, u_flags, u_ats, u_n);
     if (stale == NULL)
         return cli_fail(cmd, "out of memory");
     if (refs.n > 0 && cli_refs_attach(cmd, stale, &refs) != 0) {

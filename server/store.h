@@ -291,7 +291,8 @@ enum store_status store_alert_apply(PGconn *c, const char *flag, const char *env
  * store_usage_write: marks is [{"env": environment id, "flag": name or
  * null for every flag of it, "at": µs}, ...]; each state's time becomes
  * the later of its stored one and the latest mark's, in one statement.
- * store_usage_read: every row (of env only, unless NULL) sorted by flag
+ * store_usage_read: every row (of env only, "" for the default
+ * environment, NULL for all) sorted by flag
  * name (strcmp order), then environment: envs[i], flags[i] and ats[i]
  * (µs); store_usage_free() releases the arrays. */
 enum store_status store_usage_write(PGconn *c, const json_t *marks);

@@ -35,7 +35,10 @@ static const char SQL_USAGE_WRITE[] =
 
 static const char SQL_USAGE_READ[] =
     "SELECT environment, flag, " US("last_evaluated_at") " FROM flag_usage "
-    "WHERE $1::text IS NULL OR environment = $1 "
+    "WHERE $1::text IS NULL "
+       "OR environment = CASE WHEN $1 = '' "
+                             "THEN (SELECT name FROM environments WHERE is_default) "
+                             "ELSE $1 END "
     "ORDER BY flag COLLATE \"C\", environment COLLATE \"C\"";
 /* clang-format on */
 

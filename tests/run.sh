@@ -275,7 +275,8 @@ node_tests() {
 TSAN_TESTS=(tests/integration/longpoll.test.mjs tests/integration/outage.test.mjs
     tests/integration/dbdown.test.mjs tests/integration/ofrep.test.mjs
     tests/integration/reliability.test.mjs tests/integration/incremental.test.mjs
-    tests/integration/environments.test.mjs)
+    tests/integration/environments.test.mjs tests/integration/plans.test.mjs
+    tests/integration/usage.test.mjs tests/integration/unleash.test.mjs)
 
 stage_integration() {
     if [ "$1" = tsan ]; then

@@ -168,7 +168,8 @@ describe('GET /api/stale and the derived fields', () => {
     const s = await stale();
     for (const f of Object.values(s)) {
       assert.deepEqual(Object.keys(f).sort(), ['age_days', 'created_at', 'description', 'enabled', 'environments',
-        'name', 'owner', 'percentage', 'revision', 'rolled_out_at', 'segments', 'stale', 'updated_at', 'users']);
+        'last_evaluated_at', 'name', 'owner', 'percentage', 'revision', 'rolled_out_at', 'segments', 'stale',
+        'updated_at', 'users']);
       assert.equal(f.age_days, AGE_DAYS[f.name], `${f.name} age_days`);
       assert.equal(f.owner, SET[f.name].f.owner);
     }

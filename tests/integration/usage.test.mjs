@@ -20,7 +20,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { RFC3339_MS, SANITIZED, Server, createFlag, psql, sleep, startEnv } from './lib/harness.mjs';
+import { RFC3339_MS, SANITIZED, Server, createFlag, psql, sleep, startEnv, vexil } from './lib/harness.mjs';
 import { hold, startServers, waitFor } from './lib/cluster.mjs';
 
 const INTERVAL_MS = 1000;
@@ -548,4 +548,30 @@ test('marks taken before a flag existed do not count for it (made after a per-us
   assert.deepEqual(got, { u_born: {}, u_again: {} },
     `flags made after the evaluations got flag_usage rows from them (u_born created ${born.created_at}, ` +
     `u_again made again ${again.created_at}; late: a GET /flags?user= before both, again: a GET /flags/u_again of the deleted flag)`);
+});
+
+test('vexil stale shows each stale flag\'s last evaluation in the default environment', async () => {
+  await createFlag(env.admin, { name: 'u_st_used', enabled: true, percentage: 100 });
+  await createFlag(env.admin, { name: 'u_st_unused', enabled: true, percentage: 100 });
+  const r = await env.server.client(tok.production).get('/flags/u_st_used?user=someone');
+  assert.equal(r.status, 200, r.text);
+  let shown;
+  await waitFor(async () => {
+    shown = (await env.admin.get('/api/flags/u_st_used')).json.last_evaluated_at;
+    return shown !== null;
+  }, SEEN_MS + 2000);
+  const j = await vexil(['stale', '--days', '0', '--json', '--database', env.db.url]);
+  assert.equal(j.code, 1, j.stderr);
+  const flags = Object.fromEntries(JSON.parse(j.stdout).flags.map((f) => [f.name, f]));
+  assert.equal(flags.u_st_used.last_evaluated_at, shown, 'the time the API shows');
+  assert.equal(flags.u_st_unused.last_evaluated_at, null);
+  const t = await vexil(['stale', '--days', '0', '--database', env.db.url]);
+  assert.equal(t.code, 1, t.stderr);
+  const lines = t.stdout.split('\n');
+  const header = lines.find((l) => l.startsWith('NAME'));
+  assert.ok(header.includes('LAST EVALUATED'), header);
+  const at = header.indexOf('LAST EVALUATED');
+  const row = (name) => lines.find((l) => l.startsWith(`${name} `));
+  assert.equal(row('u_st_used').slice(at, at + 8), 'just now', t.stdout);
+  assert.equal(row('u_st_unused').slice(at, at + 5), 'never', t.stdout);
 });
