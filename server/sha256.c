@@ -150,3 +150,28 @@ int sha256_ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
         diff |= a[i] ^ b[i];
     return diff == 0;
 }
+
+void hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                 uint8_t out[SHA256_LEN])
+{
+    uint8_t k[64] = {0}, pad[64], inner[SHA256_LEN];
+    struct sha256_ctx c;
+
+    /* A key longer than a block is hashed first (RFC 2104 §2). */
+    if (key_len > sizeof k)
+        sha256(key, key_len, k);
+    else if (key_len > 0)
+        memcpy(k, key, key_len);
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = k[i] ^ 0x36;
+    sha256_init(&c);
+    sha256_update(&c, pad, sizeof pad);
+    sha256_update(&c, data, len);
+    sha256_final(&c, inner);
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = k[i] ^ 0x5c;
+    sha256_init(&c);
+    sha256_update(&c, pad, sizeof pad);
+    sha256_update(&c, inner, sizeof inner);
+    sha256_final(&c, out);
+}

@@ -128,6 +128,66 @@ START_TEST(test_ct_equal)
 }
 END_TEST
 
+/* RFC 4231 §4: HMAC-SHA-256 test cases 1-7 (case 5, truncated output, is
+ * checked on its first 128 bits). */
+static uint8_t unhex(char c)
+{
+    return (uint8_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+}
+
+static size_t from_hex(const char *h, uint8_t *out)
+{
+    size_t n = strlen(h) / 2;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (uint8_t)(unhex(h[2 * i]) << 4 | unhex(h[2 * i + 1]));
+    return n;
+}
+
+static const struct {
+    const char *key, *data, *mac; /* hex, hex, hex */
+} rfc4231[] = {
+    {"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "4869205468657265",
+     "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+    {"4a656665", "7768617420646f2079612077616e7420666f72206e6f7468696e673f",
+     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+     "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+     "dddddddd",
+     "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"},
+    {"0102030405060708090a0b0c0d0e0f10111213141516171819",
+     "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"
+     "cdcdcdcd",
+     "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"},
+    {"0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c", "546573742057697468205472756e636174696f6e",
+     "a3b6167473100ee06e0c796c2955552b"},
+    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+     "54657374205573696e67204c6172676572205468616e20426c6f636b2d53697a65204b6579202d2048617368204b"
+     "6579204669727374",
+     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+     "5468697320697320612074657374207573696e672061206c6172676572207468616e20626c6f636b2d73697a65"
+     "206b657920616e642061206c6172676572207468616e20626c6f636b2d73697a6520646174612e20546865206b"
+     "6579206e6565647320746f20626520686173686564206265666f7265206265696e672075736564206279207468652"
+     "0"
+     "484d414320616c676f726974686d2e",
+     "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"},
+};
+
+START_TEST(test_hmac_rfc4231)
+{
+    uint8_t key[200], data[200], want[SHA256_LEN], got[SHA256_LEN];
+    size_t kl = from_hex(rfc4231[_i].key, key), dl = from_hex(rfc4231[_i].data, data);
+    size_t ml = from_hex(rfc4231[_i].mac, want);
+
+    hmac_sha256(key, kl, data, dl, got);
+    ck_assert_msg(memcmp(got, want, ml) == 0, "RFC 4231 test case %d", _i + 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sha256");
@@ -140,6 +200,7 @@ int main(void)
     tcase_add_loop_test(tc, test_padding_boundaries, 0,
                         (int)(sizeof boundaries / sizeof boundaries[0]));
     tcase_add_test(tc, test_ct_equal);
+    tcase_add_loop_test(tc, test_hmac_rfc4231, 0, (int)(sizeof rfc4231 / sizeof rfc4231[0]));
     suite_add_tcase(s, tc);
 
     return unit_run(s);
