@@ -43,6 +43,12 @@ enum http_rc api_plan_advance(struct vx_req *r);
 enum http_rc api_plans_list(struct vx_req *r);
 enum http_rc api_alerts(struct vx_req *r);
 
+/* api_webhooks.c: docs/api.md §9 webhooks */
+enum http_rc api_webhooks_list(struct vx_req *r);
+enum http_rc api_webhooks_create(struct vx_req *r);
+enum http_rc api_webhooks_delete(struct vx_req *r);
+enum http_rc api_webhooks_deliveries(struct vx_req *r);
+
 /* api_tokens.c: docs/api.md §3 tokens */
 enum http_rc api_tokens_list(struct vx_req *r);
 enum http_rc api_tokens_create(struct vx_req *r);

@@ -44,6 +44,7 @@ struct env_call {
     char *name;
     char *description; /* NULL: not given */
     bool make_default;
+    const char *actor; /* the token's name, in the request's snapshot */
     enum store_status st;
     json_t *out;
     int64_t version;
@@ -65,14 +66,14 @@ static void env_call_work(PGconn *c, void *job)
 
     switch (ec->what) {
     case CALL_CREATE:
-        ec->st = store_env_create(c, ec->name, ec->description, &ec->out, &ec->version);
+        ec->st = store_env_create(c, ec->name, ec->description, ec->actor, &ec->out, &ec->version);
         break;
     case CALL_UPDATE:
-        ec->st = store_env_update(c, ec->name, ec->description, ec->make_default, &ec->out,
-                                  &ec->version);
+        ec->st = store_env_update(c, ec->name, ec->description, ec->make_default, ec->actor,
+                                  &ec->out, &ec->version);
         break;
     case CALL_DELETE:
-        ec->st = store_env_delete(c, ec->name, &ec->version);
+        ec->st = store_env_delete(c, ec->name, ec->actor, &ec->version);
         break;
     }
     if (ec->st == STORE_UNAVAILABLE)
@@ -146,6 +147,7 @@ static enum http_rc submit(struct vx_req *r, struct env_call *ec, int what)
     if (ec == NULL)
         return http_reply_error(r, 500, VX_E_INTERNAL, "out of memory");
     ec->what = what;
+    ec->actor = r->token != NULL ? r->token->name : "";
     return http_run_db(r, env_call_work, ec, env_call_free);
 }
 

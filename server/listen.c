@@ -35,6 +35,7 @@
 #include "snapshot.h"
 #include "store.h"
 #include "timeutil.h"
+#include "webhooks.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -88,6 +89,7 @@ static void take_notifications(void)
         else if (v != snapshot_version())
             l_pending = true; /* a version we do not serve yet */
         PQfreemem(n);
+        webhooks_poke(); /* whatever changed may have an event to deliver */
     }
 }
 

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "plans.h"
 #include "usage.h"
+#include "webhooks.h"
 #include "dbpool.h"
 #include "longpoll.h"
 #include "migrate.h"
@@ -88,10 +89,12 @@ static int serve(int argc, char **argv)
     static const struct longpoll_ops mhd_ops = {MHD_suspend_connection, MHD_resume_connection};
     if (log_start() != 0 || longpoll_init(vx_cfg.max_waiters, &mhd_ops) != 0 ||
         dbpool_start(vx_cfg.db_threads) != 0 || listen_start(vx_cfg.check_interval) != 0 ||
-        plans_start() != 0 || usage_start(vx_cfg.last_evaluated_interval) != 0)
+        plans_start() != 0 || usage_start(vx_cfg.last_evaluated_interval) != 0 ||
+        webhooks_start() != 0)
         return 1;
     if (http_start() != 0) {
         store_shutdown();
+        webhooks_stop(true);
         usage_stop(-1);
         plans_stop();
         dbpool_stop();
@@ -105,9 +108,11 @@ static int serve(int argc, char **argv)
     sigwait(&set, &sig);
     log_info("received %s; answering held requests and stopping",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    usage_stop(500); /* write the last evaluations while the database may still answer */
-    http_stop();     /* also ends every wait on the database (store_shutdown) */
+    webhooks_stop(false); /* abandons a delivery in flight, beside what follows */
+    usage_stop(500);      /* write the last evaluations while the database may still answer */
+    http_stop();          /* also ends every wait on the database (store_shutdown) */
     usage_stop(-1);
+    webhooks_stop(true);
     plans_stop();
     dbpool_stop();
     longpoll_stop();

@@ -13,6 +13,7 @@
 #include "listen.h"
 #include "longpoll.h"
 #include "plans.h"
+#include "webhooks.h"
 #include "snapshot.h"
 #include "text.h"
 
@@ -133,5 +134,6 @@ char *metrics_render(size_t *len)
                  (long long)s->envs[i].version);
     snapshot_release(s);
     plans_metrics(&b);
+    webhooks_metrics(&b);
     return buf_take(&b, len);
 }

@@ -42,6 +42,11 @@ const struct http_route http_routes[] = {
     ROUTE("POST", "/api/flags/*/plan/advance", api_plan_advance, ROUTE_ADMIN),
     ROUTE("GET", "/api/plans", api_plans_list, ROUTE_ADMIN),
     ROUTE("POST", "/api/alerts", api_alerts, ROUTE_ADMIN | ROUTE_BODY),
+    /* webhooks: docs/api.md §9 */
+    ROUTE("GET", "/api/webhooks", api_webhooks_list, ROUTE_ADMIN),
+    ROUTE("POST", "/api/webhooks", api_webhooks_create, ROUTE_ADMIN | ROUTE_BODY),
+    ROUTE("DELETE", "/api/webhooks/*", api_webhooks_delete, ROUTE_ADMIN),
+    ROUTE("GET", "/api/webhooks/*/deliveries", api_webhooks_deliveries, ROUTE_ADMIN),
     ROUTE("GET", "/api/environments", api_envs_list, ROUTE_ADMIN),
     ROUTE("POST", "/api/environments", api_envs_create, ROUTE_ADMIN | ROUTE_BODY),
     ROUTE("PATCH", "/api/environments/*", api_envs_patch, ROUTE_ADMIN | ROUTE_BODY),

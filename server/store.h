@@ -185,12 +185,14 @@ enum store_status store_flag_revert(PGconn *c, const char *name, int64_t event_i
  * there.  Update: description NULL leaves it; make_default makes it the
  * default (and no other).  Delete: STORE_CONFLICT for the default; its
  * states go, its tokens are revoked, history stays.  STORE_NOT_FOUND for
- * an unknown name. */
+ * an unknown name.  Each records a webhook event by actor. */
 enum store_status store_env_create(PGconn *c, const char *name, const char *description,
-                                   json_t **out, int64_t *version);
+                                   const char *actor, json_t **out, int64_t *version);
 enum store_status store_env_update(PGconn *c, const char *name, const char *description,
-                                   bool make_default, json_t **out, int64_t *version);
-enum store_status store_env_delete(PGconn *c, const char *name, int64_t *version);
+                                   bool make_default, const char *actor, json_t **out,
+                                   int64_t *version);
+enum store_status store_env_delete(PGconn *c, const char *name, const char *actor,
+                                   int64_t *version);
 
 /* Segments (docs/api.md §7).  A create or update body: the fields it sets. */
 struct segment_patch {
@@ -299,6 +301,51 @@ enum store_status store_usage_write(PGconn *c, const json_t *marks);
 enum store_status store_usage_read(PGconn *c, const char *env, char ***envs, char ***flags,
                                    int64_t **ats, size_t *n);
 void store_usage_free(char **envs, char **flags, int64_t *ats, size_t n);
+
+/* Webhooks (docs/api.md §9, store_webhooks.c).
+ *
+ * store_outbox_insert, inside the caller's transaction: an event for the
+ * webhooks (the flag and segment histories feed the outbox by themselves,
+ * through triggers); envs (a JSON array), before and after may be NULL.
+ * store_webhook_create: events[0..n) (n = 0: every event); *out the
+ * webhook object {id, url, events, format, created_at}.  store_webhooks_list:
+ * {"webhooks": [...]}.  store_webhook_delete and store_webhook_deliveries
+ * ({"deliveries": [...]}, newest first): STORE_NOT_FOUND for an unknown
+ * id. */
+enum store_status store_outbox_insert(PGconn *c, const char *event, const char *kind,
+                                      const char *subject, int64_t at, const char *actor,
+                                      const json_t *envs, const json_t *before,
+                                      const json_t *after);
+enum store_status store_webhook_create(PGconn *c, const char *url, const char *secret,
+                                       char *const *events, size_t n, bool slack, json_t **out);
+enum store_status store_webhooks_list(PGconn *c, json_t **out);
+enum store_status store_webhook_delete(PGconn *c, const char *id);
+enum store_status store_webhook_deliveries(PGconn *c, const char *id, int limit, json_t **out);
+
+/* The sender.  store_webhook_lock: take (or confirm this connection holds)
+ * the session advisory lock key; *held says whether it does.
+ * store_webhook_due: for each webhook its oldest pending delivery, if due
+ * at now, at most max, oldest event first (caller
+ * store_webhook_jobs_free()s).  store_webhook_record: one attempt and what
+ * became of the delivery, in one transaction.  store_webhook_queue: how
+ * many deliveries are pending, and the age (s) of the oldest's event. */
+struct store_webhook_job {
+    char *delivery, *url, *secret;
+    bool slack;
+    int64_t event_id, at, created_at;
+    char *event, *actor, *kind, *subject;
+    json_t *environments, *before, *after;
+    int attempts;
+};
+enum store_delivery_outcome { STORE_DELIVERY_DONE, STORE_DELIVERY_RETRY, STORE_DELIVERY_FAILED };
+enum store_status store_webhook_lock(PGconn *c, int64_t key, bool *held);
+enum store_status store_webhook_due(PGconn *c, int64_t now, int max,
+                                    struct store_webhook_job **jobs, size_t *n);
+void store_webhook_jobs_free(struct store_webhook_job *jobs, size_t n);
+enum store_status store_webhook_record(PGconn *c, const char *delivery, int64_t at,
+                                       int status_code, const char *error, int duration_ms,
+                                       enum store_delivery_outcome outcome, int64_t next_at);
+enum store_status store_webhook_queue(PGconn *c, int64_t now, int64_t *pending, int64_t *oldest_s);
 
 /* Tokens.  store_tokens_list: {"tokens":[{id,name,role,environment,created_at,last_used_at}]}
  * of live tokens, oldest first.  store_token_create: secret is "vx_" + 43

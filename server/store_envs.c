@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "store_int.h"
+#include "timeutil.h"
 
 /* clang-format off */
 static const char SQL_ENVS[] =
@@ -173,15 +174,17 @@ struct env_write {
     const char *name;
     const char *description; /* NULL: unchanged */
     bool make_default;
+    const char *actor;
     enum { ENV_CREATE, ENV_UPDATE, ENV_DELETE } what;
     json_t *out;
     int64_t version;
 };
 
-/* The object of environment name, as the API shows it, into w->out. */
-static enum store_status env_json(PGconn *c, struct env_write *w)
+/* The object of environment name, as the API shows it, into *out
+ * (replacing what it held). */
+static enum store_status env_json(PGconn *c, const char *name, json_t **out)
 {
-    const char *params[] = {w->name};
+    const char *params[] = {name};
     enum store_status st = STORE_OK;
     PGresult *r = store_query(c, SQL_ENV_JSON, 1, params, &st);
 
@@ -189,10 +192,26 @@ static enum store_status env_json(PGconn *c, struct env_write *w)
         return st;
     json_t *list = store_rows_json(r, 1, "e", env_fields, sizeof env_fields / sizeof env_fields[0]);
     PQclear(r);
-    json_decref(w->out);
-    w->out = json_incref(json_array_get(json_object_get(list, "e"), 0));
+    json_decref(*out);
+    *out = json_incref(json_array_get(json_object_get(list, "e"), 0));
     json_decref(list);
-    return w->out != NULL ? STORE_OK : store_fail(STORE_ERROR, "out of memory");
+    return *out != NULL ? STORE_OK : store_fail(STORE_ERROR, "out of memory");
+}
+
+/* The webhook event of the write (docs/api.md §9). */
+static enum store_status env_event(PGconn *c, const struct env_write *w, const json_t *before)
+{
+    static const char *const events[] = {"environment.created", "environment.updated",
+                                         "environment.deleted"};
+    json_t *envs = json_pack("[s]", w->name);
+    enum store_status st =
+        envs != NULL
+            ? store_outbox_insert(c, events[w->what], "environment", w->name, time_now_us(),
+                                  w->actor, envs, before, w->what == ENV_DELETE ? NULL : w->out)
+            : store_fail(STORE_ERROR, "out of memory");
+
+    json_decref(envs);
+    return st;
 }
 
 static enum store_status env_write_cb(PGconn *c, void *cls)
@@ -204,6 +223,7 @@ static enum store_status env_write_cb(PGconn *c, void *cls)
     /* Taken first by every write that adds or removes flag states in bulk,
      * so that a flag created meanwhile gets its state here too. */
     enum store_status st = store_sequence_lock(c);
+    json_t *before = NULL;
 
     if (st == STORE_OK && w->what == ENV_CREATE) {
         st = store_command(c, SQL_ENV_INSERT, 2, p2, &rows);
@@ -219,15 +239,16 @@ static enum store_status env_write_cb(PGconn *c, void *cls)
         PQclear(r);
         if (!found)
             return STORE_NOT_FOUND;
-        if (w->what == ENV_DELETE) {
-            if (is_default)
-                return STORE_CONFLICT;
+        if (w->what == ENV_DELETE && is_default)
+            return STORE_CONFLICT;
+        st = env_json(c, w->name, &before);
+        if (st == STORE_OK && w->what == ENV_DELETE) {
             st = store_command(c, SQL_ENV_REVOKE_TOKENS, 1, p1, NULL);
             if (st == STORE_OK)
                 st = store_command(c, SQL_ENV_DELETE, 1, p1, NULL);
             if (st == STORE_OK)
                 st = store_notify_tokens(c);
-        } else {
+        } else if (st == STORE_OK) {
             if (w->description != NULL)
                 st = store_command(c, SQL_ENV_DESCRIBE, 2, p2, NULL);
             if (st == STORE_OK && w->make_default)
@@ -242,7 +263,10 @@ static enum store_status env_write_cb(PGconn *c, void *cls)
         st =
             store_version_bump(c, STORE_CHANGE_ENVIRONMENT, w->name, STORE_NO_ENVS, 0, &w->version);
     if (st == STORE_OK && w->what != ENV_DELETE)
-        st = env_json(c, w);
+        st = env_json(c, w->name, &w->out);
+    if (st == STORE_OK)
+        st = env_event(c, w, before);
+    json_decref(before);
     return st;
 }
 
@@ -263,25 +287,30 @@ static enum store_status env_write(PGconn *c, struct env_write *w, json_t **out,
 }
 
 enum store_status store_env_create(PGconn *c, const char *name, const char *description,
-                                   json_t **out, int64_t *version)
+                                   const char *actor, json_t **out, int64_t *version)
 {
-    struct env_write w = {.name = name, .description = description, .what = ENV_CREATE};
+    struct env_write w = {
+        .name = name, .description = description, .actor = actor, .what = ENV_CREATE};
 
     return env_write(c, &w, out, version);
 }
 
 enum store_status store_env_update(PGconn *c, const char *name, const char *description,
-                                   bool make_default, json_t **out, int64_t *version)
+                                   bool make_default, const char *actor, json_t **out,
+                                   int64_t *version)
 {
-    struct env_write w = {
-        .name = name, .description = description, .make_default = make_default, .what = ENV_UPDATE};
+    struct env_write w = {.name = name,
+                          .description = description,
+                          .make_default = make_default,
+                          .actor = actor,
+                          .what = ENV_UPDATE};
 
     return env_write(c, &w, out, version);
 }
 
-enum store_status store_env_delete(PGconn *c, const char *name, int64_t *version)
+enum store_status store_env_delete(PGconn *c, const char *name, const char *actor, int64_t *version)
 {
-    struct env_write w = {.name = name, .what = ENV_DELETE};
+    struct env_write w = {.name = name, .actor = actor, .what = ENV_DELETE};
 
     return env_write(c, &w, NULL, version);
 }

@@ -55,15 +55,12 @@ static const char SQL_PLAN_WRITE[] =
         "started_by = EXCLUDED.started_by, next_at = EXCLUDED.next_at, "
         "reason = EXCLUDED.reason, updated_at = EXCLUDED.updated_at";
 
-/* A person moved the state: pause a running plan ... */
+/* A person moved the state: pause a running plan (turning it off halts
+ * it: halt()). */
 static const char SQL_PLAN_PERSON_PAUSE[] =
     "UPDATE plans SET status = 'paused', next_at = NULL, reason = $3, updated_at = " TS(4) " "
     "WHERE flag = $1 AND environment = $2 AND status = 'running'";
 
-/* ... or halt a running or paused one when the flag went off. */
-static const char SQL_PLAN_PERSON_HALT[] =
-    "UPDATE plans SET status = 'halted', next_at = NULL, reason = $3, updated_at = " TS(4) " "
-    "WHERE flag = $1 AND environment = $2 AND status IN ('running', 'paused')";
 
 static const char SQL_PLANS_DUE[] =
     "SELECT flag, environment FROM plans "
@@ -323,15 +320,47 @@ enum store_status store_plan_control(PGconn *c, const char *flag, const char *en
     return st;
 }
 
+/* Halt p (locked, active) for reason, and record the webhook event
+ * flag.plan_halted with the plan before and after (docs/api.md §9). */
+static enum store_status halt(PGconn *c, struct vx_plan *p, int64_t now, const char *reason,
+                              const char *actor)
+{
+    json_t *before = plan_to_json(p), *after = NULL, *envs = json_pack("[s]", p->env);
+    enum store_status st = STORE_OK;
+
+    if (plan_halt(p, now, reason) != 0) {
+        json_decref(before);
+        json_decref(envs);
+        return STORE_OK; /* not active: nothing to halt */
+    }
+    after = plan_to_json(p);
+    if (before == NULL || after == NULL || envs == NULL)
+        st = store_fail(STORE_ERROR, "out of memory");
+    if (st == STORE_OK)
+        st = plan_write(c, p);
+    if (st == STORE_OK)
+        st = store_outbox_insert(c, "flag.plan_halted", "flag", p->flag, now, actor, envs, before,
+                                 after);
+    json_decref(before);
+    json_decref(after);
+    json_decref(envs);
+    return st;
+}
+
 enum store_status store_plans_person_wrote(PGconn *c, const char *flag, const char *env,
                                            bool turned_off, const char *actor, int64_t now)
 {
     char reason[PLAN_REASON_MAX + 1], at[24];
     const char *params[] = {flag, env, reason, store_itoa(now, at)};
+    struct vx_plan p;
+    bool found;
+    enum store_status st;
 
     snprintf(reason, sizeof reason, "%s by %s", turned_off ? "turned off" : "state changed", actor);
-    return store_command(c, turned_off ? SQL_PLAN_PERSON_HALT : SQL_PLAN_PERSON_PAUSE, 4, params,
-                         NULL);
+    if (!turned_off)
+        return store_command(c, SQL_PLAN_PERSON_PAUSE, 4, params, NULL);
+    st = plan_select(c, SQL_PLAN_LOCK, flag, env, &p, &found);
+    return st == STORE_OK && found ? halt(c, &p, now, reason, actor) : st;
 }
 
 /* ---- the scheduler's steps ------------------------------------------------ */
@@ -431,8 +460,8 @@ static enum store_status alert_cb(PGconn *c, void *cls)
         j->outcome = ALERT_DISABLED;
         st = store_flag_state_set(c, j->flag, j->env, false, -1, "alert", actor, j->now,
                                   &j->version);
-        if (st == STORE_OK && active && plan_halt(j->plan, j->now, reason) == 0)
-            st = plan_write(c, j->plan);
+        if (st == STORE_OK && active)
+            st = halt(c, j->plan, j->now, reason, actor);
         return st;
     }
     if (!active) {
