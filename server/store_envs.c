@@ -246,6 +246,8 @@ static enum store_status env_write_cb(PGconn *c, void *cls)
             st = store_command(c, SQL_ENV_REVOKE_TOKENS, 1, p1, NULL);
             if (st == STORE_OK)
                 st = store_command(c, SQL_ENV_DELETE, 1, p1, NULL);
+            if (st == STORE_OK) /* no foreign key: migrations/0005 */
+                st = store_command(c, "DELETE FROM flag_usage WHERE environment = $1", 1, p1, NULL);
             if (st == STORE_OK)
                 st = store_notify_tokens(c);
         } else if (st == STORE_OK) {

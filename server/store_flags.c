@@ -590,8 +590,12 @@ enum store_status store_flag_state_write(PGconn *c, const char *env, const struc
 enum store_status store_flag_remove(PGconn *c, const char *name)
 {
     const char *params[] = {name};
+    enum store_status st = store_command(c, SQL_FLAG_DELETE, 1, params, NULL);
 
-    return store_command(c, SQL_FLAG_DELETE, 1, params, NULL);
+    /* Its last evaluations (no foreign key: migrations/0005). */
+    return st == STORE_OK
+               ? store_command(c, "DELETE FROM flag_usage WHERE flag = $1", 1, params, NULL)
+               : st;
 }
 
 enum store_status store_flags_select(PGconn *c, struct vx_flag **flags, char ***envs, size_t *n)

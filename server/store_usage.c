@@ -5,7 +5,10 @@
  * parameter, a mark without a flag name stands for every flag of its
  * environment, and the rows are upserted in key order (so two instances'
  * batches lock rows in the same order and never deadlock), keeping the later
- * time.  A mark older than a flag's created_at is not that flag's: it was
+ * time, without a lock on any flag's rows (flag_usage has no foreign key),
+ * so a batch never waits for a flag write nor makes one wait.  A flag
+ * deleted meanwhile may leave a row behind, which nothing reads (the read
+ * joins the states).  A mark older than a flag's created_at is not that flag's: it was
  * made before the flag existed (a flag created since a GET /flags?user=,
  * or deleted and made again), so it is left out. */
 #include <stdlib.h>
@@ -34,26 +37,24 @@ static const char SQL_USAGE_WRITE[] =
                                      "EXCLUDED.last_evaluated_at)";
 
 static const char SQL_USAGE_READ[] =
-    "SELECT environment, flag, " US("last_evaluated_at") " FROM flag_usage "
+    "SELECT u.environment, u.flag, " US("u.last_evaluated_at") " FROM flag_usage u "
+    "JOIN flag_states s ON s.flag = u.flag AND s.environment = u.environment "
     "WHERE $1::text IS NULL "
-       "OR environment = CASE WHEN $1 = '' "
-                             "THEN (SELECT name FROM environments WHERE is_default) "
-                             "ELSE $1 END "
-    "ORDER BY flag COLLATE \"C\", environment COLLATE \"C\"";
+       "OR u.environment = CASE WHEN $1 = '' "
+                               "THEN (SELECT name FROM environments WHERE is_default) "
+                               "ELSE $1 END "
+    "ORDER BY u.flag COLLATE \"C\", u.environment COLLATE \"C\"";
 /* clang-format on */
 
 enum store_status store_usage_write(PGconn *c, const json_t *marks)
 {
     char *text = json_dumps(marks, JSON_COMPACT);
     const char *params[] = {text};
-    enum store_status st = STORE_ERROR;
+    enum store_status st;
 
     if (text == NULL)
         return store_fail(STORE_ERROR, "out of memory");
-    /* A state deleted while the batch was joined fails the foreign key:
-     * the second attempt no longer sees it. */
-    for (int attempt = 0; attempt < 2 && st != STORE_OK && st != STORE_UNAVAILABLE; attempt++)
-        st = store_command(c, SQL_USAGE_WRITE, 1, params, NULL);
+    st = store_command(c, SQL_USAGE_WRITE, 1, params, NULL);
     free(text);
     return st;
 }
