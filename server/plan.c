@@ -219,14 +219,20 @@ int plan_advance(struct vx_plan *p, int64_t now)
     return 0;
 }
 
+/* The plan stops taking steps, with status s, for reason (NULL: none). */
+static void plan_stop(struct vx_plan *p, enum plan_status s, int64_t now, const char *reason)
+{
+    p->status = s;
+    p->next_at = 0;
+    p->updated_at = now;
+    set_reason(p, reason);
+}
+
 int plan_pause(struct vx_plan *p, int64_t now, const char *reason)
 {
     if (p->status != PLAN_RUNNING)
         return -1;
-    p->status = PLAN_PAUSED;
-    p->next_at = 0;
-    p->updated_at = now;
-    set_reason(p, reason);
+    plan_stop(p, PLAN_PAUSED, now, reason);
     return 0;
 }
 
@@ -243,9 +249,7 @@ int plan_abort(struct vx_plan *p, int64_t now)
 {
     if (!plan_active(p) && p->status != PLAN_HALTED)
         return -1;
-    p->status = PLAN_ABORTED;
-    p->next_at = 0;
-    p->updated_at = now;
+    plan_stop(p, PLAN_ABORTED, now, NULL);
     return 0;
 }
 
@@ -253,10 +257,7 @@ int plan_halt(struct vx_plan *p, int64_t now, const char *reason)
 {
     if (!plan_active(p))
         return -1;
-    p->status = PLAN_HALTED;
-    p->next_at = 0;
-    p->updated_at = now;
-    set_reason(p, reason);
+    plan_stop(p, PLAN_HALTED, now, reason);
     return 0;
 }
 

@@ -82,7 +82,8 @@ json_t *plan_to_json(const struct vx_plan *p);
  *   resume:  paused -> running, the current step held again in full
  *   abort:   running, paused or halted -> aborted; the state stays as it is
  *   halt:    running or paused -> halted (the flag was turned off)
- * reason (may be NULL) is kept for pause and halt, cleared otherwise. */
+ * reason (may be NULL) is kept for pause and halt, cleared otherwise (an
+ * aborted plan has none). */
 void plan_start(struct vx_plan *p, int64_t now);
 int plan_advance(struct vx_plan *p, int64_t now);
 int plan_pause(struct vx_plan *p, int64_t now, const char *reason);
