@@ -27,6 +27,14 @@
 // list marks running, paused and halted plans in each environment's cell, and
 // names the reason of a halted or paused one under the flag's name; the flag
 // panel shows the plan of the environment in focus and starts one.
+//
+// Last evaluated (docs/operations.md §3): each flag's state carries
+// last_evaluated_at, which moves without a version, so no long-poll wakes for
+// it. It comes with every read of /api/flags the page makes anyway, and the
+// flags are re-read every 30 s when nothing else has read them (not while the
+// tab is hidden). Each environment's cell says "evaluated 3 d ago" or "never
+// evaluated" (muted warning: never, in a flag and environment older than a
+// week); the words follow the clock without a read (evaluatedTick).
 
 import { Api, ApiError, describeError } from './api.js';
 import * as U from './util.js';
@@ -36,6 +44,8 @@ const WAIT_SECONDS = 30;
 const USERS_SHOWN = 200;
 const PLAN_POLL_MS = 3000; // re-read plans this often while one runs or is paused
 const PLAN_IDLE_POLL_MS = 30000; // and this often otherwise (a plan started at the state's own percentage moves no version)
+const USAGE_POLL_MS = 30000; // re-read the flags this often when nothing else did: last_evaluated_at moves no version
+const AGES_MS = 30000; // and bring "evaluated 3 min ago" up to date this often
 
 const $ = (id) => document.getElementById(id);
 
@@ -71,6 +81,8 @@ const state = {
   planReads: new Map(), // env -> {reading, queued, gen, at, failed}: one read at a time per environment
   plansError: '', // why the last read of the plans failed, '' when it did not
   planTicker: null, // the 1 s timer: countdowns, and the plans' poll (planTick)
+  flagsReadAt: 0, // when /api/flags was last read (sign-in, a live re-read, the usage poll)
+  agesAt: 0, // when the "evaluated … ago" words were last brought up to date
 };
 
 // ---------------------------------------------------------------------------
@@ -192,6 +204,8 @@ async function signIn(token, fromStorage) {
     state.plansError = describeError(plans);
     for (const e of envs) Object.assign(planRead(e.name), { failed: true, at: Date.now() });
   }
+  state.flagsReadAt = Date.now();
+  state.agesAt = Date.now();
   applyFlags(flags);
   renderSegments();
   startLive();
@@ -373,8 +387,10 @@ function buildEnvCell(flag, env) {
   const bar = el('progress', { class: 'bar', max: '100', value: '0', 'aria-hidden': 'true' });
   // The release plan in this environment, when one runs, is paused or halted (updatePlanMarks).
   const planMark = el('button', { type: 'button', class: 'plan-mark', 'data-env': env.name, hidden: true });
-  const td = el('td', { class: 'c-env', 'data-env': env.name, 'data-label': env.name }, el('div', { class: 'env-cell' }, sw, el('span', { class: 'env-sum' }, pctText, extra), bar, planMark));
-  return { td, sw, switchText, pctText, extra, bar, planMark, env: env.name };
+  // When the flag was last evaluated here (paintEvaluated).
+  const used = el('span', { class: 'env-used' });
+  const td = el('td', { class: 'c-env', 'data-env': env.name, 'data-label': env.name }, el('div', { class: 'env-cell' }, sw, el('span', { class: 'env-sum' }, pctText, extra), bar, planMark, used));
+  return { td, sw, switchText, pctText, extra, bar, planMark, used, usedKey: null, env: env.name };
 }
 
 function buildRow(flag) {
@@ -398,7 +414,7 @@ function buildRow(flag) {
   nameBtn.textContent = flag.name;
   nameBtn.setAttribute('aria-label', `${flag.name}: open rollout, users, segments and history`);
   // planKey '': built without plan marks (planKeyOf of a flag without plans).
-  return { tr, key: null, planKey: '', refs: { nameBtn, staleBadge, staleReason, desc, planNotes, cells, tdOwner, tdAge } };
+  return { tr, key: null, planKey: '', evalKey: null, refs: { nameBtn, staleBadge, staleReason, desc, planNotes, cells, tdOwner, tdAge } };
 }
 
 function updateEnvCell(c, flag, busy) {
@@ -443,6 +459,36 @@ function updateRow(row, flag) {
   r.tdAge.textContent = flag.age_days === undefined || flag.age_days === null ? '—' : `${flag.age_days} d`;
   r.tdAge.title = `Created ${U.formatTime(flag.created_at)}`;
   row.key = rowKey(flag);
+}
+
+/** What the "evaluated … ago" words of a row are made from, but the clock. */
+function evalKeyOf(flag) {
+  return flag.created_at + '|' + state.envs.map((e) => U.evaluatedAt(flag, e.name, state.defaultEnv) || '').join('|');
+}
+
+/** The words (and tooltip) of one cell's "last evaluated" line; writes only what changed. */
+function paintEvaluated(c, flag, now) {
+  const at = U.evaluatedAt(flag, c.env, state.defaultEnv);
+  const e = envByName(c.env);
+  const unused = U.unusedFor(at, [flag.created_at, e && e.created_at], now);
+  setText(c.used, at ? `evaluated ${U.shortAgo(at, now)}` : 'never evaluated');
+  const key = `${at}|${unused}`;
+  if (c.usedKey === key) return;
+  c.usedKey = key;
+  c.used.classList.toggle('is-unused', unused);
+  c.used.title = at
+    ? `Last evaluated in ${c.env}: ${U.formatTime(at)}`
+    : unused
+      ? `Never evaluated in ${c.env} in over ${U.UNUSED_DAYS} days: a candidate for removal`
+      : `Never evaluated in ${c.env}`;
+}
+
+/** Brings every "evaluated … ago" up to date with the clock (the list's words are not re-read for it). */
+function evaluatedTick(now) {
+  for (const [name, row] of state.rows) {
+    const flag = state.flags.get(name);
+    if (flag) for (const c of row.refs.cells) paintEvaluated(c, flag, now);
+  }
 }
 
 /** Replaces the whole set of flags with a fresh list from GET /api/flags. */
@@ -493,6 +539,7 @@ function forgetFlag(name) {
 /** Brings the table in line with state.flags, touching only what changed. */
 function refreshRows() {
   const body = $('flags-body');
+  const now = Date.now();
   for (const [name, row] of state.rows) {
     if (!state.flags.has(name)) {
       row.tr.remove();
@@ -506,6 +553,11 @@ function refreshRows() {
       state.rows.set(name, row);
     }
     if (row.key !== rowKey(flag)) updateRow(row, flag);
+    const ek = evalKeyOf(flag);
+    if (row.evalKey !== ek) {
+      for (const c of row.refs.cells) paintEvaluated(c, flag, now);
+      row.evalKey = ek;
+    }
     const pk = planKeyOf(name);
     if (row.planKey !== pk) updatePlanMarks(row, name, pk);
   }
@@ -867,6 +919,7 @@ function renderDetail() {
   $('fd-state-help').textContent = s.enabled
     ? `On in ${env} for ${s.percentage === 100 ? 'everyone' : `${s.percentage} % of users`}${extras.length && s.percentage < 100 ? ` and ${extras.join(' and ')}` : ''}.`
     : `Off for everyone in ${env}, whatever the rollout, listed users and segments (kill switch).`;
+  renderEvaluated(flag, env);
 
   for (const b of $('fd-steps').children) {
     b.setAttribute('aria-pressed', Number(b.dataset.pct) === s.percentage ? 'true' : 'false');
@@ -888,6 +941,29 @@ function renderDetail() {
   renderDetailsForm(flag);
   const hkey = `${name}|${flag.revision}|${flag.updated_at}`;
   if (detail.historyFor !== hkey) loadHistory();
+}
+
+/** "Last evaluated: 3 d ago (Nov 27, 2026, 10:02)", or "Never evaluated in staging", for the environment in focus. */
+function renderEvaluated(flag, env) {
+  const now = Date.now();
+  const at = U.evaluatedAt(flag, env, state.defaultEnv);
+  const e = envByName(env);
+  const since = [flag.created_at, e && e.created_at];
+  const unused = U.unusedFor(at, since, now);
+  const p = $('fd-evaluated');
+  p.classList.toggle('is-unused', unused);
+  if (at) {
+    const when = `${U.shortAgo(at, now)} (${U.formatTime(at)})`;
+    const time = p.querySelector('time');
+    if (!time || time.dateTime !== at || time.textContent !== when) p.replaceChildren('Last evaluated: ', el('time', { datetime: at, title: at }, when));
+    return;
+  }
+  let text = `Never evaluated in ${env}`;
+  if (unused) {
+    const days = Math.floor((now - Math.max(...since.map((t) => Date.parse(t)).filter((t) => !Number.isNaN(t)))) / 86400000);
+    text += ` in ${U.plural(days, 'day', 'days')}: nothing seems to use it there, so it may be ready for removal`;
+  }
+  setText(p, text + '.');
 }
 
 function renderUsers(flag, busy) {
@@ -1520,6 +1596,11 @@ function planTick() {
   // A read that failed is tried again as often (the plans may have moved meanwhile).
   for (const [env, r] of state.planReads) if (r.failed && envByName(env) && now - r.at >= PLAN_POLL_MS - 100) refreshPlans(env);
   if (detail.name && !detail.deleted) tickPlanPanel();
+  usageTick(now);
+  if (now - state.agesAt >= AGES_MS) {
+    state.agesAt = now;
+    evaluatedTick(now);
+  }
 }
 
 // ---- the plan in the flag panel (the environment in focus)
@@ -1894,12 +1975,35 @@ function readNow(live) {
     const [flags, segments] = await Promise.all([state.api.listFlags(), state.api.listSegments()]);
     if (live.stopped) return;
     if (envsMoved(flags)) await refreshEnvironments();
+    state.flagsReadAt = Date.now();
     applyFlags(flags);
     setSegments(segments);
   })().finally(() => {
     live.reading = null;
   });
   return live.reading;
+}
+
+/**
+ * The usage poll: re-reads /api/flags alone (last_evaluated_at moves no
+ * version) when no read has brought them for USAGE_POLL_MS, not while the tab
+ * is hidden, and never beside another read (one that runs brings them too).
+ */
+function usageTick(now) {
+  const live = state.live;
+  if (!live || live.stopped || live.reading || live.queued || document.visibilityState === 'hidden') return;
+  if (now - state.flagsReadAt < USAGE_POLL_MS - 100) return;
+  state.flagsReadAt = now; // a failed read waits a whole period too; the live loops report the connection
+  live.reading = (async () => {
+    const flags = await state.api.listFlags();
+    if (live.stopped) return;
+    if (envsMoved(flags)) await refreshEnvironments();
+    applyFlags(flags);
+  })()
+    .catch(() => {})
+    .finally(() => {
+      live.reading = null;
+    });
 }
 
 /** Re-reads the environments (one was created, deleted or described elsewhere). */

@@ -311,6 +311,51 @@ export function timeAgo(iso, now = Date.now()) {
   return plural(d, 'day', 'days') + ' ago';
 }
 
+/**
+ * When the flag was last evaluated in env (RFC 3339), or null for never. Admin
+ * answers carry it in each environment's state; one without "environments"
+ * has it at top level, for the default environment.
+ */
+export function evaluatedAt(flag, env, defaultEnv) {
+  if (!flag) return null;
+  if (flag.environments) {
+    const e = env ? flag.environments[env] : undefined;
+    return (e && e.last_evaluated_at) || null;
+  }
+  return env === undefined || env === defaultEnv ? flag.last_evaluated_at || null : null;
+}
+
+/**
+ * How long ago, in one unit rounded down, for "last evaluated": "just now"
+ * (under a minute, or a time ahead of this clock), "5 min ago", "3 h ago",
+ * "3 d ago"; '' without a time.
+ */
+export function shortAgo(iso, now = Date.now()) {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '';
+  const s = Math.floor((now - t) / 1000);
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+/** A flag never evaluated for this long (in an environment this old) stands out: a candidate for removal. */
+export const UNUSED_DAYS = 7;
+
+/**
+ * Whether a flag counts as unused in an environment: never evaluated there
+ * (lastEvaluated null) although both it and the environment (the times in
+ * since, e.g. their created_at) are older than `days`. A time missing from
+ * since does not hold it back.
+ */
+export function unusedFor(lastEvaluated, since, now = Date.now(), days = UNUSED_DAYS) {
+  if (lastEvaluated !== null && lastEvaluated !== undefined) return false;
+  const times = (since || []).map((s) => Date.parse(s)).filter((t) => !Number.isNaN(t));
+  if (!times.length) return false;
+  return now - Math.max(...times) >= days * 86400000;
+}
+
 /** Where the page's URL points: {env, view} from "#env=staging&view=segments" or "?env=staging". */
 export function parseLocation(search, hash) {
   const q = new URLSearchParams(String(search || '').replace(/^\?/, ''));
@@ -318,11 +363,14 @@ export function parseLocation(search, hash) {
   return { env: h.get('env') || q.get('env') || '', view: h.get('view') || q.get('view') || '' };
 }
 
+let timeFormat = null; // made once: the list may format thousands of times
+
 /** Local date and time, e.g. "26 Nov 2026, 07:11". */
 export function formatTime(iso) {
   const t = Date.parse(iso);
   if (Number.isNaN(t)) return String(iso || '');
-  return new Date(t).toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  timeFormat ??= new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  return timeFormat.format(t);
 }
 
 // ---------------------------------------------------------------------------

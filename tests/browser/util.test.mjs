@@ -79,6 +79,68 @@ test('timeAgo', () => {
   assert.equal(U.timeAgo('nonsense', now), '');
 });
 
+test('shortAgo: one unit, rounded down, "just now" under a minute', () => {
+  const now = Date.parse('2026-01-10T12:00:00.000Z');
+  const at = (s) => new Date(now - s * 1000).toISOString();
+  assert.equal(U.shortAgo(at(0), now), 'just now');
+  assert.equal(U.shortAgo(at(59.999), now), 'just now');
+  assert.equal(U.shortAgo(at(60), now), '1 min ago');
+  assert.equal(U.shortAgo(at(3599), now), '59 min ago');
+  assert.equal(U.shortAgo(at(3600), now), '1 h ago');
+  assert.equal(U.shortAgo(at(86399), now), '23 h ago');
+  assert.equal(U.shortAgo(at(86400), now), '1 d ago');
+  assert.equal(U.shortAgo(at(3 * 86400 + 86399), now), '3 d ago');
+  assert.equal(U.shortAgo(at(400 * 86400), now), '400 d ago');
+  assert.equal(U.shortAgo(at(-30), now), 'just now', 'a time ahead of this clock (a server clock ahead) is not "in the future"');
+  assert.equal(U.shortAgo('2026-01-10T11:57:00Z', now), '3 min ago', 'RFC 3339 without milliseconds');
+  for (const bad of [null, undefined, '', 'nonsense']) assert.equal(U.shortAgo(bad, now), '', String(bad));
+});
+
+test('evaluatedAt: per environment, top level for the default without "environments", null for never', () => {
+  const t1 = '2026-01-10T11:00:00.000Z';
+  const t2 = '2026-01-09T11:00:00.000Z';
+  const flag = {
+    name: 'x', last_evaluated_at: t1,
+    environments: { production: { enabled: true, last_evaluated_at: t1 }, staging: { enabled: false, last_evaluated_at: null }, dev: { enabled: true } },
+  };
+  assert.equal(U.evaluatedAt(flag, 'production', 'production'), t1);
+  assert.equal(U.evaluatedAt(flag, 'staging', 'production'), null);
+  assert.equal(U.evaluatedAt(flag, 'dev', 'production'), null, 'a state without the field: never');
+  assert.equal(U.evaluatedAt(flag, 'gone', 'production'), null, 'an environment the flag has no state in');
+  assert.equal(U.evaluatedAt({ ...flag, last_evaluated_at: t2 }, 'staging', 'production'), null, 'the top level is not read when "environments" is there');
+  const flat = { name: 'x', last_evaluated_at: t2 };
+  assert.equal(U.evaluatedAt(flat, 'production', 'production'), t2);
+  assert.equal(U.evaluatedAt(flat, undefined, 'production'), t2);
+  assert.equal(U.evaluatedAt(flat, 'staging', 'production'), null);
+  assert.equal(U.evaluatedAt({ name: 'x' }, 'production', 'production'), null);
+  assert.equal(U.evaluatedAt(null, 'production', 'production'), null);
+});
+
+test('unusedFor: never evaluated, in a flag and an environment both older than a week', () => {
+  const now = Date.parse('2026-01-10T12:00:00.000Z');
+  const daysAgo = (d) => new Date(now - d * 86400000).toISOString();
+  assert.equal(U.UNUSED_DAYS, 7);
+  assert.equal(U.unusedFor(null, [daysAgo(8), daysAgo(30)], now), true);
+  assert.equal(U.unusedFor(null, [daysAgo(7), daysAgo(7)], now), true, 'exactly a week');
+  assert.equal(U.unusedFor(null, [daysAgo(6.99), daysAgo(30)], now), false, 'a flag created less than a week ago');
+  assert.equal(U.unusedFor(null, [daysAgo(30), daysAgo(2)], now), false, 'an environment made two days ago');
+  assert.equal(U.unusedFor(undefined, [daysAgo(30)], now), true, 'a missing field is never');
+  assert.equal(U.unusedFor(daysAgo(300), [daysAgo(400), daysAgo(400)], now), false, 'evaluated once, however long ago');
+  assert.equal(U.unusedFor(null, [daysAgo(30), undefined], now), true, 'a missing time does not hold it back');
+  assert.equal(U.unusedFor(null, [undefined, 'nonsense'], now), false, 'no time at all: not judged');
+  assert.equal(U.unusedFor(null, [], now), false);
+  assert.equal(U.unusedFor(null, [daysAgo(3)], now, 2), true, 'another threshold');
+});
+
+test('formatTime: local date and time, the same as toLocaleString', () => {
+  const iso = '2026-11-27T10:02:11.123Z';
+  const opts = { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' };
+  assert.equal(U.formatTime(iso), new Date(iso).toLocaleString(undefined, opts));
+  assert.equal(U.formatTime(iso), U.formatTime(iso), 'the cached format gives the same');
+  assert.equal(U.formatTime('nonsense'), 'nonsense');
+  assert.equal(U.formatTime(null), '');
+});
+
 test('environments: stateOf, applyPatch, diffFlags per environment, describePatch', () => {
   const off = { enabled: false, percentage: 0, users: [], segments: [] };
   const f = {
