@@ -9,6 +9,12 @@
 -- was committed, whatever happens to the instance afterwards, and a webhook
 -- registered later never receives what came before it.
 --
+-- Event ids follow the commit order: whatever writes an event first locks
+-- vexil_state's row (every change takes that lock anyway, to bump the
+-- sequence), so two changes cannot interleave their events and commit in
+-- the other order; the sender, which sees only committed events, never
+-- delivers an id before a smaller one that is still to commit.
+--
 -- One instance at a time delivers (it holds a session advisory lock; see
 -- webhooks.c), oldest first per webhook, and records every attempt.
 CREATE TABLE webhooks (
@@ -71,6 +77,7 @@ CREATE TRIGGER webhook_outbox_fan_out AFTER INSERT ON webhook_outbox
 -- there is also an outbox event.
 CREATE FUNCTION webhook_flag_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM 1 FROM vexil_state FOR UPDATE; -- ids in commit order (above)
     INSERT INTO webhook_outbox (event, kind, subject, at, actor, environments, before, after)
     VALUES (CASE NEW.action
                 WHEN 'create' THEN 'flag.created'
@@ -87,6 +94,7 @@ CREATE TRIGGER flag_events_webhook AFTER INSERT ON flag_events
 
 CREATE FUNCTION webhook_segment_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM 1 FROM vexil_state FOR UPDATE; -- ids in commit order (above)
     INSERT INTO webhook_outbox (event, kind, subject, at, actor, before, after)
     VALUES ('segment.' || NEW.action || 'd', 'segment', NEW.segment_name, NEW.at, NEW.actor,
             NEW.before, NEW.after);

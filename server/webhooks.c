@@ -9,17 +9,19 @@
  * delivered by two instances at once.
  *
  * What it does.  Each round takes, for every webhook, its oldest pending
- * delivery that is due (store_webhook_due), posts it with libcurl (5 s at
- * most, so a receiver that never answers holds the others back by no more
- * than that), and records the attempt and its outcome in one transaction:
+ * delivery that is due (store_webhook_due), posts them side by side with
+ * libcurl's multi interface (5 s at most each, so a receiver that never
+ * answers holds the others back by no more than that), and records each
+ * attempt and its outcome in one transaction:
  * delivered on a 2xx; else tried again after webhook_backoff_us(), until a
  * day has passed since the event, then failed.  A webhook's next delivery
  * waits for the one before it, so each receiver gets its events in order.
  * The writes never wait for any of this: they only insert outbox rows.
  *
  * When.  The listener pokes the thread on every notification (any change
- * on any instance); without one it looks every ROUND_MS anyway, for
- * retries that fell due. */
+ * on any instance); a round that delivered something is followed at once
+ * by the next (a receiver's backlog drains at its own pace); otherwise the
+ * thread looks every ROUND_MS, for retries that fell due. */
 #include "webhooks.h"
 
 #include <curl/curl.h>
@@ -39,7 +41,7 @@
 #define ROUND_MS           500
 #define STANDBY_MS         1000 /* how often an instance without the lock tries it */
 #define QUEUE_EVERY_MS     5000
-#define DUE_MAX            16
+#define DUE_MAX            64 /* webhooks served in one round */
 #define TIMEOUT_MS         5000
 #define CONNECT_TIMEOUT_MS 3000
 #define GIVE_UP_US         (INT64_C(86400) * VX_USEC_PER_SEC)
@@ -55,7 +57,7 @@ static atomic_llong w_pending = -1, w_oldest_s;
 static atomic_ullong w_delivered, w_retried, w_failed;
 static atomic_bool w_holder;
 
-/* ---- one delivery --------------------------------------------------------- */
+/* ---- a round of deliveries ------------------------------------------------ */
 
 static size_t discard(char *p, size_t size, size_t n, void *cls)
 {
@@ -64,61 +66,20 @@ static size_t discard(char *p, size_t size, size_t n, void *cls)
     return size * n;
 }
 
-/* libcurl's progress callback: give up at once when the server stops. */
-static int stop_check(void *cls, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-    (void)cls;
-    (void)a;
-    (void)b;
-    (void)c;
-    (void)d;
-    return atomic_load(&w_stopping) ? 1 : 0;
-}
+/* One delivery in flight. */
+struct transfer {
+    const struct store_webhook_job *job;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body;
+    char err[CURL_ERROR_SIZE];
+    char h_sig[32 + 7 + 64 + 1], h_id[64];
+    long status; /* the receiver's, 0 when none came */
+    bool done;
+};
 
-/* Post j.  Returns the HTTP status (0 when none came, err then says why). */
-static long post(const struct store_webhook_job *j, const char *body, char err[CURL_ERROR_SIZE])
-{
-    char sig[7 + 64 + 1], h_sig[32 + sizeof sig], h_id[64];
-    struct curl_slist *h = NULL;
-    CURL *c = curl_easy_init();
-    long status = 0;
-
-    err[0] = '\0';
-    if (c == NULL) {
-        snprintf(err, CURL_ERROR_SIZE, "out of memory");
-        return 0;
-    }
-    webhook_signature(j->secret, body, strlen(body), sig);
-    snprintf(h_sig, sizeof h_sig, "X-Vexil-Signature: %s", sig);
-    snprintf(h_id, sizeof h_id, "X-Vexil-Delivery: %s", j->delivery);
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, h_sig);
-    h = curl_slist_append(h, h_id);
-    h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
-    curl_easy_setopt(c, CURLOPT_URL, j->url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "vexil/" VEXIL_VERSION);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, stop_check);
-    CURLcode rc = curl_easy_perform(c);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    else if (err[0] == '\0')
-        snprintf(err, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return status;
-}
-
-static void deliver(PGconn *c, const struct store_webhook_job *j)
+/* Make t's request: POST the signed body.  0 or -1. */
+static int transfer_init(struct transfer *t, const struct store_webhook_job *j)
 {
     struct webhook_event e = {
         .id = j->event_id,
@@ -131,32 +92,63 @@ static void deliver(PGconn *c, const struct store_webhook_job *j)
         .before = j->before,
         .after = j->after,
     };
-    char err[CURL_ERROR_SIZE], why[CURL_ERROR_SIZE + 32];
-    char *body = webhook_body(&e, j->slack);
-    int64_t t0 = time_monotonic_us(), now;
-    long status = body != NULL ? post(j, body, err) : 0;
+    char sig[7 + 64 + 1];
+
+    memset(t, 0, sizeof *t);
+    t->job = j;
+    t->body = webhook_body(&e, j->slack);
+    t->easy = curl_easy_init();
+    if (t->body == NULL || t->easy == NULL)
+        return -1;
+    webhook_signature(j->secret, t->body, strlen(t->body), sig);
+    snprintf(t->h_sig, sizeof t->h_sig, "X-Vexil-Signature: %s", sig);
+    snprintf(t->h_id, sizeof t->h_id, "X-Vexil-Delivery: %s", j->delivery);
+    t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
+    t->headers = curl_slist_append(t->headers, t->h_sig);
+    t->headers = curl_slist_append(t->headers, t->h_id);
+    t->headers = curl_slist_append(t->headers, "Expect:"); /* no 100-continue round trip */
+    CURL *c = t->easy;
+    curl_easy_setopt(c, CURLOPT_URL, j->url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "vexil/" VEXIL_VERSION);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, t->body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(t->body));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t->err);
+    curl_easy_setopt(c, CURLOPT_PRIVATE, t);
+    return 0;
+}
+
+static void transfer_free(struct transfer *t)
+{
+    curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->headers);
+    free(t->body);
+}
+
+/* Record what became of t. */
+static void record(PGconn *c, const struct transfer *t, int ms)
+{
+    const struct store_webhook_job *j = t->job;
+    char why[CURL_ERROR_SIZE + 32];
+    int64_t now = time_now_us();
     enum store_delivery_outcome outcome = STORE_DELIVERY_RETRY;
 
-    if (body == NULL)
-        snprintf(err, sizeof err, "out of memory");
-    free(body);
-    if (atomic_load(&w_stopping))
-        return; /* abandoned: the next holder sends it again */
-    now = time_now_us();
-    if (status >= 200 && status < 300) {
+    why[0] = '\0';
+    if (t->status >= 200 && t->status < 300)
         outcome = STORE_DELIVERY_DONE;
-        why[0] = '\0';
-    } else {
-        if (status > 0)
-            snprintf(why, sizeof why, "the receiver answered %ld", status);
-        else
-            snprintf(why, sizeof why, "%s", err);
-        if (now - j->at >= GIVE_UP_US)
-            outcome = STORE_DELIVERY_FAILED;
-    }
-    int ms = (int)((time_monotonic_us() - t0) / 1000);
+    else if (t->status > 0)
+        snprintf(why, sizeof why, "the receiver answered %ld", t->status);
+    else
+        snprintf(why, sizeof why, "%s", t->err[0] != '\0' ? t->err : "no answer");
+    if (outcome != STORE_DELIVERY_DONE && now - j->at >= GIVE_UP_US)
+        outcome = STORE_DELIVERY_FAILED;
     enum store_status st =
-        store_webhook_record(c, j->delivery, now, (int)status, why[0] != '\0' ? why : NULL, ms,
+        store_webhook_record(c, j->delivery, now, (int)t->status, why[0] != '\0' ? why : NULL, ms,
                              outcome, now + webhook_backoff_us(j->attempts + 1));
     if (st != STORE_OK)
         log_error("webhooks: cannot record the attempt of delivery %s: %s", j->delivery,
@@ -167,6 +159,59 @@ static void deliver(PGconn *c, const struct store_webhook_job *j)
         atomic_fetch_add(&w_retried, 1);
     else
         atomic_fetch_add(&w_failed, 1);
+}
+
+/* Post jobs[0..n) (one per webhook) side by side, so that a receiver that
+ * never answers holds the round back by its timeout and no more, then
+ * record each outcome.  Returns how many were delivered. */
+static size_t deliver(PGconn *c, const struct store_webhook_job *jobs, size_t n)
+{
+    struct transfer *t = calloc(n ? n : 1, sizeof *t);
+    CURLM *m = curl_multi_init();
+    int64_t t0 = time_monotonic_us();
+    size_t delivered = 0;
+    int running = 0;
+
+    for (size_t i = 0; t != NULL && m != NULL && i < n; i++) {
+        if (transfer_init(&t[i], &jobs[i]) == 0)
+            curl_multi_add_handle(m, t[i].easy);
+        else
+            snprintf(t[i].err, sizeof t[i].err, "out of memory");
+    }
+    do {
+        if (m == NULL || t == NULL || curl_multi_perform(m, &running) != CURLM_OK)
+            break;
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+            struct transfer *x = NULL;
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            if (msg->data.result == CURLE_OK)
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &x->status);
+            else if (x->err[0] == '\0')
+                snprintf(x->err, sizeof x->err, "%s", curl_easy_strerror(msg->data.result));
+            x->done = true;
+        }
+        if (running > 0)
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+    } while (running > 0 && !atomic_load(&w_stopping));
+    int ms = (int)((time_monotonic_us() - t0) / 1000);
+    for (size_t i = 0; t != NULL && i < n; i++) {
+        /* Stopping: a transfer not finished is abandoned, and its delivery
+         * stays pending for the next sender. */
+        if (t[i].done || (!atomic_load(&w_stopping) && t[i].easy == NULL)) {
+            record(c, &t[i], ms);
+            delivered += t[i].status >= 200 && t[i].status < 300;
+        }
+        if (m != NULL && t[i].easy != NULL)
+            curl_multi_remove_handle(m, t[i].easy);
+        transfer_free(&t[i]);
+    }
+    curl_multi_cleanup(m);
+    free(t);
+    return delivered;
 }
 
 /* ---- the thread ----------------------------------------------------------- */
@@ -188,12 +233,9 @@ static int webhooks_round(int64_t *last_queue)
     if (st == STORE_OK && held) {
         struct store_webhook_job *jobs = NULL;
         size_t n = 0;
-        if (store_webhook_due(c, time_now_us(), DUE_MAX, &jobs, &n) == STORE_OK) {
-            for (size_t i = 0; i < n && !atomic_load(&w_stopping); i++)
-                deliver(c, &jobs[i]);
-            if (n == DUE_MAX)
-                wait = 0; /* more may be due */
-        }
+        if (store_webhook_due(c, time_now_us(), DUE_MAX, &jobs, &n) == STORE_OK && n > 0 &&
+            deliver(c, jobs, n) > 0)
+            wait = 0; /* the next of a delivered webhook's events may be waiting */
         store_webhook_jobs_free(jobs, n);
     }
     if (st == STORE_OK && mono - *last_queue >= QUEUE_EVERY_MS * 1000) {
