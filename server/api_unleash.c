@@ -70,8 +70,8 @@ static int stream_event(struct buf *b, const struct vx_snapshot *s, const struct
     json_decref(state);
     if (!bad)
         bad = buf_addf(b, "event: %s\nid: %lld\ndata: %s\n\n",
-                       first ? "unleash-connected" : "unleash-updated",
-                       (long long)e->view->version, text);
+                       first ? "unleash-connected" : "unleash-updated", (long long)e->view->version,
+                       text);
     free(text);
     return bad ? -1 : 0;
 }

@@ -92,8 +92,9 @@ static int step_from_json(const json_t *o, size_t i, size_t n, int prev, struct 
     if (!json_is_integer(v) || json_integer_value(v) < PLAN_HOLD_MIN_S ||
         json_integer_value(v) > PLAN_HOLD_MAX_S)
         return vx_fail(err, VX_E_INVALID_VALUE,
-                       "steps[%zu].hold_seconds must be an integer from %d to %d (90 days)%s", i,
-                       PLAN_HOLD_MIN_S, PLAN_HOLD_MAX_S, last ? " or absent on the last step" : "");
+                       "steps[%zu].hold_seconds must be an integer from %d to %lld (90 days)%s", i,
+                       PLAN_HOLD_MIN_S, (long long)PLAN_HOLD_MAX_S,
+                       last ? " or absent on the last step" : "");
     if (!last) /* the last step's hold has nothing to wait for */
         out->hold_s = json_integer_value(v);
     return 0;
@@ -292,8 +293,8 @@ static int alert_from_json(const json_t *a, size_t i, struct plan_alert *out, st
     json_object_foreach((json_t *)labels, key, v)
     {
         if (!json_is_string(v)) /* Alertmanager's labels are strings, every one */
-            return vx_fail(err, VX_E_INVALID_VALUE, "alerts[%zu].labels.%.64s must be a string",
-                           i, key);
+            return vx_fail(err, VX_E_INVALID_VALUE, "alerts[%zu].labels.%.64s must be a string", i,
+                           key);
     }
     if (strcmp(status, "firing") != 0 && strcmp(status, "resolved") != 0)
         return vx_fail(err, VX_E_INVALID_VALUE,

@@ -19,7 +19,7 @@
 
 #define PLAN_STEPS_MAX  20
 #define PLAN_HOLD_MIN_S 1
-#define PLAN_HOLD_MAX_S (90 * 86400)
+#define PLAN_HOLD_MAX_S (INT64_C(90) * 86400)
 #define PLAN_REASON_MAX 200
 #define PLAN_ACTOR_MAX  (5 + 100) /* "plan:" + a token's name */
 

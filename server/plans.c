@@ -57,7 +57,7 @@ static int64_t plans_round(int64_t *last_count)
 {
     PGconn *c = store_thread_conn();
     int64_t now = time_now_us(), mono = time_monotonic_us();
-    int64_t version = 0, next_due = 0, wait_us = POLL_MS * 1000;
+    int64_t version = 0, next_due = 0, wait_us = (int64_t)POLL_MS * 1000;
     int taken = 0;
     enum store_status st = store_plans_take_due(c, now, TAKE_MAX, &taken, &version, &next_due);
 
@@ -71,7 +71,7 @@ static int64_t plans_round(int64_t *last_count)
         wait_us = 0; /* more may be due */
     else if (st == STORE_OK && next_due > 0 && next_due - now < wait_us)
         wait_us = next_due > now ? next_due - now : 0;
-    if (st == STORE_OK && mono - *last_count >= COUNT_EVERY_MS * 1000) {
+    if (st == STORE_OK && mono - *last_count >= (int64_t)COUNT_EVERY_MS * 1000) {
         int64_t counts[5];
         if (store_plans_count(c, counts) == STORE_OK) {
             for (int i = 0; i < 5; i++)
@@ -85,6 +85,7 @@ static int64_t plans_round(int64_t *last_count)
 
 static void *plans_main(void *arg)
 {
+    (void)arg;
     int64_t last_count = INT64_MIN / 2;
 
     pthread_mutex_lock(&p_mu);

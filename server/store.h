@@ -242,8 +242,7 @@ enum store_status store_segment_history(PGconn *c, const char *name, int limit, 
 enum store_status store_plan_start(PGconn *c, struct vx_plan *p, int64_t now, int64_t *version);
 
 /* The plan of flag in env into *out; STORE_NOT_FOUND when none. */
-enum store_status store_plan_get(PGconn *c, const char *flag, const char *env,
-                                 struct vx_plan *out);
+enum store_status store_plan_get(PGconn *c, const char *flag, const char *env, struct vx_plan *out);
 
 /* What a person asks of a plan. */
 enum plan_op { PLAN_OP_PAUSE, PLAN_OP_RESUME, PLAN_OP_ABORT, PLAN_OP_ADVANCE };
@@ -271,12 +270,12 @@ enum store_status store_plans_count(PGconn *c, int64_t counts[5]);
 
 /* What an alert did. */
 enum alert_outcome {
-    ALERT_DISABLED,        /* the flag was turned off (and its plan halted) */
-    ALERT_PAUSED,          /* the plan paused */
-    ALERT_NO_PLAN,         /* nothing to do: no running or paused plan */
-    ALERT_ALREADY,         /* nothing to do: the plan was already paused */
-    ALERT_UNKNOWN_FLAG,    /* no such flag */
-    ALERT_UNKNOWN_ENV,     /* no such environment */
+    ALERT_DISABLED,     /* the flag was turned off (and its plan halted) */
+    ALERT_PAUSED,       /* the plan paused */
+    ALERT_NO_PLAN,      /* nothing to do: no running or paused plan */
+    ALERT_ALREADY,      /* nothing to do: the plan was already paused */
+    ALERT_UNKNOWN_FLAG, /* no such flag */
+    ALERT_UNKNOWN_ENV,  /* no such environment */
 };
 
 /* Apply a firing alert named alertname to flag in env: turn the flag off
@@ -342,8 +341,8 @@ enum store_status store_webhook_lock(PGconn *c, int64_t key, bool *held);
 enum store_status store_webhook_due(PGconn *c, int64_t now, int max,
                                     struct store_webhook_job **jobs, size_t *n);
 void store_webhook_jobs_free(struct store_webhook_job *jobs, size_t n);
-enum store_status store_webhook_record(PGconn *c, const char *delivery, int64_t at,
-                                       int status_code, const char *error, int duration_ms,
+enum store_status store_webhook_record(PGconn *c, const char *delivery, int64_t at, int status_code,
+                                       const char *error, int duration_ms,
                                        enum store_delivery_outcome outcome, int64_t next_at);
 enum store_status store_webhook_queue(PGconn *c, int64_t now, int64_t *pending, int64_t *oldest_s);
 

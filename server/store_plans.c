@@ -368,7 +368,7 @@ enum store_status store_plans_person_wrote(PGconn *c, const char *flag, const ch
 static enum store_status plan_take_cb(PGconn *c, void *cls)
 {
     struct plan_job *j = cls;
-    bool found;
+    bool found = false;
     enum store_status st = lock_flag(c, j->flag);
 
     j->version = 0;

@@ -335,6 +335,7 @@ static void read_back(PGconn *c)
 
 static void *usage_main(void *arg)
 {
+    (void)arg;
     bool stopping = false;
 
     while (!stopping) {

@@ -175,11 +175,13 @@ char *webhook_text(const struct webhook_event *e)
             bad |= buf_adds(&b, " (") | add_text(&b, reason) | buf_adds(&b, ")");
     } else {
         bad |= buf_add(&b, " ", 1) | add_text(&b, verb);
-        if (strcmp(e->event, "flag.reverted") == 0)
-            bad |= add_flag_changes(&b, e);
     }
     if (strcmp(e->event, "flag.plan_halted") != 0)
         bad |= buf_adds(&b, " by ") | add_text(&b, e->actor);
+    if (strcmp(e->event, "flag.reverted") == 0) { /* what the revert did, after who */
+        bad |= buf_adds(&b, ":");
+        bad |= add_flag_changes(&b, e);
+    }
     if (bad) {
         buf_free(&b);
         return NULL;

@@ -201,7 +201,7 @@ static size_t deliver(PGconn *c, const struct store_webhook_job *jobs, size_t n)
     for (size_t i = 0; t != NULL && i < n; i++) {
         /* Stopping: a transfer not finished is abandoned, and its delivery
          * stays pending for the next sender. */
-        if (t[i].done || (!atomic_load(&w_stopping) && t[i].easy == NULL)) {
+        if (t[i].job != NULL && (t[i].done || (!atomic_load(&w_stopping) && t[i].easy == NULL))) {
             record(c, &t[i], ms);
             delivered += t[i].status >= 200 && t[i].status < 300;
         }
@@ -238,7 +238,7 @@ static int webhooks_round(int64_t *last_queue)
             wait = 0; /* the next of a delivered webhook's events may be waiting */
         store_webhook_jobs_free(jobs, n);
     }
-    if (st == STORE_OK && mono - *last_queue >= QUEUE_EVERY_MS * 1000) {
+    if (st == STORE_OK && mono - *last_queue >= (int64_t)QUEUE_EVERY_MS * 1000) {
         int64_t pending, oldest;
         if (store_webhook_queue(c, time_now_us(), &pending, &oldest) == STORE_OK) {
             atomic_store(&w_pending, pending);

@@ -108,7 +108,7 @@ START_TEST(test_parse_limits)
         for (int i = 1; i <= steps; i++)
             n += (size_t)snprintf(text + n, sizeof text - n,
                                   "%s{\"percentage\":%d,\"hold_seconds\":%d}", i > 1 ? "," : "",
-                                  i * 4, i == 1 ? PLAN_HOLD_MIN_S : PLAN_HOLD_MAX_S);
+                                  i * 4, i == 1 ? PLAN_HOLD_MIN_S : (int)PLAN_HOLD_MAX_S);
         snprintf(text + n, sizeof text - n, "]}");
         json_t *body = json_loads(text, 0, NULL);
         ck_assert_ptr_nonnull(body);

@@ -113,6 +113,11 @@ START_TEST(test_text)
     t = webhook_text(&e);
     ck_assert_str_eq(t, "checkout.v2 rolled out to 50 % in production by plan:anna");
     free(t);
+    e.event = "flag.reverted";
+    e.actor = "anna";
+    t = webhook_text(&e);
+    ck_assert_str_eq(t, "checkout.v2 reverted by anna: rolled out to 50 % in production");
+    free(t);
     e.event = "flag.created";
     e.actor = "<b>&";
     t = webhook_text(&e);
