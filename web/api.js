@@ -168,6 +168,30 @@ export class Api {
     return (await this.request('POST', Api.flagPath(name, '/revert'), { body: { event: eventId } })).body;
   }
 
+  // webhooks (docs/api.md §9): registered and deleted, never changed; the secret is never read back
+
+  static webhookPath(id, suffix = '') {
+    return '/api/webhooks/' + encodeURIComponent(id) + suffix;
+  }
+  async listWebhooks() {
+    const r = await this.request('GET', '/api/webhooks');
+    if (!r.body || !Array.isArray(r.body.webhooks)) throw new ApiError(r.status, 'bad_response', 'The webhook list from the server has no "webhooks" array.');
+    return r.body.webhooks;
+  }
+  /** fields: {url, secret, events?, format?}; answers the webhook (without its secret). */
+  async createWebhook(fields) {
+    return (await this.request('POST', '/api/webhooks', { body: fields })).body;
+  }
+  async deleteWebhook(id) {
+    await this.request('DELETE', Api.webhookPath(id));
+  }
+  /** The webhook's most recent deliveries, newest first, each with its attempts. */
+  async webhookDeliveries(id, limit = 50) {
+    const r = await this.request('GET', Api.webhookPath(id, '/deliveries') + '?limit=' + limit);
+    if (!r.body || !Array.isArray(r.body.deliveries)) throw new ApiError(r.status, 'bad_response', 'The delivery list from the server has no "deliveries" array.');
+    return r.body.deliveries;
+  }
+
   // release plans (docs/api.md §8): one per flag and environment
 
   static planPath(name, env, action = '') {

@@ -35,6 +35,14 @@
 // tab is hidden). Each environment's cell says "evaluated 3 d ago" or "never
 // evaluated" (muted warning: never, in a flag and environment older than a
 // week); the words follow the clock without a read (evaluatedTick).
+//
+// Webhooks (docs/api.md §9): a third tab, #view=webhooks, lists them (read
+// when the tab is shown), adds one through a form (the secret typed or
+// generated in the browser, shown once: the server never gives it back) and
+// deletes one after a question. Each row opens its recent deliveries, read
+// when opened, on Refresh, after every live re-read (a change makes a
+// delivery), and every WEBHOOK_POLL_MS while one is pending (retries move no
+// version).
 
 import { Api, ApiError, describeError } from './api.js';
 import * as U from './util.js';
@@ -46,6 +54,9 @@ const PLAN_POLL_MS = 3000; // re-read plans this often while one runs or is paus
 const PLAN_IDLE_POLL_MS = 30000; // and this often otherwise (a plan started at the state's own percentage moves no version)
 const USAGE_POLL_MS = 30000; // re-read the flags this often when nothing else did: last_evaluated_at moves no version
 const AGES_MS = 30000; // and bring "evaluated 3 min ago" up to date this often
+const WEBHOOK_POLL_MS = 2000; // re-read an open deliveries panel this often while a delivery in it is pending
+const DELIVERIES_SHOWN = 50; // GET /api/webhooks/<id>/deliveries?limit=
+const VIEWS = { flags: 'Flags', segments: 'Segments', webhooks: 'Webhooks' }; // the tabs, #view=<key>
 
 const $ = (id) => document.getElementById(id);
 
@@ -72,7 +83,7 @@ const state = {
   defaultEnv: null,
   focus: null, // the environment in focus (from the URL)
   segments: [], // from GET /api/segments
-  view: 'flags', // 'flags' | 'segments'
+  view: 'flags', // 'flags' | 'segments' | 'webhooks'
   envKey: '', // the environment names the table columns were built for
   live: null, // the running live loops, see startLive()
   pending: new Map(), // name -> number of requests in flight for it
@@ -90,6 +101,7 @@ const state = {
 
 /** The message area of the open panel or form, else the page's. */
 function messageArea() {
+  if ($('webhook-dialog').open) return $('wd-msg');
   if ($('segment-dialog').open) return $('sd-msg');
   if ($('create-dialog').open) return $('cd-msg');
   if ($('flag-dialog').open) return $('fd-msg');
@@ -232,7 +244,8 @@ function signOut(message) {
   state.envKey = '';
   state.segments = [];
   state.segmentsKey = null;
-  for (const id of ['conflict-dialog', 'confirm-dialog', 'segment-dialog', 'create-dialog', 'flag-dialog']) if ($(id).open) $(id).close('signout');
+  for (const id of ['conflict-dialog', 'confirm-dialog', 'webhook-dialog', 'segment-dialog', 'create-dialog', 'flag-dialog']) if ($(id).open) $(id).close('signout');
+  forgetWebhooks();
   detail.name = null;
   state.flags.clear();
   state.rows.clear();
@@ -311,9 +324,8 @@ function showFocus() {
   $('env-select').value = state.focus || '';
   const e = envByName(state.focus);
   $('env-desc').textContent = e ? e.description || '' : '';
-  const hrefFor = (view) => '#' + new URLSearchParams(view === 'segments' ? { env: state.focus || '', view } : { env: state.focus || '' }).toString();
-  $('tab-flags').setAttribute('href', hrefFor('flags'));
-  $('tab-segments').setAttribute('href', hrefFor('segments'));
+  const hrefFor = (view) => '#' + new URLSearchParams(view !== 'flags' ? { env: state.focus || '', view } : { env: state.focus || '' }).toString();
+  for (const view of Object.keys(VIEWS)) $('tab-' + view).setAttribute('href', hrefFor(view));
 }
 
 /** Reads #env=…&view=… (or ?env=…) and shows that. */
@@ -324,20 +336,22 @@ function readLocation() {
     notifyError(`There is no environment named “${loc.env}”; showing ${state.defaultEnv}, the default.`);
     env = state.defaultEnv;
   }
-  const view = loc.view === 'segments' ? 'segments' : 'flags';
+  const view = Object.hasOwn(VIEWS, loc.view) ? loc.view : 'flags';
   const changed = env !== state.focus;
+  const shown = view !== state.view;
   state.focus = env;
   setView(view);
   showFocus();
   if (changed) {
     refreshRows();
   }
+  if (view === 'webhooks' && (shown || wh.list === null)) showWebhooks();
 }
 
 /** Puts the focus (and view) in the URL without adding a history entry per change. */
 function writeLocation() {
   const params = new URLSearchParams({ env: state.focus });
-  if (state.view === 'segments') params.set('view', 'segments');
+  if (state.view !== 'flags') params.set('view', state.view);
   const url = location.pathname + location.search.replace(/([?&])env=[^&]*&?/, '$1').replace(/[?&]$/, '') + '#' + params.toString();
   history.replaceState(null, '', url);
 }
@@ -352,14 +366,13 @@ function setFocus(env) {
 
 function setView(view) {
   state.view = view;
-  $('flags-view').hidden = view !== 'flags';
-  $('segments-view').hidden = view !== 'segments';
-  $('list-title').textContent = view === 'flags' ? 'Flags' : 'Segments';
+  for (const v of Object.keys(VIEWS)) {
+    $(v + '-view').hidden = v !== view;
+    if (v === view) $('tab-' + v).setAttribute('aria-current', 'page');
+    else $('tab-' + v).removeAttribute('aria-current');
+  }
+  $('list-title').textContent = VIEWS[view];
   $('summary').hidden = view !== 'flags';
-  $('tab-flags').toggleAttribute('aria-current', view === 'flags');
-  if (view === 'flags') $('tab-flags').setAttribute('aria-current', 'page');
-  $('tab-segments').toggleAttribute('aria-current', view === 'segments');
-  if (view === 'segments') $('tab-segments').setAttribute('aria-current', 'page');
 }
 
 /** The flag's state in env. */
@@ -1597,6 +1610,7 @@ function planTick() {
   for (const [env, r] of state.planReads) if (r.failed && envByName(env) && now - r.at >= PLAN_POLL_MS - 100) refreshPlans(env);
   if (detail.name && !detail.deleted) tickPlanPanel();
   usageTick(now);
+  webhookTick(now);
   if (now - state.agesAt >= AGES_MS) {
     state.agesAt = now;
     evaluatedTick(now);
@@ -1978,6 +1992,7 @@ function readNow(live) {
     state.flagsReadAt = Date.now();
     applyFlags(flags);
     setSegments(segments);
+    refreshOpenDeliveries(); // a change makes a delivery to each webhook that wants it
   })().finally(() => {
     live.reading = null;
   });
@@ -2310,6 +2325,401 @@ async function deleteSegment() {
 }
 
 // ---------------------------------------------------------------------------
+// webhooks (docs/api.md §9): the list, "Add webhook", each one's recent deliveries
+
+const wh = {
+  list: null, // GET /api/webhooks, oldest first; null until read
+  rows: new Map(), // id -> the row of the list and its deliveries panel (buildWebhookRow)
+  reading: null, // the read of the list in flight
+  queued: null, // a read asked for while one ran: it follows that one
+  gen: 0, // moves on sign-out, so an answer that comes later is dropped
+  seq: 0, // numbers the panels' element ids (never the server's id in an id)
+  generated: '', // the secret "Generate" put in the form while it is still there
+};
+
+/** The tab is shown: read the list, and the open panels again. */
+function showWebhooks() {
+  reloadWebhooks();
+  refreshOpenDeliveries();
+}
+
+function forgetWebhooks() {
+  wh.gen++;
+  wh.list = null;
+  wh.rows.clear();
+  wh.generated = '';
+  $('webhooks-body').replaceChildren();
+  $('webhooks-wrap').hidden = true;
+  $('webhooks-empty').hidden = true;
+  $('webhooks-status').textContent = '';
+}
+
+/** Reads the list (one read at a time; a call during a read is served by one read after it). */
+function reloadWebhooks() {
+  if (wh.queued) return wh.queued;
+  if (wh.reading) {
+    wh.queued = wh.reading.then(() => {
+      wh.queued = null;
+      return readWebhooks();
+    });
+    return wh.queued;
+  }
+  return readWebhooks();
+}
+
+function readWebhooks() {
+  const gen = wh.gen;
+  if (wh.list === null) $('webhooks-status').textContent = 'Reading the webhooks…';
+  wh.reading = (async () => {
+    try {
+      const list = await state.api.listWebhooks();
+      if (gen !== wh.gen) return;
+      wh.list = list;
+      $('webhooks-status').textContent = '';
+      renderWebhooks();
+    } catch (e) {
+      if (gen !== wh.gen) return;
+      $('webhooks-status').textContent = '';
+      if (e.status !== 401) notifyError('Could not read the webhooks: ' + describeError(e));
+    }
+  })().finally(() => {
+    wh.reading = null;
+  });
+  return wh.reading;
+}
+
+/** Puts the rows in the list's order; a webhook never changes, so its row (and open panel) is kept as it is. */
+function renderWebhooks() {
+  const list = wh.list || [];
+  const ids = new Set(list.map((w) => w.id));
+  for (const [id, row] of wh.rows) {
+    if (ids.has(id)) continue;
+    row.tr.remove();
+    row.detail.remove();
+    wh.rows.delete(id);
+  }
+  const body = $('webhooks-body');
+  let at = body.firstChild;
+  for (const w of list) {
+    let row = wh.rows.get(w.id);
+    if (!row) {
+      row = buildWebhookRow(w);
+      wh.rows.set(w.id, row);
+    }
+    // Move only what is out of place: a moved element would lose the keyboard focus.
+    for (const node of [row.tr, row.detail]) {
+      if (node === at) at = at.nextSibling;
+      else body.insertBefore(node, at);
+    }
+  }
+  $('webhooks-wrap').hidden = list.length === 0;
+  $('webhooks-empty').hidden = wh.list === null || list.length !== 0;
+}
+
+function buildWebhookRow(w) {
+  const panelId = `wh-deliveries-${++wh.seq}`;
+  const events = Array.isArray(w.events) ? w.events : [];
+  const toggle = el(
+    'button',
+    { type: 'button', class: 'btn btn-small wh-toggle', 'aria-expanded': 'false', 'aria-controls': panelId, 'aria-label': `Deliveries to ${w.url}` },
+    el('span', { class: 'wh-caret', 'aria-hidden': 'true' }, '▸'),
+    'Deliveries',
+  );
+  const del = el('button', { type: 'button', class: 'btn btn-small btn-danger wh-delete', 'aria-label': `Delete the webhook to ${w.url}` }, 'Delete…');
+  const tr = el(
+    'tr',
+    { class: 'wh-row' },
+    el('td', { class: 'c-url' }, el('span', { class: 'wh-url' }, w.url)),
+    el('td', { class: 'c-format', 'data-label': 'Format' }, el('span', { class: 'badge badge-format', 'data-format': w.format === 'slack' ? 'slack' : 'json' }, U.webhookFormatText(w.format))),
+    el('td', { class: events.length ? 'c-events' : 'c-events all', 'data-label': 'Events' }, U.webhookEventsText(events)),
+    el('td', { class: 'c-created', 'data-label': 'Created' }, el('time', { datetime: w.created_at, title: U.timeAgo(w.created_at) }, U.formatTime(w.created_at))),
+    el('td', { class: 'c-actions' }, el('div', { class: 'wh-actions' }, toggle, del)),
+  );
+  tr.dataset.id = w.id;
+
+  const status = el('p', { class: 'wh-d-status', role: 'status' });
+  const readAt = el('span', { class: 'wh-d-read' });
+  const refresh = el('button', { type: 'button', class: 'btn btn-small wh-refresh', 'aria-label': `Refresh the deliveries to ${w.url}` }, 'Refresh');
+  const msg = el('div', { class: 'msg-area', role: 'alert' });
+  const tbody = el('tbody');
+  const table = el(
+    'table',
+    { class: 'wh-d-table', hidden: true },
+    el('caption', { class: 'visually-hidden' }, `Recent deliveries to ${w.url}, newest first`),
+    el('thead', {}, el('tr', {}, ...['Event', 'Status', 'Attempts', 'Last result', 'Created'].map((h) => el('th', { scope: 'col', class: 'd-' + h.split(' ')[0].toLowerCase() }, h)))),
+    tbody,
+  );
+  const empty = el('p', { class: 'wh-d-empty', hidden: true }, 'No deliveries yet. Each change this webhook receives from now on is listed here.');
+  const section = el(
+    'section',
+    { class: 'wh-deliveries', 'aria-labelledby': panelId + '-h' },
+    el('div', { class: 'wh-d-head' }, el('h3', { id: panelId + '-h' }, 'Recent deliveries'), status, readAt, refresh),
+    msg,
+    table,
+    empty,
+  );
+  const detail = el('tr', { class: 'wh-detail', id: panelId, hidden: true }, el('td', { colspan: '5' }, section));
+  detail.dataset.id = w.id;
+  return { w, tr, detail, toggle, del, refresh, status, readAt, msg, table, tbody, empty, open: false, deliveries: null, error: '', readAtMs: 0, reading: null, again: false };
+}
+
+function rowOfEvent(ev) {
+  const tr = ev.target.closest('tr[data-id]');
+  return tr ? wh.rows.get(tr.dataset.id) : null;
+}
+
+function toggleDeliveries(row, open = !row.open) {
+  row.open = open;
+  row.detail.hidden = !open;
+  row.toggle.setAttribute('aria-expanded', String(open));
+  row.tr.classList.toggle('is-open', open);
+  if (open) loadDeliveries(row);
+}
+
+/** Re-reads every open panel (the tab is shown, or a change was made). */
+function refreshOpenDeliveries() {
+  if (state.view !== 'webhooks') return;
+  for (const row of wh.rows.values()) if (row.open) loadDeliveries(row);
+}
+
+/** Reads a webhook's recent deliveries into its panel; one read at a time, a call during one reads once more after it. */
+function loadDeliveries(row) {
+  if (row.reading) {
+    row.again = true;
+    return row.reading;
+  }
+  const gen = wh.gen;
+  if (!row.deliveries) setText(row.status, 'Reading the deliveries…');
+  row.reading = (async () => {
+    try {
+      const list = await state.api.webhookDeliveries(row.w.id, DELIVERIES_SHOWN);
+      if (gen !== wh.gen) return;
+      row.deliveries = list;
+      row.error = '';
+      clearMessages(row.msg);
+      renderDeliveries(row);
+    } catch (e) {
+      if (gen !== wh.gen || e.status === 401) return;
+      if (e.status === 404) {
+        notify(`The webhook to ${row.w.url} was deleted meanwhile.`, { kind: 'info' });
+        row.again = false;
+        reloadWebhooks();
+        return;
+      }
+      row.error = describeError(e);
+      if (!row.deliveries) setText(row.status, '');
+      clearMessages(row.msg);
+      notifyError('Could not read the deliveries: ' + row.error, { area: row.msg });
+    } finally {
+      row.readAtMs = Date.now();
+    }
+  })().finally(() => {
+    row.reading = null;
+    if (row.again) {
+      row.again = false;
+      if (row.open && wh.rows.get(row.w.id) === row) loadDeliveries(row);
+    }
+  });
+  return row.reading;
+}
+
+function renderDeliveries(row) {
+  const list = row.deliveries || [];
+  const now = Date.now();
+  row.tbody.replaceChildren(...list.map((d) => deliveryRow(d, now)));
+  row.table.hidden = list.length === 0;
+  row.empty.hidden = list.length !== 0;
+  const count = list.length >= DELIVERIES_SHOWN ? `The last ${list.length}` : U.plural(list.length, 'delivery', 'deliveries');
+  setText(row.status, list.length ? `${count}, newest first: ${U.deliveriesSummary(list)}.` : '');
+  row.readAt.textContent = `read at ${U.formatClock(now)}`;
+}
+
+const DELIVERY_STATUSES = ['pending', 'delivered', 'failed'];
+
+function deliveryRow(d, now) {
+  const known = DELIVERY_STATUSES.includes(d.status) ? d.status : 'unknown';
+  const attempts = Array.isArray(d.attempts) ? d.attempts : [];
+  const last = attempts[attempts.length - 1];
+  const badge = el('span', { class: 'badge badge-delivery', 'data-status': known }, String(d.status));
+  if (d.status === 'delivered' && d.delivered_at) badge.title = `Delivered ${U.formatTime(d.delivered_at)}, ${U.formatClock(d.delivered_at)}`;
+  const statusCell = el('td', { class: 'd-status', 'data-label': 'Status' }, badge);
+  if (d.status === 'pending' && d.next_at) {
+    statusCell.append(
+      el(
+        'span',
+        { class: 'd-next' },
+        attempts.length ? 'next attempt ' : 'first attempt ',
+        el('span', { class: 'd-in', 'data-at': d.next_at }, U.untilText(d.next_at, now)),
+        ', at ',
+        el('time', { datetime: d.next_at, title: U.formatTime(d.next_at) }, U.formatClock(d.next_at)),
+      ),
+    );
+  }
+  const ok = last && Number.isInteger(last.status_code) && last.status_code >= 200 && last.status_code < 300;
+  const result = el('td', { class: last && !ok ? 'd-last is-error' : 'd-last', 'data-label': 'Last result' }, U.lastAttemptText(d) || 'no attempt yet');
+  if (last) result.title = `${U.formatTime(last.at)}, ${U.formatClock(last.at)}; took ${last.duration_ms} ms`;
+  const tr = el(
+    'tr',
+    { class: `d-row is-${known}` },
+    el('td', { class: 'd-event' }, el('span', { class: 'd-event-name' }, String(d.event)), el('span', { class: 'd-event-id' }, ` #${d.event_id}`)),
+    statusCell,
+    el('td', { class: 'd-attempts', 'data-label': 'Attempts' }, String(attempts.length)),
+    result,
+    el('td', { class: 'd-created', 'data-label': 'Created' }, el('time', { datetime: d.created_at, title: `${U.formatTime(d.created_at)}, ${U.formatClock(d.created_at)}` }, U.shortAgo(d.created_at, now))),
+  );
+  tr.dataset.delivery = String(d.id);
+  return tr;
+}
+
+/** Every second: the "next attempt in 3 s" countdowns; open panels with a pending delivery (or a failed read) are read again. */
+function webhookTick(now) {
+  if (state.view !== 'webhooks' || document.visibilityState === 'hidden') return;
+  for (const row of wh.rows.values()) {
+    if (!row.open) continue;
+    for (const s of row.tbody.querySelectorAll('.d-in')) setText(s, U.untilText(s.dataset.at, now));
+    const pending = (row.deliveries || []).some((d) => d.status === 'pending');
+    if ((pending || row.error) && !row.reading && now - row.readAtMs >= WEBHOOK_POLL_MS - 100) loadDeliveries(row);
+  }
+}
+
+async function deleteWebhook(row) {
+  const w = row.w;
+  const body = [
+    el('p', {}, 'Changes will no longer be posted to ', el('code', {}, w.url), '. Its deliveries still pending are dropped, and its recent deliveries can no longer be seen.'),
+    el('p', { class: 'muted small' }, `${U.webhookFormatText(w.format)}, receives ${U.webhookEventsText(w.events)}. Added ${U.formatTime(w.created_at)}.`),
+  ];
+  if (!(await confirmBox('Delete this webhook?', body, 'Delete webhook', true))) return;
+  const order = (wh.list || []).map((x) => x.id);
+  const i = order.indexOf(w.id);
+  try {
+    await state.api.deleteWebhook(w.id);
+    notify(`Deleted the webhook to ${w.url}.`);
+  } catch (e) {
+    if (e.status === 404) notify(`The webhook to ${w.url} was already deleted.`, { kind: 'info' });
+    else if (e.status !== 401) notifyError(`Could not delete the webhook to ${w.url}: ${describeError(e)}`);
+  }
+  await reloadWebhooks();
+  // Its row is gone with the button that had the focus: give it to the row that took its place.
+  if (!wh.rows.has(w.id) && !document.querySelector('dialog[open]')) {
+    const next = order.slice(i + 1).concat(order.slice(0, i).reverse()).map((id) => wh.rows.get(id)).find(Boolean);
+    (next ? next.toggle : $('new-webhook')).focus();
+  }
+}
+
+// ---- "Add webhook"
+
+function openWebhookForm() {
+  $('webhook-form').reset();
+  forgetGenerated();
+  clearMessages($('wd-msg'));
+  for (const field of ['url', 'secret']) fieldError(field, '');
+  webhookEventsCount();
+  $('webhook-dialog').showModal();
+  $('wd-url').focus();
+}
+
+/** The generated secret is shown once, while the form has it: gone when it is edited, or the form closes. */
+function forgetGenerated() {
+  wh.generated = '';
+  $('wd-secret-value').textContent = '';
+  $('wd-secret-shown').hidden = true;
+}
+
+/** Marks the form's url or secret field with the words of a 400 ('' clears it). */
+function fieldError(field, text) {
+  $(`wd-${field}-error`).textContent = text;
+  if (text) $('wd-' + field).setAttribute('aria-invalid', 'true');
+  else $('wd-' + field).removeAttribute('aria-invalid');
+}
+
+function generateSecret() {
+  const secret = U.randomSecret();
+  $('wd-secret').value = secret;
+  fieldError('secret', '');
+  wh.generated = secret;
+  $('wd-secret-value').textContent = secret;
+  $('wd-secret-shown').hidden = false;
+}
+
+function chosenEvents() {
+  return [...$('wd-events').querySelectorAll('input[type="checkbox"]:checked')].map((b) => b.value);
+}
+
+function webhookEventsCount() {
+  const n = chosenEvents().length;
+  $('wd-events-count').textContent = n ? `Receives ${n} of ${U.WEBHOOK_EVENT_NAMES.length} events.` : 'Receives all events.';
+}
+
+async function submitWebhook(ev) {
+  ev.preventDefault();
+  clearMessages($('wd-msg'));
+  for (const field of ['url', 'secret']) fieldError(field, '');
+  const format = $('wd-format-slack').checked ? 'slack' : 'json';
+  const body = { url: $('wd-url').value.trim(), secret: $('wd-secret').value, events: chosenEvents(), format };
+  const submit = $('wd-submit');
+  submit.disabled = true;
+  try {
+    const w = await state.api.createWebhook(body);
+    $('webhook-dialog').close();
+    notify(`Added the webhook to ${w.url} (${U.webhookFormatText(w.format)}, ${U.webhookEventsText(w.events)}).`);
+    await reloadWebhooks();
+    const row = wh.rows.get(w.id);
+    if (row) {
+      row.tr.classList.add('is-new');
+      setTimeout(() => row.tr.classList.remove('is-new'), 2000);
+    }
+  } catch (e) {
+    if (e.status === 401) return;
+    if (e.status === 400) {
+      // The server's own words: under the field they name, else at the foot of the form.
+      const text = `Not added: ${String(e.message).replace(/[\s.]+$/, '')} (${e.status} ${e.code.replace(/_/g, ' ')}).`;
+      const field = U.webhookErrorField(e.message);
+      if (field === 'url' || field === 'secret') {
+        fieldError(field, text);
+        $('wd-' + field).focus();
+      } else notifyError(text, { area: $('wd-msg') });
+    } else notifyError('Could not add the webhook: ' + describeError(e), { area: $('wd-msg') });
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+function wireWebhooks() {
+  for (const [group, list] of U.WEBHOOK_EVENTS) {
+    const fs = el('fieldset', { class: 'wd-event-group' }, el('legend', {}, group));
+    const items = el('div', { class: 'wd-event-items' });
+    for (const [name, what] of list) {
+      const box = el('input', { type: 'checkbox', id: 'wd-ev-' + name.replace(/[._]/g, '-'), value: name });
+      items.append(el('label', { class: 'choice' }, box, el('span', { class: 'choice-text' }, el('span', { class: 'wd-event-name' }, name), el('span', { class: 'wd-event-what' }, what))));
+    }
+    fs.append(items);
+    $('wd-events').append(fs);
+  }
+  $('wd-events').addEventListener('change', webhookEventsCount);
+  $('new-webhook').addEventListener('click', openWebhookForm);
+  $('webhook-form').addEventListener('submit', submitWebhook);
+  $('wd-generate').addEventListener('click', generateSecret);
+  $('wd-secret').addEventListener('input', () => {
+    fieldError('secret', '');
+    if (wh.generated && $('wd-secret').value !== wh.generated) forgetGenerated();
+  });
+  $('wd-url').addEventListener('input', () => fieldError('url', ''));
+  for (const b of $('webhook-dialog').querySelectorAll('[data-close]')) b.addEventListener('click', () => $('webhook-dialog').close());
+  $('webhook-dialog').addEventListener('close', () => {
+    // Nothing of the secret stays in the page once the form is closed.
+    $('wd-secret').value = '';
+    forgetGenerated();
+  });
+  $('webhooks-body').addEventListener('click', (ev) => {
+    const row = rowOfEvent(ev);
+    if (!row) return;
+    if (ev.target.closest('.wh-toggle')) toggleDeliveries(row);
+    else if (ev.target.closest('.wh-refresh')) loadDeliveries(row);
+    else if (ev.target.closest('.wh-delete')) deleteWebhook(row);
+  });
+}
+
+// ---------------------------------------------------------------------------
 // wiring
 
 function wire() {
@@ -2483,12 +2893,13 @@ function wire() {
     const b = ev.target.closest('button.env-head');
     if (b) setFocus(b.dataset.env);
   });
-  for (const [id, view] of [['tab-flags', 'flags'], ['tab-segments', 'segments']]) {
-    $(id).addEventListener('click', (ev) => {
+  for (const view of Object.keys(VIEWS)) {
+    $('tab-' + view).addEventListener('click', (ev) => {
       ev.preventDefault();
       setView(view);
       writeLocation();
       if (view === 'segments') reloadSegments();
+      if (view === 'webhooks') showWebhooks();
     });
   }
   window.addEventListener('hashchange', () => {
@@ -2509,6 +2920,8 @@ function wire() {
   $('sd-users').addEventListener('input', segmentCount);
   $('sd-delete').addEventListener('click', deleteSegment);
   for (const b of $('segment-dialog').querySelectorAll('[data-close]')) b.addEventListener('click', () => $('segment-dialog').close());
+
+  wireWebhooks();
 
   $('live-retry').addEventListener('click', kickLive);
   window.addEventListener('online', kickLive);

@@ -496,3 +496,91 @@ export function planErrorStep(message) {
   const m = /\bsteps\[(\d+)\]/.exec(String(message || ''));
   return m ? Number(m[1]) : -1;
 }
+
+// ---------------------------------------------------------------------------
+// webhooks (docs/api.md §9)
+
+/** The event names a webhook can choose, in groups: [group, [[name, what it is], ...]]. */
+export const WEBHOOK_EVENTS = Object.freeze([
+  ['Flags', [
+    ['flag.created', 'a flag was created'],
+    ['flag.updated', 'a flag was changed, also turned off by an alert'],
+    ['flag.deleted', 'a flag was deleted'],
+    ['flag.reverted', 'a change was reverted from the history'],
+    ['flag.plan_step', 'a release plan took a step'],
+    ['flag.plan_halted', 'a release plan halted'],
+  ]],
+  ['Segments', [
+    ['segment.created', 'a segment was created'],
+    ['segment.updated', 'a segment was changed'],
+    ['segment.deleted', 'a segment was deleted'],
+  ]],
+  ['Environments', [
+    ['environment.created', 'an environment was created'],
+    ['environment.updated', 'an environment was changed'],
+    ['environment.deleted', 'an environment was deleted'],
+  ]],
+]);
+export const WEBHOOK_EVENT_NAMES = Object.freeze(WEBHOOK_EVENTS.flatMap(([, list]) => list.map(([name]) => name)));
+export const WEBHOOK_SECRET_LENGTH = 32;
+const URL_SAFE = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * A secret of `length` URL-safe characters (A-Z a-z 0-9 - _), 6 random bits
+ * each from getRandomValues (crypto.getRandomValues by default): 64 divides
+ * 256, so every character is equally likely.
+ */
+export function randomSecret(length = WEBHOOK_SECRET_LENGTH, getRandomValues = (a) => globalThis.crypto.getRandomValues(a)) {
+  const bytes = getRandomValues(new Uint8Array(length));
+  let s = '';
+  for (const b of bytes) s += URL_SAFE[b & 63];
+  return s;
+}
+
+/** What a webhook receives, in words: "all events" for [] (or none given). */
+export function webhookEventsText(events) {
+  return events && events.length ? events.join(', ') : 'all events';
+}
+
+/** The format's name as the page shows it. */
+export function webhookFormatText(format) {
+  return format === 'slack' ? 'Slack' : format === 'json' ? 'JSON' : String(format || '');
+}
+
+/** The field a 400 answer to POST /api/webhooks is about ("url must be …" -> "url"), or ''. */
+export function webhookErrorField(message) {
+  const m = /^(url|secret|events|format)\b/.exec(String(message || ''));
+  return m ? m[1] : '';
+}
+
+/**
+ * A delivery's last attempt in words: "200", "500", the error ("connection
+ * refused"), both ("502: bad gateway", or the error alone when it says the
+ * code), or '' before any attempt.
+ */
+export function lastAttemptText(delivery) {
+  const attempts = (delivery && delivery.attempts) || [];
+  const a = attempts[attempts.length - 1];
+  if (!a) return '';
+  const code = a.status_code === null || a.status_code === undefined ? '' : String(a.status_code);
+  const error = a.error ? String(a.error) : '';
+  if (code && error) return error.includes(code) ? error : `${code}: ${error}`;
+  return code || error || 'no answer';
+}
+
+/** "3 delivered, 1 failed, 2 pending" for a list of deliveries (only the statuses present). */
+export function deliveriesSummary(list) {
+  const n = { delivered: 0, failed: 0, pending: 0 };
+  for (const d of list || []) if (d.status in n) n[d.status]++;
+  return ['delivered', 'failed', 'pending'].filter((s) => n[s]).map((s) => `${n[s]} ${s}`).join(', ');
+}
+
+let clockFormat = null;
+
+/** Local time of day to the second, e.g. "10:02:07" (for times minutes apart, as retries are). */
+export function formatClock(iso) {
+  const t = typeof iso === 'number' ? iso : Date.parse(iso);
+  if (Number.isNaN(t)) return String(iso || '');
+  clockFormat ??= new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return clockFormat.format(t);
+}

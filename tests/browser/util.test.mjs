@@ -243,3 +243,50 @@ test('release plans: what each status allows, the ladder, the step a 400 names',
   assert.equal(U.planErrorStep('steps[1].hold_seconds must be an integer from 1 to 7776000 (90 days)'), 1);
   assert.equal(U.planErrorStep('a release plan is already running'), -1);
 });
+
+test('webhooks: the twelve events of docs/api.md §9, in groups', () => {
+  const doc = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('## 9. Webhooks'), doc.indexOf('**The request.**'));
+  const documented = [...section.matchAll(/`((?:flag|segment|environment)\.[a-z_]+)`/g)].map((m) => m[1]);
+  assert.deepEqual(U.WEBHOOK_EVENT_NAMES, [...new Set(documented)]);
+  assert.equal(U.WEBHOOK_EVENT_NAMES.length, 12);
+  assert.deepEqual(U.WEBHOOK_EVENTS.map(([group, list]) => [group, list.map(([n]) => n.split('.')[0])]), [
+    ['Flags', Array(6).fill('flag')],
+    ['Segments', Array(3).fill('segment')],
+    ['Environments', Array(3).fill('environment')],
+  ]);
+});
+
+test('webhooks: randomSecret is 32 URL-safe characters, 6 bits from each random byte', () => {
+  for (let i = 0; i < 50; i++) assert.match(U.randomSecret(), /^[A-Za-z0-9_-]{32}$/);
+  assert.notEqual(U.randomSecret(), U.randomSecret());
+  const bytes = (a) => a.map((_, i) => i + (i % 2) * 64); // 0, 65, 2, 67, ...: the high bits are dropped
+  assert.equal(U.randomSecret(16, bytes), 'ABCDEFGHIJKLMNOP');
+  assert.equal(U.randomSecret(2, (a) => a.fill(255)), '__');
+  assert.equal(U.randomSecret(2, (a) => a.fill(62)), '--');
+  // Every one of the 64 characters comes out.
+  const seen = new Set(U.randomSecret(64, (a) => a.map((_, i) => i + 128)));
+  assert.equal(seen.size, 64);
+});
+
+test('webhooks: events, format, the field a 400 names, the last attempt, the summary', () => {
+  assert.equal(U.webhookEventsText([]), 'all events');
+  assert.equal(U.webhookEventsText(undefined), 'all events');
+  assert.equal(U.webhookEventsText(['flag.deleted', 'segment.created']), 'flag.deleted, segment.created');
+  assert.equal(U.webhookFormatText('slack'), 'Slack');
+  assert.equal(U.webhookFormatText('json'), 'JSON');
+  assert.equal(U.webhookErrorField('url must be an http:// or https:// URL of at most 2000 bytes, without blanks or control characters'), 'url');
+  assert.equal(U.webhookErrorField('secret must be a string of 16 to 1000 bytes'), 'secret');
+  assert.equal(U.webhookErrorField('events[0] is not an event name (flag.created, flag.updated, ...)'), 'events');
+  assert.equal(U.webhookErrorField("unknown field 'x'"), '');
+  const at = '2026-11-30T18:20:00.123Z';
+  assert.equal(U.lastAttemptText({ attempts: [] }), '');
+  assert.equal(U.lastAttemptText({ attempts: [{ at, status_code: 500, error: null, duration_ms: 3 }, { at, status_code: 200, error: null, duration_ms: 4 }] }), '200');
+  assert.equal(U.lastAttemptText({ attempts: [{ at, status_code: null, error: 'connection refused', duration_ms: 1 }] }), 'connection refused');
+  assert.equal(U.lastAttemptText({ attempts: [{ at, status_code: 502, error: 'bad gateway', duration_ms: 1 }] }), '502: bad gateway');
+  assert.equal(U.lastAttemptText({ attempts: [{ at, status_code: 500, error: 'the receiver answered 500', duration_ms: 1 }] }), 'the receiver answered 500');
+  assert.equal(U.lastAttemptText({ attempts: [{ at, status_code: null, error: null, duration_ms: 5000 }] }), 'no answer');
+  assert.equal(U.deliveriesSummary([{ status: 'pending' }, { status: 'delivered' }, { status: 'delivered' }]), '2 delivered, 1 pending');
+  assert.equal(U.deliveriesSummary([]), '');
+  assert.match(U.formatClock(at), /\d\d:\d\d:\d\d/);
+});
