@@ -675,7 +675,12 @@ describe('webhooks (docs/api.md §9)', { concurrency: true }, () => {
         assert.deepEqual(rest, facts.bodies[i], `event ${b.id}: the json format's body plus text`);
         const name = b.flag ?? b.segment ?? b.environment;
         assert.ok(text.includes(name), `text names ${name}: ${text}`);
-        if (b.event !== 'flag.plan_halted') assert.ok(text.endsWith(` by ${b.actor}`), `text ends with the actor: ${text}`);
+        if (b.event === 'flag.reverted') {
+          // who, then what the revert did: "checkout.v2 reverted by it-admin: turned ON at 0 % in production"
+          assert.ok(text.startsWith(`${name} reverted by ${b.actor}: `), `a revert says who, then what: ${text}`);
+        } else if (b.event !== 'flag.plan_halted') {
+          assert.ok(text.endsWith(` by ${b.actor}`), `text ends with the actor: ${text}`);
+        }
         assert.doesNotMatch(text, /[\u0000-\u001f]/, 'no control character in the text');
       });
       assert.equal(bodies[facts.offAt].text, 'checkout.v2 turned OFF in production by it-admin');
