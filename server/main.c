@@ -88,9 +88,10 @@ static int serve(int argc, char **argv)
         log_info("applied %d migration(s)", applied);
     static const struct longpoll_ops mhd_ops = {MHD_suspend_connection, MHD_resume_connection};
     if (log_start() != 0 || longpoll_init(vx_cfg.max_waiters, &mhd_ops) != 0 ||
-        dbpool_start(vx_cfg.db_threads) != 0 || listen_start(vx_cfg.check_interval) != 0 ||
-        plans_start() != 0 || usage_start(vx_cfg.last_evaluated_interval) != 0 ||
-        webhooks_start() != 0)
+        dbpool_start(vx_cfg.db_threads) != 0 ||
+        webhooks_start() != 0 || /* before the listener, which pokes it */
+        listen_start(vx_cfg.check_interval) != 0 || plans_start() != 0 ||
+        usage_start(vx_cfg.last_evaluated_interval) != 0)
         return 1;
     if (http_start() != 0) {
         store_shutdown();

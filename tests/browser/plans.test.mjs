@@ -284,7 +284,9 @@ describe('admin page: release plans', { skip: browserMissing() || false }, () =>
       shown = await panelShows(page, { status: 'paused', reason: 'paused by a person', enabled: ['resume', 'advance', 'abort'] }, 'paused');
       assert.match(shown.next, /Resume holds 5 % for 1 h again/);
       assert.equal(await page.textContent('#fd-plan-msg .msg-ok .msg-text'), 'Plan paused.', 'said in the plan section');
-      assert.equal(await page.evaluate(() => document.activeElement.id), 'fd-plan-resume', 'the focus moves to an action still allowed');
+      // The panel is drawn again when the plan is read back; the focus lands then.
+      await until(async () => (await page.evaluate(() => document.activeElement.id)) === 'fd-plan-resume',
+        { what: 'the focus moves to an action still allowed (#fd-plan-resume)' });
       const note = row(page, 'plan.staged').locator('.plan-note[data-env="staging"]');
       assert.equal(await note.textContent(), 'pausedPlan in staging: paused by a person');
       assert.match(await mark.textContent(), /^Plan paused$/);
