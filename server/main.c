@@ -22,6 +22,7 @@
 #include "migrate.h"
 #include "snapshot.h"
 #include "store.h"
+#include "timeutil.h"
 
 static const char usage[] = "usage: vexil <command> [options]\n"
                             "commands:\n"
@@ -97,6 +98,7 @@ static int serve(int argc, char **argv)
         store_shutdown();
         webhooks_stop(true);
         usage_stop(-1);
+        usage_free();
         plans_stop();
         dbpool_stop();
         listen_stop();
@@ -109,10 +111,15 @@ static int serve(int argc, char **argv)
     sigwait(&set, &sig);
     log_info("received %s; answering held requests and stopping",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    int64_t term = time_monotonic_us();
     webhooks_stop(false); /* abandons a delivery in flight, beside what follows */
-    usage_stop(500);      /* write the last evaluations while the database may still answer */
-    http_stop();          /* also ends every wait on the database (store_shutdown) */
-    usage_stop(-1);
+    usage_stop(0);        /* its last write starts now, beside what follows */
+    http_stop();          /* also ends every other wait on the database (store_shutdown) */
+    /* The last evaluations: until 2 s after SIGTERM at most (they were
+     * written beside http_stop, which a hung database makes take longer). */
+    int64_t left_ms = (term + 2000 * INT64_C(1000) - time_monotonic_us()) / 1000;
+    usage_stop(left_ms > 0 ? (int)left_ms : 0);
+    usage_free();
     webhooks_stop(true);
     plans_stop();
     dbpool_stop();

@@ -335,9 +335,12 @@ static void read_back(PGconn *c)
 
 static void *usage_main(void *arg)
 {
-    (void)arg;
     bool stopping = false;
 
+    (void)arg;
+    /* The last write goes through during the shutdown; usage_stop() waits
+     * for it with its own deadline. */
+    store_outlive_shutdown();
     while (!stopping) {
         struct timespec ts;
         time_deadline_ts((int64_t)u_interval_s * 1000, &ts);
@@ -378,25 +381,29 @@ void usage_stop(int wait_ms)
 {
     struct timespec ts;
 
-    if (u_started && !u_joined) {
-        pthread_mutex_lock(&u_mu);
-        u_stopping = true;
-        pthread_cond_signal(&u_cv);
-        pthread_mutex_unlock(&u_mu);
-        if (wait_ms < 0) {
-            pthread_join(u_thread, NULL);
-            u_joined = true;
-        } else {
-            /* pthread_timedjoin_np measures on CLOCK_REALTIME. */
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-            ts.tv_sec += wait_ms / 1000 + ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
-            u_joined = pthread_timedjoin_np(u_thread, NULL, &ts) == 0;
-        }
+    if (!u_started || u_joined)
+        return;
+    pthread_mutex_lock(&u_mu);
+    u_stopping = true;
+    pthread_cond_signal(&u_cv);
+    pthread_mutex_unlock(&u_mu);
+    if (wait_ms < 0) {
+        pthread_join(u_thread, NULL);
+        u_joined = true;
+        return;
     }
-    if (wait_ms >= 0)
-        return; /* the read path may still mark: the rings stay */
+    /* pthread_timedjoin_np measures on CLOCK_REALTIME. */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    ts.tv_sec += wait_ms / 1000 + ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    u_joined = pthread_timedjoin_np(u_thread, NULL, &ts) == 0;
+}
+
+void usage_free(void)
+{
+    if (!u_started || !u_joined)
+        return; /* still writing: what it holds goes with the process */
     pthread_rwlock_wrlock(&u_table_lock);
     table_free(&u_table);
     pthread_rwlock_unlock(&u_table_lock);

@@ -24,11 +24,15 @@ void usage_mark_at(int64_t env_id, const char *name, size_t len, int64_t at);
  * start the writer thread, which writes every interval_s seconds.  0 or
  * -1. */
 int usage_start(unsigned interval_s);
-/* Write what is marked one last time, and stop: wait at most wait_ms for
- * that write.  usage_stop(-1), once nothing marks any more (the HTTP
- * daemon stopped; after store_shutdown() a write gives up at once), waits
- * for the writer if it still runs and frees everything. */
+/* Write what is marked one last time, and stop: ask for it, and wait at
+ * most wait_ms (0: not at all; < 0: until it is done) for the thread to
+ * end.  Its database waits outlive store_shutdown(), so the write goes on
+ * during the rest of the shutdown; call again to wait more. */
 void usage_stop(int wait_ms);
+
+/* Once nothing marks any more (the HTTP daemon stopped): free everything,
+ * if the writer has ended (else leave it to the process's exit). */
+void usage_free(void);
 
 /* When flag was last evaluated in env, as far as the database said at the
  * last read (µs; 0: never, or not known yet). */
