@@ -111,14 +111,12 @@ static int serve(int argc, char **argv)
     sigwait(&set, &sig);
     log_info("received %s; answering held requests and stopping",
              sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    int64_t term = time_monotonic_us();
     webhooks_stop(false); /* abandons a delivery in flight, beside what follows */
-    usage_stop(0);        /* its last write starts now, beside what follows */
-    http_stop();          /* also ends every other wait on the database (store_shutdown) */
-    /* The last evaluations: until 2 s after SIGTERM at most (they were
-     * written beside http_stop, which a hung database makes take longer). */
-    int64_t left_ms = (term + 2000 * INT64_C(1000) - time_monotonic_us()) / 1000;
-    usage_stop(left_ms > 0 ? (int)left_ms : 0);
+    /* The last evaluations, while the database may still answer: at most a
+     * second, so that a hung database still lets the stop end in time. */
+    usage_stop(1000);
+    http_stop(); /* also ends every wait on the database (store_shutdown) */
+    usage_stop(-1);
     usage_free();
     webhooks_stop(true);
     plans_stop();

@@ -82,12 +82,6 @@ void store_configure(const char *conninfo, const struct store_limits *limits);
  * threads that wait can then be joined). */
 void store_shutdown(void);
 
-/* The calling thread's waits ignore store_shutdown() and end only by their
- * time limits: for a thread whose last write must go through during the
- * shutdown (usage.c), and which the shutdown waits for with a deadline of
- * its own. */
-void store_outlive_shutdown(void);
-
 /* A new connection (application_name=vexil, TCP keepalives, the limits
  * above), or NULL (err filled) if the database cannot be reached in time.
  * Caller PQfinish()es. */

@@ -49,8 +49,6 @@
 static char *store_conninfo;
 static struct store_limits store_lim = STORE_LIMITS_DEFAULT;
 static int store_stop_fd = -1; /* readable once store_shutdown() was called */
-/* This thread's waits ignore store_shutdown() (store_outlive_shutdown). */
-static _Thread_local bool store_outlives;
 static pthread_key_t store_key;
 static pthread_once_t store_key_once = PTHREAD_ONCE_INIT;
 /* This thread's last failed connection attempt: no new one before this
@@ -65,11 +63,6 @@ void store_configure(const char *conninfo, const struct store_limits *limits)
         store_lim = *limits;
     if (store_stop_fd < 0)
         store_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-}
-
-void store_outlive_shutdown(void)
-{
-    store_outlives = true;
 }
 
 void store_shutdown(void)
@@ -104,7 +97,7 @@ static bool store_wait(PGconn *c, short events, int64_t deadline)
                               {.fd = store_stop_fd, .events = POLLIN}};
         if (left <= 0 || p[0].fd < 0)
             return false;
-        int n = poll(p, store_stop_fd >= 0 && !store_outlives ? 2 : 1, (int)((left + 999) / 1000));
+        int n = poll(p, store_stop_fd >= 0 ? 2 : 1, (int)((left + 999) / 1000));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 || (p[1].revents & POLLIN))

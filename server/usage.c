@@ -338,9 +338,6 @@ static void *usage_main(void *arg)
     bool stopping = false;
 
     (void)arg;
-    /* The last write goes through during the shutdown; usage_stop() waits
-     * for it with its own deadline. */
-    store_outlive_shutdown();
     while (!stopping) {
         struct timespec ts;
         time_deadline_ts((int64_t)u_interval_s * 1000, &ts);

@@ -25,9 +25,8 @@ void usage_mark_at(int64_t env_id, const char *name, size_t len, int64_t at);
  * -1. */
 int usage_start(unsigned interval_s);
 /* Write what is marked one last time, and stop: ask for it, and wait at
- * most wait_ms (0: not at all; < 0: until it is done) for the thread to
- * end.  Its database waits outlive store_shutdown(), so the write goes on
- * during the rest of the shutdown; call again to wait more. */
+ * most wait_ms (< 0: until it is done; after store_shutdown() its database
+ * waits end at once) for the thread to end; call again to wait more. */
 void usage_stop(int wait_ms);
 
 /* Once nothing marks any more (the HTTP daemon stopped): free everything,
