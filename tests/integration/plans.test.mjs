@@ -320,8 +320,11 @@ describe('release plans (docs/api.md §8)', { concurrency: true }, () => {
         log.push({ step: i, due: new Date(nextAt).toISOString(), seen: new Date(seenAt).toISOString(), state: s.percentage,
           events: ev.map((e) => `${afterPct(e)}@${e.at}`) });
         const why = `${JSON.stringify(log)} ${stallNote()}`;
-        assert.deepEqual(s, { enabled: true, percentage: want, users: ['vip'], segments: [] },
-          `step ${i} is seen alone, not with the one after it: ${why}`);
+        // An observer slowed by a loaded machine may first see a later step;
+        // the history (below) is what says each step was taken once, on time.
+        assert.ok(steps.slice(i).some((x) => x.percentage === s.percentage), `step ${i}: a state no step has: ${why}`);
+        assert.deepEqual({ ...s, percentage: want }, { enabled: true, percentage: want, users: ['vip'], segments: [] },
+          `step ${i} changes the percentage only: ${why}`);
         const at = ms(ev.find((e) => afterPct(e) === want).at);
         assert.ok(at >= nextAt - 2, `step ${i} taken before its time: ${why}`);
         assert.ok(at <= nextAt + SCHED_MS, `step ${i} taken more than ${SCHED_MS} ms late: ${why}`);

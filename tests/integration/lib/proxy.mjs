@@ -52,7 +52,11 @@ export class TcpProxy {
     pair.upstream = up;
     up.on('error', () => {});
     up.on('close', () => client.destroy());
-    client.on('data', (d) => { if (!pair.hung) up.write(d); });
+    client.on('data', (d) => {
+      // Remember the connection that asked to LISTEN (vexil's listener).
+      if (!pair.listens && d.includes('LISTEN')) pair.listens = true;
+      if (!pair.hung) up.write(d);
+    });
     up.on('data', (d) => { if (!pair.hung) client.write(d); });
   }
 
