@@ -22,7 +22,7 @@ typedef enum http_rc (*answer_fn)(struct vx_req *r, struct vx_snapshot *s, const
 static void set_etag(struct vx_req *r, int64_t version)
 {
     http_set_etag(r, version);
-    http_add_header(r, "Cache-Control", "no-cache");
+    http_no_cache(r);
 }
 
 /* The user parameter: NULL when absent; 400 queued (and *bad set) when

@@ -32,11 +32,6 @@
 
 #define UNLEASH_KEEPALIVE_SEC 15
 
-static void no_cache(struct vx_req *r)
-{
-    http_add_header(r, "Cache-Control", "no-cache");
-}
-
 /* ---- server SDKs ---------------------------------------------------------- */
 
 enum http_rc unleash_features_get(struct vx_req *r)
@@ -46,7 +41,7 @@ enum http_rc unleash_features_get(struct vx_req *r)
     if (e == NULL)
         return HTTP_QUEUED;
     http_set_etag(r, e->view->version);
-    no_cache(r);
+    http_no_cache(r);
     switch (http_if_none_match(r, e->view->version)) {
     case HTTP_INM_BAD:
         return HTTP_QUEUED;
@@ -232,7 +227,7 @@ enum http_rc unleash_frontend(struct vx_req *r)
     usage_mark_all(e->id);
     frontend_etag(v->version, user, etag);
     http_add_header(r, "ETag", etag);
-    no_cache(r);
+    http_no_cache(r);
     const char *inm = http_header(r, "If-None-Match");
     if (inm != NULL && etag_header_has(inm, strlen(inm), etag + 1, strlen(etag) - 2)) {
         json_decref(body);

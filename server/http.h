@@ -177,6 +177,9 @@ enum http_rc http_run_db(struct vx_req *r, void (*work)(PGconn *c, void *job), v
 /* The job of r's finished http_run_db(), or NULL when none has run. */
 void *http_db_job(struct vx_req *r);
 
+/* Add `Cache-Control: no-cache` (answers that must be revalidated). */
+void http_no_cache(struct vx_req *r);
+
 /* Add `ETag: "n"` to the response. */
 void http_set_etag(struct vx_req *r, int64_t n);
 

@@ -67,6 +67,11 @@ static void add_cors(struct vx_req *r, struct MHD_Response *resp)
     MHD_add_response_header(resp, "Access-Control-Expose-Headers", "ETag, X-Request-Id");
 }
 
+void http_no_cache(struct vx_req *r)
+{
+    http_add_header(r, "Cache-Control", "no-cache");
+}
+
 enum http_rc http_preflight(struct vx_req *r)
 {
     struct router_match m;

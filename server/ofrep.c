@@ -51,11 +51,6 @@
 
 /* ---- replies ------------------------------------------------------------- */
 
-static void no_cache(struct vx_req *r)
-{
-    http_add_header(r, "Cache-Control", "no-cache");
-}
-
 /* Single-flag error: {"key", "errorCode", "errorDetails"}. */
 static enum http_rc error_one(struct vx_req *r, unsigned status, const char *key, const char *code,
                               const char *details)
@@ -208,7 +203,7 @@ enum http_rc ofrep_eval_one(struct vx_req *r)
     }
     size_t len;
     char *body = buf_take(&b, &len);
-    no_cache(r);
+    http_no_cache(r);
     return http_reply_owned(r, 200, "application/json", body, len);
 }
 
@@ -320,7 +315,7 @@ enum http_rc ofrep_eval_bulk(struct vx_req *r)
         return error_bulk(r, 500, "GENERAL", "out of memory");
     }
     http_add_header(r, "ETag", etag);
-    no_cache(r);
+    http_no_cache(r);
     usage_mark_all(e->id); /* a 304 too: the client goes on using its evaluations */
     /* Anything unparsable simply does not match: a full 200, never an
      * error.  The tag's text is the etag without its quotes. */
