@@ -18,11 +18,19 @@
  * avoids hand-written array-literal quoting.
  *
  * Transactions.  Writes run at READ COMMITTED: their row locks make them
- * correct, and deadlocks (40P01) or serialization failures (40001) are
- * retried, as is a transaction that asks for it by name with store_retry()
- * (a flag revert that lost a race, store_flag_writes.c).  Reads run in one
- * REPEATABLE READ READ ONLY transaction (BEGIN_READ_ONLY), so that what
- * they read belongs together.
+ * correct.  A write that changes what is served (store_write_transaction)
+ * locks the one vexil_state row first -- it holds that lock to COMMIT
+ * anyway, for the version bump (store_version.c) -- and, holding it, waits
+ * at most STORE_HELD_LOCK_WAIT_MS for any other lock: past that it rolls
+ * back, lets the writers queued behind it go, and tries again, until it
+ * has waited the lock timeout in all.  So no two writes can wait on each
+ * other in a cycle (only the holder of the sequence row waits on rows, and
+ * never for long), and a row held by someone else -- a forgotten psql --
+ * holds up only the writes of that row.  Deadlocks (40P01) or
+ * serialization failures (40001) are still retried, as is a transaction
+ * that asks for it by name with store_retry() (a flag revert that lost a
+ * race, store_flag_writes.c).  Reads run in one REPEATABLE READ READ ONLY
+ * transaction (BEGIN_READ_ONLY), so that what they read belongs together.
  *
  * Failures.  A lost or refused connection is STORE_UNAVAILABLE; the HTTP
  * layer answers 503 and the snapshot keeps serving reads.  A connection
@@ -408,6 +416,52 @@ enum store_status store_run_transaction(PGconn *c, enum store_status (*cb)(PGcon
                                         void *cls)
 {
     return store_transaction(c, "BEGIN", cb, cls);
+}
+
+/* Holding the sequence row, a write waits at most this long (ms) for any
+ * other lock before it lets go of everything and tries again. */
+#define STORE_HELD_LOCK_WAIT_MS "50"
+/* The pause between two such tries. */
+#define STORE_HELD_LOCK_PAUSE_MS 10
+
+struct locked_write {
+    enum store_status (*cb)(PGconn *c, void *cls);
+    void *cls;
+    bool holding; /* the sequence row was locked when cb failed */
+};
+
+static enum store_status locked_write_cb(PGconn *c, void *cls)
+{
+    struct locked_write *w = cls;
+    enum store_status st = store_sequence_lock(c);
+
+    w->holding = false;
+    if (st == STORE_OK)
+        st = store_command(c, "SET LOCAL lock_timeout = " STORE_HELD_LOCK_WAIT_MS, 0, NULL, NULL);
+    if (st != STORE_OK)
+        return st;
+    w->holding = true;
+    return w->cb(c, w->cls);
+}
+
+enum store_status store_write_transaction(PGconn *c, enum store_status (*cb)(PGconn *c, void *cls),
+                                          void *cls)
+{
+    struct locked_write w = {cb, cls, false};
+    int64_t deadline = time_monotonic_us() + (int64_t)store_lock_timeout_ms() * 1000;
+
+    for (;;) {
+        enum store_status st = store_transaction(c, "BEGIN", locked_write_cb, &w);
+        /* A lock that another session holds (55P03): let the writers
+         * queued on the sequence row go first, then wait again, until the
+         * write has waited the lock timeout in all. */
+        if (st != STORE_ERROR || !w.holding || strcmp(store_sqlstate, "55P03") != 0 ||
+            time_monotonic_us() >= deadline)
+            return st;
+        struct timespec ts = {0, STORE_HELD_LOCK_PAUSE_MS * 1000L * 1000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
 }
 
 struct read_json {

@@ -55,6 +55,11 @@ static pthread_once_t store_key_once = PTHREAD_ONCE_INIT;
  * (monotonic µs). */
 static _Thread_local int64_t store_reconnect_after;
 
+int store_lock_timeout_ms(void)
+{
+    return store_lim.lock_timeout_ms;
+}
+
 void store_configure(const char *conninfo, const struct store_limits *limits)
 {
     free(store_conninfo);

@@ -121,9 +121,6 @@ enum store_status store_envs_exist(PGconn *c, char *const *names, size_t n, cons
 /* ---- writes ----------------------------------------------------------------- */
 
 /* clang-format off */
-static const char SQL_SEQUENCE_LOCK[] =
-    "SELECT version FROM vexil_state FOR UPDATE";
-
 static const char SQL_ENV_INSERT[] =
     "INSERT INTO environments (name, description, version) "
     "VALUES ($1, $2, 1) "
@@ -158,11 +155,6 @@ static const char SQL_ENV_JSON[] =
     "SELECT name, description, is_default, version, " US("created_at") " "
     "FROM environments WHERE name = $1";
 /* clang-format on */
-
-enum store_status store_sequence_lock(PGconn *c)
-{
-    return store_command(c, SQL_SEQUENCE_LOCK, 0, NULL, NULL);
-}
 
 static const struct store_json_field env_fields[] = {
     {"name", store_text_json},     {"description", store_text_json}, {"default", store_bool_json},
@@ -220,18 +212,18 @@ static enum store_status env_write_cb(PGconn *c, void *cls)
     const char *p1[] = {w->name};
     const char *p2[] = {w->name, w->description != NULL ? w->description : ""};
     long rows = 0;
-    /* Taken first by every write that adds or removes flag states in bulk,
-     * so that a flag created meanwhile gets its state here too. */
-    enum store_status st = store_sequence_lock(c);
+    /* The sequence row is locked (env_write), so a flag created meanwhile
+     * gets its state here too. */
+    enum store_status st = STORE_OK;
     json_t *before = NULL;
 
-    if (st == STORE_OK && w->what == ENV_CREATE) {
+    if (w->what == ENV_CREATE) {
         st = store_command(c, SQL_ENV_INSERT, 2, p2, &rows);
         if (st == STORE_OK && rows == 0)
             return STORE_CONFLICT;
         if (st == STORE_OK)
             st = store_command(c, SQL_ENV_STATES, 1, p1, NULL);
-    } else if (st == STORE_OK) {
+    } else {
         PGresult *r = store_query(c, SQL_ENV_LOCK, 1, p1, &st);
         if (r == NULL)
             return st;
@@ -274,7 +266,7 @@ static enum store_status env_write_cb(PGconn *c, void *cls)
 
 static enum store_status env_write(PGconn *c, struct env_write *w, json_t **out, int64_t *version)
 {
-    enum store_status st = store_run_transaction(c, env_write_cb, w);
+    enum store_status st = store_write_transaction(c, env_write_cb, w);
 
     if (st != STORE_OK) {
         json_decref(w->out);

@@ -7,7 +7,8 @@
  * (store_events.c), and the versions with their NOTIFY (store_version.c).
  * This file is the order in which a write does them.
  *
- * How.  Each write is a callback run by store_run_transaction().  It locks
+ * How.  Each write is a callback run by store_write_transaction(), which
+ * first locks the sequence row, so writers queue in one order.  It locks
  * the flag's rows (SELECT ... FOR UPDATE), checks that the environments and
  * segments the body names exist (holding the segments against deletion),
  * computes the new state of each environment in C with the pure functions
@@ -158,9 +159,9 @@ static enum store_status flag_create_cb(PGconn *c, void *cls)
     enum store_status st;
 
     flag_write_reset(w);
-    st = store_sequence_lock(c); /* an environment created meanwhile gets this flag's state */
-    if (st == STORE_OK)
-        st = flag_write_check(c, w->patch);
+    /* The sequence row is locked (store_write_transaction): an environment
+     * created meanwhile gets this flag's state. */
+    st = flag_write_check(c, w->patch);
     if (st == STORE_OK)
         st = store_envs_select(c, &envs, &n_envs);
     if (st != STORE_OK)
@@ -197,7 +198,7 @@ enum store_status store_flag_create(PGconn *c, const struct vx_flag_patch *p, co
                                     int64_t *version)
 {
     struct flag_write w = {.name = p->name, .patch = p, .env = env, .actor = actor, .now = now};
-    enum store_status st = store_run_transaction(c, flag_create_cb, &w);
+    enum store_status st = store_write_transaction(c, flag_create_cb, &w);
 
     flag_write_finish(&w, st, out, version);
     return st;
@@ -334,7 +335,7 @@ enum store_status store_flag_update(PGconn *c, const char *name, const struct vx
                            .actor = actor,
                            .action = "update",
                            .now = now};
-    enum store_status st = store_run_transaction(c, flag_update_cb, &w);
+    enum store_status st = store_write_transaction(c, flag_update_cb, &w);
 
     flag_write_finish(&w, st, out, version);
     return st;
@@ -385,7 +386,7 @@ enum store_status store_flag_delete(PGconn *c, const char *name, int64_t if_matc
                                     const char *actor, int64_t now, int64_t *version)
 {
     struct flag_write w = {.name = name, .if_match = if_match, .actor = actor, .now = now};
-    enum store_status st = store_run_transaction(c, flag_delete_cb, &w);
+    enum store_status st = store_write_transaction(c, flag_delete_cb, &w);
 
     flag_write_finish(&w, st, NULL, version);
     return st;
@@ -556,7 +557,7 @@ enum store_status store_flag_revert(PGconn *c, const char *name, int64_t event_i
                                     int64_t *version)
 {
     struct flag_write w = {.name = name, .event_id = event_id, .actor = actor, .now = now};
-    enum store_status st = store_run_transaction(c, flag_revert_cb, &w);
+    enum store_status st = store_write_transaction(c, flag_revert_cb, &w);
 
     flag_write_finish(&w, st, out, version);
     return st;

@@ -125,6 +125,19 @@ json_t *store_rows_json(const PGresult *r, int rows, const char *key,
 enum store_status store_transaction(PGconn *c, const char *begin,
                                     enum store_status (*cb)(PGconn *c, void *cls), void *cls);
 
+/* store_run_transaction() for a write that changes what is served (flags,
+ * their states, segments, environments, plans).  cb runs with the sequence
+ * row locked (store_sequence_lock) and waits at most 50 ms for any other
+ * lock; past that the transaction is rolled back and run again after a
+ * pause, until the lock timeout has passed in all (store.c, "Transactions").
+ * So two writes never wait on each other in a cycle, and a row held by
+ * another session holds up only the writes that need it. */
+enum store_status store_write_transaction(PGconn *c, enum store_status (*cb)(PGconn *c, void *cls),
+                                          void *cls);
+
+/* The lock timeout of every connection (store_configure), in ms. */
+int store_lock_timeout_ms(void);
+
 /* Run select(c, arg, &obj) in a read-only transaction and hand obj (a new
  * reference) to *out; *out is NULL unless STORE_OK. */
 enum store_status
@@ -201,9 +214,10 @@ char *store_names_json(char *const *names, size_t n);
 enum store_status store_first_missing(PGconn *c, const char *sql, char *const *names, size_t n,
                                       const char **missing);
 
-/* Lock the sequence number (vexil_state) until COMMIT: a write that adds
- * or removes flag states in bulk takes it first, and so does a flag
- * create, so that neither misses what the other adds. */
+/* Lock the sequence number (vexil_state) until COMMIT.  Every write that
+ * changes what is served takes it first (store_write_transaction), so a
+ * flag create and an environment create, which add flag states, never miss
+ * what the other adds, and webhook events get ids in commit order. */
 enum store_status store_sequence_lock(PGconn *c);
 
 /* Do these environments all exist?  *missing receives the first that does

@@ -214,7 +214,7 @@ static enum store_status plan_start_cb(PGconn *c, void *cls)
 enum store_status store_plan_start(PGconn *c, struct vx_plan *p, int64_t now, int64_t *version)
 {
     struct plan_job j = {.plan = p, .now = now};
-    enum store_status st = store_run_transaction(c, plan_start_cb, &j);
+    enum store_status st = store_write_transaction(c, plan_start_cb, &j);
 
     if (version != NULL)
         *version = st == STORE_OK ? j.version : 0;
@@ -313,7 +313,7 @@ enum store_status store_plan_control(PGconn *c, const char *flag, const char *en
                                      int64_t now, struct vx_plan *out, int64_t *version)
 {
     struct plan_job j = {.flag = flag, .env = env, .op = op, .now = now, .plan = out};
-    enum store_status st = store_run_transaction(c, plan_control_cb, &j);
+    enum store_status st = store_write_transaction(c, plan_control_cb, &j);
 
     if (version != NULL)
         *version = st == STORE_OK ? j.version : 0;
@@ -404,7 +404,7 @@ enum store_status store_plans_take_due(PGconn *c, int64_t now, int max, int *tak
         struct vx_plan p;
         struct plan_job j = {
             .flag = PQgetvalue(r, i, 0), .env = PQgetvalue(r, i, 1), .now = now, .plan = &p};
-        st = store_run_transaction(c, plan_take_cb, &j);
+        st = store_write_transaction(c, plan_take_cb, &j);
         if (st == STORE_OK && j.taken) {
             (*taken)++;
             if (j.version > *version)
@@ -487,7 +487,7 @@ enum store_status store_alert_apply(PGconn *c, const char *flag, const char *env
                           .disable = disable,
                           .now = now,
                           .plan = plan_out};
-    enum store_status st = store_run_transaction(c, alert_cb, &j);
+    enum store_status st = store_write_transaction(c, alert_cb, &j);
 
     *outcome = j.outcome;
     *had_plan = st == STORE_OK && j.had_plan;

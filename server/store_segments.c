@@ -294,7 +294,7 @@ static enum store_status segment_write_cb(PGconn *c, void *cls)
 static enum store_status segment_write(PGconn *c, struct segment_write *w, struct vx_segment *out,
                                        int64_t *version, char used[256])
 {
-    enum store_status st = store_run_transaction(c, segment_write_cb, w);
+    enum store_status st = store_write_transaction(c, segment_write_cb, w);
 
     if (st == STORE_OK && out != NULL)
         *out = w->out;

@@ -48,6 +48,9 @@ static const char SQL_VERSION_BUMP[] =
                                                     "FROM e), '')) "
     "FROM v";
 
+static const char SQL_SEQUENCE_LOCK[] =
+    "SELECT version FROM vexil_state FOR UPDATE";
+
 static const char SQL_CHANGES_COUNT[] =
     "SELECT count(*), coalesce(bool_or(kind = 'environment'), false) "
     "FROM flag_changes "
@@ -75,6 +78,11 @@ static const char *const change_kinds[] = {
     [STORE_CHANGE_SEGMENT] = "segment",
     [STORE_CHANGE_ENVIRONMENT] = "environment",
 };
+
+enum store_status store_sequence_lock(PGconn *c)
+{
+    return store_command(c, SQL_SEQUENCE_LOCK, 0, NULL, NULL);
+}
 
 enum store_status store_version_bump(PGconn *c, enum store_change kind, const char *name,
                                      char *const *envs, size_t n, int64_t *version)

@@ -257,8 +257,12 @@ describe('admin page: release plans', { skip: browserMissing() || false }, () =>
       await openAt(page, '#env=staging');
       await openPanel(page, 'plan.staged');
       assert.equal((await panel(page)).env, 'staging');
+      const started = page.waitForResponse((res) => res.request().method() === 'PUT' && res.url().includes('/plan?env=staging'));
       await page.click('#fd-plan-start'); // the template as it is: 1 h, 1 d, 1 d
-      let plan = await until(() => apiPlan('plan.staged', 'staging'), { what: 'the plan in staging' });
+      // The answer comes once the instance serves the new state; the plan
+      // itself is in the database, and visible to a GET, a moment before.
+      assert.equal((await started).status(), 201);
+      let plan = await apiPlan('plan.staged', 'staging');
       assert.equal(plan.status, 'running');
       assert.equal(plan.percentage, 5);
       assert.deepEqual(plan.steps.map((s) => s.hold_seconds), [HOUR, 86400, 86400, undefined]);

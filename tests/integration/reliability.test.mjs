@@ -347,7 +347,7 @@ describe('a database that hangs', () => {
 describe('a row lock held by another session', () => {
   let env;
   before(async () => {
-    env = await startEnv({ args: ['--db-lock-timeout', '500'] });
+    env = await startEnv({ args: ['--db-lock-timeout', '1500'] });
     await createFlag(env.admin, { name: 'locked', enabled: true });
     await createFlag(env.admin, { name: 'unlocked', enabled: true });
   });
@@ -359,9 +359,20 @@ describe('a row lock held by another session', () => {
       "BEGIN; SELECT 1 FROM flags WHERE name = 'locked' FOR UPDATE; SELECT pg_sleep(4); COMMIT;");
     await sleep(400);
     const t0 = Date.now();
-    const stuck = env.admin.patch('/api/flags/locked', { enabled: false }).then((r) => ({ ...r, ms: Date.now() - t0 }));
+    let stuckDone = false;
+    const stuck = env.admin.patch('/api/flags/locked', { enabled: false }).then((r) => {
+      stuckDone = true;
+      return { ...r, ms: Date.now() - t0 };
+    });
+    await sleep(100); // the stuck write is waiting for the row
+    // Every write locks the sequence row first; holding it, the stuck one
+    // waits for the row only briefly, then lets the others go.
     const other = await env.admin.patch('/api/flags/unlocked', { percentage: 5 });
-    assert.equal(other.status, 200, 'a write to another flag is not held up');
+    assert.equal(other.status, 200, other.text);
+    assert.equal(stuckDone, false, 'a write to another flag is not held up: it was answered before the stuck one');
+    const created = await env.admin.post('/api/flags', { name: 'created-meanwhile' });
+    assert.equal(created.status, 201, created.text);
+    assert.equal(stuckDone, false, 'nor is a create');
     const read = await timedGet(`${env.server.base}/flags?user=x`, { Authorization: `Bearer ${env.clientToken}` });
     assert.equal(read.status, 200);
     assert.ok(read.ms < 500, `read took ${read.ms} ms`);
