@@ -15,9 +15,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, createFlag, psql, sleep, startEnv } from '../integration/lib/harness.mjs';
-import {
-  browserMissing, inParallel, launch, openPage, row, signIn, touchedRows, until, watchRows,
-} from './lib/browser.mjs';
+import { browserMissing, inParallel, launch, openPage, openPanel, row, signIn, touchedRows, until, watchRows } from './lib/browser.mjs';
 
 const ARTIFACTS = path.join(REPO, 'tests/artifacts');
 const XSS = '<img src=x onerror="window.__pwned=1">';
@@ -45,13 +43,6 @@ async function patchFlag(name, body) {
   const r = await env.admin.patch('/api/flags/' + encodeURIComponent(name), body);
   assert.equal(r.status, 200, `PATCH ${name}: ${r.status} ${r.text}`);
   return r.json;
-}
-
-/** Open the flag's panel from its row and wait for it. */
-async function openPanel(page, name) {
-  await row(page, name).locator('.flag-name').click();
-  await page.waitForSelector('#flag-dialog[open]');
-  await page.waitForFunction((n) => document.getElementById('fd-title').textContent === n, name);
 }
 
 describe('admin page', { skip: browserMissing() || false }, () => {

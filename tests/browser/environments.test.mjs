@@ -17,9 +17,7 @@ import { copyFileSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, createFlag, psql, sleep, startEnv } from '../integration/lib/harness.mjs';
-import {
-  browserMissing, inParallel, launch, openPage, row, signIn, touchedRows, until, watchRows,
-} from './lib/browser.mjs';
+import { browserMissing, inParallel, launch, openAt, openPage, openPanel, row, signIn, touchedRows, until, watchRows } from './lib/browser.mjs';
 
 const ARTIFACTS = path.join(REPO, 'tests/artifacts');
 const XSS = '<img src=x onerror="window.__pwned=1">';
@@ -85,20 +83,6 @@ async function cellState(page, name, e) {
     users: Number(await c.locator('.env-extra').getAttribute('data-users')),
     segments: Number(await c.locator('.env-extra').getAttribute('data-segments')),
   };
-}
-
-async function openPanel(page, name) {
-  await row(page, name).locator('.flag-name').click();
-  await page.waitForSelector('#flag-dialog[open]');
-  await page.waitForFunction((n) => document.getElementById('fd-title').textContent === n, name);
-}
-
-/** Signs in, then opens the page at `suffix` (e.g. "#env=staging"); the tab keeps the token. */
-async function openAt(page, suffix) {
-  await signIn(page, base, env.adminToken);
-  await page.goto(base + '/admin/' + suffix);
-  await page.waitForSelector('#list-view:not([hidden])');
-  await page.waitForSelector('#conn[data-state="live"]');
 }
 
 describe('admin page: environments side by side, segments', { skip: browserMissing() || false }, () => {
@@ -242,7 +226,7 @@ describe('admin page: environments side by side, segments', { skip: browserMissi
     const p = await openPage(browser, base);
     const { page } = p;
     try {
-      await openAt(page, '#env=staging');
+      await openAt(page, base, env.adminToken, '#env=staging');
       assert.equal(await page.inputValue('#env-select'), 'staging');
       assert.equal(await page.getAttribute('#flags-head button.env-head[data-env="staging"]', 'aria-pressed'), 'true');
       assert.equal(await page.textContent('#env-desc'), 'Pre-release, internal users');
@@ -288,7 +272,7 @@ describe('admin page: environments side by side, segments', { skip: browserMissi
     const p = await openPage(browser, base);
     const { page } = p;
     try {
-      await openAt(page, '#env=staging&view=segments');
+      await openAt(page, base, env.adminToken, '#env=staging&view=segments');
       await page.waitForSelector('#segments-view:not([hidden])');
       await page.click('#new-segment');
       await page.waitForSelector('#segment-dialog[open]');
@@ -373,7 +357,7 @@ describe('admin page: environments side by side, segments', { skip: browserMissi
     const p = await openPage(browser, base);
     const { page } = p;
     try {
-      await openAt(page, '#env=staging');
+      await openAt(page, base, env.adminToken, '#env=staging');
       await openPanel(page, 'copy.me');
       assert.equal(await page.inputValue('#fd-copy-from'), 'staging');
       await page.selectOption('#fd-copy-to', 'production');
@@ -482,7 +466,7 @@ describe('admin page: environments side by side, segments', { skip: browserMissi
     const p = await openPage(browser, base);
     const { page } = p;
     try {
-      await openAt(page, '#env=development');
+      await openAt(page, base, env.adminToken, '#env=development');
       assert.equal(await page.textContent('#env-desc'), envXss);
       assert.match(await page.getAttribute('#flags-head button.env-head[data-env="development"]', 'title'), /<img src=x onerror/);
       await openPanel(page, 'xss.envs');
@@ -517,7 +501,7 @@ describe('admin page: environments side by side, segments', { skip: browserMissi
     const phone = await openPage(browser, base, { viewport: { width: 375, height: 740 } });
     const { page } = phone;
     try {
-      await openAt(page, '#env=staging');
+      await openAt(page, base, env.adminToken, '#env=staging');
       const width = await page.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(width <= 375, `no sideways scrolling at 375 px (page is ${width} px wide)`);
       const r = row(page, 'checkout.one_page');

@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, createFlag, sleep, startEnv } from '../integration/lib/harness.mjs';
-import { browserMissing, launch, openPage, row, signIn, until } from './lib/browser.mjs';
+import { browserMissing, launch, openAt, openPage, openPanel, row, signIn, until } from './lib/browser.mjs';
 
 const ARTIFACTS = path.join(REPO, 'tests/artifacts');
 const XSS = '<img src=x onerror="window.__pwned=1">';
@@ -75,20 +75,6 @@ function alertPayload(alerts) {
 
 function cell(page, name, e) {
   return row(page, name).locator(`td.c-env[data-env="${e}"]`);
-}
-
-async function openPanel(page, name) {
-  await row(page, name).locator('.flag-name').click();
-  await page.waitForSelector('#flag-dialog[open]');
-  await page.waitForFunction((n) => document.getElementById('fd-title').textContent === n, name);
-}
-
-/** Signs in, then opens the page at `suffix` (e.g. "#env=staging"); the tab keeps the token. */
-async function openAt(page, suffix) {
-  await signIn(page, base, env.adminToken);
-  await page.goto(base + '/admin/' + suffix);
-  await page.waitForSelector('#list-view:not([hidden])');
-  await page.waitForSelector('#conn[data-state="live"]');
 }
 
 /** What the plan section of the open flag panel shows. */
@@ -254,7 +240,7 @@ describe('admin page: release plans', { skip: browserMissing() || false }, () =>
     const p = await openPage(browser, base);
     const { page } = p;
     try {
-      await openAt(page, '#env=staging');
+      await openAt(page, base, env.adminToken, '#env=staging');
       await openPanel(page, 'plan.staged');
       assert.equal((await panel(page)).env, 'staging');
       const started = page.waitForResponse((res) => res.request().method() === 'PUT' && res.url().includes('/plan?env=staging'));

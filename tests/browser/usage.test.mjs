@@ -18,7 +18,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createFlag, psql, sleep, startEnv } from '../integration/lib/harness.mjs';
-import { browserMissing, launch, openPage, row, signIn, until } from './lib/browser.mjs';
+import { browserMissing, launch, openPage, openPanel, row, signIn, until } from './lib/browser.mjs';
 
 const INTERVAL_S = 1;
 const USAGE_POLL_MS = 30000; // web/app.js
@@ -58,12 +58,6 @@ async function written(name, e) {
     const t = await apiEvaluated(name);
     return t[e] ? t : null;
   }, { timeout: 5000 + 3000 * INTERVAL_S, what: `last_evaluated_at of ${name} in ${e}` });
-}
-
-async function openPanel(page, name) {
-  await row(page, name).locator('.flag-name').click();
-  await page.waitForSelector('#flag-dialog[open]');
-  await page.waitForFunction((n) => document.getElementById('fd-title').textContent === n, name);
 }
 
 async function closePanel(page) {

@@ -19,7 +19,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, createFlag, sleep, startEnv } from '../integration/lib/harness.mjs';
-import { browserMissing, launch, openPage, signIn, until } from './lib/browser.mjs';
+import { browserMissing, launch, openAt, openPage, until } from './lib/browser.mjs';
 
 const ARTIFACTS = path.join(REPO, 'tests/artifacts');
 const XSS = '<img src=x onerror="window.__pwned=1">';
@@ -77,14 +77,6 @@ async function registerApi(url, extra = {}) {
   const r = await env.admin.post('/api/webhooks', { url, secret: 'a-secret-of-more-than-16-bytes', ...extra });
   assert.equal(r.status, 201, r.text);
   return r.json;
-}
-
-/** Signs in, then opens the page at `suffix` (e.g. "#view=webhooks"); the tab keeps the token. */
-async function openAt(page, suffix) {
-  await signIn(page, base, env.adminToken);
-  await page.goto(base + '/admin/' + suffix);
-  await page.waitForSelector('#list-view:not([hidden])');
-  await page.waitForSelector('#conn[data-state="live"]');
 }
 
 function webhookRow(page, id) {
@@ -152,7 +144,7 @@ describe('admin page: webhooks', { skip: browserMissing() || false }, () => {
     });
     try {
       // The tab, in the URL with the environment in focus, as the others.
-      await openAt(page, '#env=staging&view=webhooks');
+      await openAt(page, base, env.adminToken, '#env=staging&view=webhooks');
       await page.waitForSelector('#webhooks-view:not([hidden])');
       assert.equal(await page.inputValue('#env-select'), 'staging');
       assert.equal(await page.getAttribute('#tab-webhooks', 'aria-current'), 'page');
@@ -284,7 +276,7 @@ describe('admin page: webhooks', { skip: browserMissing() || false }, () => {
     const p = await openPage(browser, base);
     const { page } = p;
     try {
-      await openAt(page, '#view=webhooks');
+      await openAt(page, base, env.adminToken, '#view=webhooks');
       await page.waitForSelector('#webhooks-view:not([hidden])');
       const before = await apiWebhooks();
       await until(async () => (await page.locator('#webhooks-body tr.wh-row').count()) === before.length, { what: 'the list read' });
@@ -371,7 +363,7 @@ describe('admin page: webhooks', { skip: browserMissing() || false }, () => {
       else fulfill(route);
     });
     try {
-      await openAt(page, '#view=webhooks');
+      await openAt(page, base, env.adminToken, '#view=webhooks');
       await webhookRow(page, w.id).waitFor();
       const panel = await openDeliveries(page, w.id);
       await page.waitForSelector(`#${panel} tr.d-row`);
@@ -453,7 +445,7 @@ describe('admin page: webhooks', { skip: browserMissing() || false }, () => {
     const p = await openPage(browser, base);
     const { page } = p;
     try {
-      await openAt(page, '#view=webhooks');
+      await openAt(page, base, env.adminToken, '#view=webhooks');
       await webhookRow(page, w.id).waitFor();
 
       const asked = await confirmed(page, webhookRow(page, w.id).locator('.wh-delete'), 'cancel');

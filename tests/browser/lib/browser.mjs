@@ -75,6 +75,21 @@ export async function signIn(page, origin, token) {
   await page.waitForSelector('#conn[data-state="live"]');
 }
 
+/** signIn, then open the page at `suffix` (e.g. "#env=staging"); the tab keeps the token. */
+export async function openAt(page, origin, token, suffix) {
+  await signIn(page, origin, token);
+  await page.goto(origin + '/admin/' + suffix);
+  await page.waitForSelector('#list-view:not([hidden])');
+  await page.waitForSelector('#conn[data-state="live"]');
+}
+
+/** Open the flag's panel from its row and wait for it. */
+export async function openPanel(page, name) {
+  await row(page, name).locator('.flag-name').click();
+  await page.waitForSelector('#flag-dialog[open]');
+  await page.waitForFunction((n) => document.getElementById('fd-title').textContent === n, name);
+}
+
 /** The row of flag `name` in the list. */
 export function row(page, name) {
   return page.locator(`#flags-body tr[data-name="${name}"]`);
