@@ -419,10 +419,9 @@ enum store_status store_run_transaction(PGconn *c, enum store_status (*cb)(PGcon
 }
 
 /* Holding the sequence row, a write waits at most this long (ms) for any
- * other lock before it lets go of everything and tries again. */
-#define STORE_HELD_LOCK_WAIT_MS "50"
-/* The pause between two such tries. */
-#define STORE_HELD_LOCK_PAUSE_MS 10
+ * other lock (or the lock timeout, if shorter) before it lets go of
+ * everything and tries again. */
+#define STORE_HELD_LOCK_WAIT_MS 50
 
 struct locked_write {
     enum store_status (*cb)(PGconn *c, void *cls);
@@ -433,11 +432,15 @@ struct locked_write {
 static enum store_status locked_write_cb(PGconn *c, void *cls)
 {
     struct locked_write *w = cls;
+    int wait_ms = store_lock_timeout_ms();
+    char sql[64];
     enum store_status st = store_sequence_lock(c);
 
     w->holding = false;
+    snprintf(sql, sizeof sql, "SET LOCAL lock_timeout = %d",
+             wait_ms < STORE_HELD_LOCK_WAIT_MS ? wait_ms : STORE_HELD_LOCK_WAIT_MS);
     if (st == STORE_OK)
-        st = store_command(c, "SET LOCAL lock_timeout = " STORE_HELD_LOCK_WAIT_MS, 0, NULL, NULL);
+        st = store_command(c, sql, 0, NULL, NULL);
     if (st != STORE_OK)
         return st;
     w->holding = true;
@@ -458,9 +461,7 @@ enum store_status store_write_transaction(PGconn *c, enum store_status (*cb)(PGc
         if (st != STORE_ERROR || !w.holding || strcmp(store_sqlstate, "55P03") != 0 ||
             time_monotonic_us() >= deadline)
             return st;
-        struct timespec ts = {0, STORE_HELD_LOCK_PAUSE_MS * 1000L * 1000L};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-            ;
+        store_backoff(0);
     }
 }
 
