@@ -44,7 +44,11 @@ static pthread_t l_thread;
 static bool l_started;
 static atomic_bool l_stopping;
 static atomic_bool l_db_up;
-static int l_wakefd = -1;
+/* Atomic: other threads (webhooks, plans, requests) poke the listener
+ * through listen_db_suspect(), and may run before listen_start() has made
+ * the eventfd or after listen_stop() has closed it; a poke then does
+ * nothing. */
+static atomic_int l_wakefd = -1;
 static unsigned l_check_s = 10;
 static PGconn *l_conn;
 static bool l_pending;      /* a notification asked for an update not yet done */
@@ -58,7 +62,10 @@ static uint64_t l_done;      /* highest generation whose reload is published */
 static void poke(void)
 {
     uint64_t one = 1;
-    (void)!write(l_wakefd, &one, sizeof(one));
+    int fd = atomic_load(&l_wakefd);
+
+    if (fd >= 0)
+        (void)!write(fd, &one, sizeof(one));
 }
 
 static void drop_conn(const char *why)
@@ -270,7 +277,7 @@ static void *listen_main(void *arg)
         bool need;
         if (l_conn == NULL) {
             if (connect_and_listen() != 0) {
-                struct pollfd p = {.fd = l_wakefd, .events = POLLIN};
+                struct pollfd p = {.fd = atomic_load(&l_wakefd), .events = POLLIN};
                 poll(&p, 1, backoff);
                 backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
                 continue;
@@ -281,12 +288,12 @@ static void *listen_main(void *arg)
         bool pending = l_pending || l_pending_full;
         int timeout = next_check > now && !pending ? (int)((next_check - now) / 1000) + 1 : 0;
         struct pollfd p[2] = {{.fd = PQsocket(l_conn), .events = POLLIN},
-                              {.fd = l_wakefd, .events = POLLIN}};
+                              {.fd = atomic_load(&l_wakefd), .events = POLLIN}};
         if (poll(p, 2, timeout) < 0 && errno != EINTR)
             continue;
         if (p[1].revents & POLLIN) {
             uint64_t v;
-            (void)!read(l_wakefd, &v, sizeof(v));
+            (void)!read(p[1].fd, &v, sizeof(v));
         }
         if ((p[0].revents & (POLLIN | POLLERR | POLLHUP)) && !consume()) {
             drop_conn("connection closed");
@@ -321,9 +328,10 @@ int listen_start(unsigned check_interval_s)
     l_check_s = check_interval_s > 0 ? check_interval_s : 10;
     if (time_cond_init(&l_cv) != 0)
         return -1;
-    l_wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (l_wakefd < 0)
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
         return -1;
+    atomic_store(&l_wakefd, fd);
     atomic_store(&l_stopping, false);
     if (connect_and_listen() != 0)
         log_error("database unreachable at start; will keep trying");
@@ -341,8 +349,7 @@ void listen_stop(void)
     poke();
     pthread_join(l_thread, NULL);
     l_started = false;
-    close(l_wakefd);
-    l_wakefd = -1;
+    close(atomic_exchange(&l_wakefd, -1));
 }
 
 bool listen_db_up(void)

@@ -131,9 +131,13 @@ describe('before the first snapshot', () => {
     await server.start();
   });
   after(async () => {
-    await server?.stop();
-    await proxy?.close();
-    await db?.drop();
+    try {
+      await server?.stop();
+    } finally { // a failed stop must not leave the proxy open: node would wait for it forever
+      await server?.kill();
+      await proxy?.close();
+      await db?.drop();
+    }
   });
 
   test('a request that needs a token is 503 with Retry-After, never 401', async () => {
@@ -272,10 +276,14 @@ describe('a database that hangs', () => {
     proxy.hang((p) => !p.listens);
   });
   after(async () => {
-    await a?.kill();
-    await b?.stop();
-    await proxy?.close();
-    await db?.drop();
+    try {
+      await a?.kill();
+      await b?.stop();
+    } finally { // a failed stop must not leave the proxy open: node would wait for it forever
+      await b?.kill();
+      await proxy?.close();
+      await db?.drop();
+    }
   });
 
   test('writes answer 503 in bounded time; reads on every worker keep their speed; a long-poll still wakes', async () => {
