@@ -1772,9 +1772,20 @@ async function startPlan(ev) {
     await refreshPlans(env);
     if (detail.name === name) {
       renderDetail();
-      if (!$('fd-plan-current').hidden && (document.activeElement === document.body || document.activeElement === $('fd-plan-start'))) focusPlanAction();
+      if (!$('fd-plan-current').hidden && (planFocusLost() || document.activeElement === $('fd-plan-start'))) focusPlanAction();
     }
   }
+}
+
+/**
+ * Has the focus nowhere useful after a plan call: on the page itself, on a
+ * disabled button (the one just used), or on the plan section, where
+ * focusPlanAction() leaves it while every action is disabled (another call
+ * still running)?
+ */
+function planFocusLost() {
+  const a = document.activeElement;
+  return !a || a === document.body || a === $('fd-plan') || a.disabled === true;
 }
 
 /** Focus the first action the plan allows (after the one just used went disabled), else the section. */
@@ -1821,8 +1832,7 @@ async function planAction(action) {
     await refreshPlans(env);
     if (detail.name === name) {
       renderDetail();
-      const a = document.activeElement;
-      if (a === document.body || (a && a.disabled)) focusPlanAction();
+      if (planFocusLost()) focusPlanAction();
     }
   }
 }

@@ -411,6 +411,40 @@ describe('admin page: release plans', { skip: browserMissing() || false }, () =>
     }
   });
 
+  test('on a slow network, a pause clicked while the start is still read back: the focus lands on Resume', { timeout: 45000 }, async () => {
+    // The start's read-back of the plans answers while the pause is under
+    // way (every action disabled), then the pause answers: the focus must not
+    // stay where the start's read-back left it (the section) but move to an
+    // action the paused plan allows.  Real requests, held back in the page.
+    await createFlag(env.admin, { name: 'plan.overlap' });
+    const p = await openPage(browser, base);
+    const { page } = p;
+    try {
+      await signIn(page, base, env.adminToken);
+      await openPanel(page, 'plan.overlap');
+      await page.route('**/api/plans?*', async (route) => { await sleep(800); await route.continue(); });
+      await page.route('**/plan/pause?*', async (route) => { await sleep(1600); await route.continue(); });
+      const started = page.waitForResponse((res) => res.request().method() === 'PUT' && res.url().includes('/plan?env='));
+      await page.click('#fd-plan-start');
+      assert.equal((await started).status(), 201);
+      // The flag's new state arrives live and draws the panel with the
+      // actions allowed, before the start's read-back has come.
+      await page.waitForSelector('#fd-plan-pause:not([disabled])', { timeout: 5000 });
+      const paused = page.waitForResponse((res) => res.url().includes('/plan/pause?'), { timeout: 10000 });
+      await page.click('#fd-plan-pause');
+      assert.equal((await paused).status(), 200);
+      await panelShows(page, { status: 'paused', enabled: ['resume', 'advance', 'abort'] }, 'paused', 8000);
+      await until(async () => (await page.evaluate(() => document.activeElement.id)) === 'fd-plan-resume',
+        { timeout: 5000, what: 'the focus on #fd-plan-resume' });
+      await page.unroute('**/api/plans?*');
+      await page.unroute('**/plan/pause?*');
+      assert.equal((await apiPlan('plan.overlap')).status, 'paused');
+      p.check();
+    } finally {
+      await p.close();
+    }
+  });
+
   test('the API\'s 400 and 409 are shown inline in the plan section', { timeout: 45000 }, async () => {
     await createFlag(env.admin, { name: 'plan.refused' });
     const p = await openPage(browser, base);
