@@ -303,9 +303,10 @@ void store_usage_free(char **envs, char **flags, int64_t *ats, size_t n);
 
 /* Webhooks (docs/api.md §9, store_webhooks.c).
  *
- * store_outbox_insert, inside the caller's transaction: an event for the
- * webhooks (the flag and segment histories feed the outbox by themselves,
- * through triggers); envs (a JSON array), before and after may be NULL.
+ * store_outbox_insert, inside the caller's write transaction (which holds
+ * the sequence row): an event for the webhooks (the flag and segment
+ * histories feed the outbox by themselves, through triggers); envs (a JSON
+ * array), before and after may be NULL.
  * store_webhook_create: events[0..n) (n = 0: every event); *out the
  * webhook object {id, url, events, format, created_at}.  store_webhooks_list:
  * {"webhooks": [...]}.  store_webhook_delete and store_webhook_deliveries

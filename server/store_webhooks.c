@@ -99,14 +99,12 @@ enum store_status store_outbox_insert(PGconn *c, const char *event, const char *
     char *b = before != NULL ? json_dumps(before, JSON_COMPACT) : NULL;
     char *a = after != NULL ? json_dumps(after, JSON_COMPACT) : NULL;
     const char *params[] = {event, kind, subject, store_itoa(at, ts), actor, e, b, a};
-    /* Event ids in commit order (migrations/0006): the sequence row first. */
+    /* Event ids in commit order (migrations/0006): the caller's
+     * store_write_transaction() holds the sequence row already. */
     enum store_status st =
         e == NULL || (before != NULL && b == NULL) || (after != NULL && a == NULL)
             ? store_fail(STORE_ERROR, "out of memory")
-            : store_sequence_lock(c);
-
-    if (st == STORE_OK)
-        st = store_command(c, SQL_OUTBOX_INSERT, 8, params, NULL);
+            : store_command(c, SQL_OUTBOX_INSERT, 8, params, NULL);
 
     free(e);
     free(b);
