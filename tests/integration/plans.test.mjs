@@ -485,7 +485,8 @@ describe('release plans (docs/api.md §8)', { concurrency: true }, () => {
     });
 
     test('is taken promptly, once, by the first instance to start; the next step is held in full', async () => {
-      const steps = [{ percentage: 10, hold_seconds: 2 }, { percentage: 40, hold_seconds: 2 }, { percentage: 100 }];
+      // 4 s for the first hold: a SIGTERM under ASan on a loaded machine can take 2 s.
+      const steps = [{ percentage: 10, hold_seconds: 4 }, { percentage: 40, hold_seconds: 2 }, { percentage: 100 }];
       const p = await startPlan(env.admin, 'late', { steps });
       await env.server.stop(); // SIGTERM: the only instance is gone before the step is due
       assert.ok(Date.now() < ms(p.next_at), 'stopped before the step fell due');
