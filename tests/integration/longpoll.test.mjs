@@ -1,30 +1,20 @@
 // docs/api.md §2 long-poll (wait=S with If-None-Match), docs/propagation.md
 // change propagation between instances, docs/api.md §3 token revocation
 // across instances, §5 the cap on held requests, docs/operations.md §1
-// SIGTERM with held requests.  Issue "Rollback in under a
-// second": a held request learns of a change well under a second after it.
+// SIGTERM with held requests.  Issue "Rollback in under a second": a held
+// request learns of a change through the notification, at once (the
+// figures under load: tests/bench/propagation.sh).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
   SANITIZED, STOP_TIMEOUT_MS, assertError, createFlag, currentVersion, sleep, startEnv,
 } from './lib/harness.mjs';
-import { hold, startServers, waitFor, waitHeld } from './lib/cluster.mjs';
+import {
+  assertWokeBy, hold, settledAt, startServers, timeWrite, waitFor, waitHeld,
+} from './lib/cluster.mjs';
 
-// "Well under a second" from the write being sent to the held client having
-// its answer; sanitizer builds run a few times slower.
-// The machine may be shared with other test runs, hence some slack.
-const WAKE_LIMIT_MS = SANITIZED ? 900 : 500;
 // An answer that must not be held at all.
 const AT_ONCE_MS = SANITIZED ? 800 : 400;
-// Across instances the write's own time (on a loaded machine, up to a
-// second) is not the subject: the held request on the other instance must
-// wake within WAKE_LIMIT_MS (+ 300 ms) of the write's answer (both learn of
-// the commit at once), and the whole well before the fallbacks that would
-// wake it without the notification (the 10 s version check, wait=10).
-const CROSS_TOTAL_MS = 3000;
-
-/** Time when promise p settles, with its value: {r, at}. */
-const settledAt = (p) => p.then((r) => ({ r, at: performance.now() }));
 
 let env;
 
@@ -43,12 +33,12 @@ async function assertPending(p, ms, what) {
   assert.equal(r, null, `${what} was answered at once (${r && r.settled.status}) instead of held`);
 }
 
-/** PATCH through client `admin`; returns the time the PATCH was sent. */
-async function patchFlag(admin, name, body) {
-  const t = performance.now();
-  const r = await admin.patch(`/api/flags/${name}`, body);
-  assert.equal(r.status, 200, `PATCH ${name}: ${r.text}`);
-  return t;
+/** PATCH through client `admin`; resolves timeWrite()'s {sent, answered}. */
+function patchFlag(admin, name, body) {
+  return timeWrite(async () => {
+    const r = await admin.patch(`/api/flags/${name}`, body);
+    assert.equal(r.status, 200, `PATCH ${name}: ${r.text}`);
+  });
 }
 
 /**
@@ -65,58 +55,55 @@ async function holdAndWait(server, c, p, etag, held = 1) {
 }
 
 describe('a held request wakes on a change on the same instance', () => {
-  test('GET /flags?wait=10: the rollback (enabled false) reaches the held client well under a second', async (t) => {
+  test('GET /flags?wait=10: the rollback (enabled false) reaches the held client through the notification', async (t) => {
     const v = await currentVersion(env.client);
     const { held } = await holdAndWait(env.server, env.client, '/flags?wait=10', v);
-    const sent = await patchFlag(env.admin, 'lp_flag', { enabled: false });
-    const r = await held;
-    const latency = performance.now() - sent;
-    t.diagnostic(`change to held answer: ${latency.toFixed(1)} ms`);
+    const woke = settledAt(held);
+    const w = await patchFlag(env.admin, 'lp_flag', { enabled: false });
+    const { r, at } = await woke;
+    assertWokeBy(w, at, 'the held request', t);
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.version, v + 1, 'the new version');
     assert.equal(r.headers.get('etag'), `"${v + 1}"`);
     const f = r.json.flags.find((x) => x.name === 'lp_flag');
     assert.equal(f.enabled, false, 'the new body carries the change');
     assert.deepEqual(r.json, (await env.client.get('/flags')).json, 'same body as a plain GET');
-    assert.ok(latency < WAKE_LIMIT_MS, `change reached the held request after ${latency.toFixed(0)} ms`);
   });
 
   test('GET /flags?user=U&wait=10 wakes with the new evaluation', async (t) => {
     const v = await currentVersion(env.client);
     const { held } = await holdAndWait(env.server, env.client, '/flags?user=alice&wait=10', v);
-    const sent = await patchFlag(env.admin, 'lp_flag', { enabled: true });
-    const r = await held;
-    const latency = performance.now() - sent;
-    t.diagnostic(`change to held answer: ${latency.toFixed(1)} ms`);
+    const woke = settledAt(held);
+    const w = await patchFlag(env.admin, 'lp_flag', { enabled: true });
+    const { r, at } = await woke;
+    assertWokeBy(w, at, 'the held request', t);
     assert.equal(r.status, 200, r.text);
     assert.equal(r.headers.get('etag'), `"${v + 1}"`);
     assert.deepEqual(r.json, { version: v + 1, user: 'alice', flags: { lp_flag: true, lp_other: false } });
-    assert.ok(latency < WAKE_LIMIT_MS, `woke after ${latency.toFixed(0)} ms`);
   });
 
   test('GET /flags/<name>?user=U&wait=10 wakes with the new answer', async (t) => {
     const v = await currentVersion(env.client);
     const { held } = await holdAndWait(env.server, env.client, '/flags/lp_flag?user=bob&wait=10', v);
-    const sent = await patchFlag(env.admin, 'lp_flag', { enabled: false });
-    const r = await held;
-    const latency = performance.now() - sent;
-    t.diagnostic(`change to held answer: ${latency.toFixed(1)} ms`);
+    const woke = settledAt(held);
+    const w = await patchFlag(env.admin, 'lp_flag', { enabled: false });
+    const { r, at } = await woke;
+    assertWokeBy(w, at, 'the held request', t);
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(r.json, { name: 'lp_flag', on: false, version: v + 1 });
     assert.equal(r.headers.get('etag'), `"${v + 1}"`);
-    assert.ok(latency < WAKE_LIMIT_MS, `woke after ${latency.toFixed(0)} ms`);
   });
 
-  test('every held request wakes, and a change of another flag wakes /flags/<name> too (one global version)', async () => {
+  test('every held request wakes, and a change of another flag wakes /flags/<name> too (one global version)', async (t) => {
     const v = await currentVersion(env.client);
     const a = hold(env.client, '/flags?wait=10', { 'If-None-Match': `"${v}"` });
     const b = hold(env.client, '/flags?user=x&wait=10', { 'If-None-Match': `"${v}"` });
     const c = hold(env.client, '/flags/lp_flag?wait=10', { 'If-None-Match': `"${v}"` });
     await waitHeld(env.server, 3);
-    const sent = await patchFlag(env.admin, 'lp_other', { description: 'touched' });
-    const rs = await Promise.all([a, b, c]);
-    const latency = performance.now() - sent;
-    assert.ok(latency < WAKE_LIMIT_MS, `all three answered ${latency.toFixed(0)} ms after the change`);
+    const woke = settledAt(Promise.all([a, b, c]));
+    const w = await patchFlag(env.admin, 'lp_other', { description: 'touched' });
+    const { r: rs, at } = await woke;
+    assertWokeBy(w, at, 'the last of the three', t);
     for (const r of rs) {
       assert.equal(r.status, 200, r.text);
       assert.equal(r.headers.get('etag'), `"${v + 1}"`);
@@ -166,7 +153,7 @@ describe('wait values and conditions', () => {
   test('wait=60 is accepted: held (not 400) until a change', async () => {
     const v = await currentVersion(env.client);
     const { held } = await holdAndWait(env.server, env.client, '/flags?wait=60', v);
-    const sent = await patchFlag(env.admin, 'lp_other', { description: 'wait=60' });
+    const { sent } = await patchFlag(env.admin, 'lp_other', { description: 'wait=60' });
     const r = await held;
     assert.ok(performance.now() - sent < 5000, 'woken by the change, not by the 60 s deadline');
     assert.equal(r.status, 200, r.text);
@@ -225,7 +212,7 @@ describe('wait values and conditions', () => {
     const r = await pr;
     const ms = performance.now() - sent;
     // Only "the change, not the 30 s deadline" matters here: the wake
-    // latency itself is measured above.
+    // itself is asserted above.
     assert.ok(ms < 5000, `woken ${ms.toFixed(0)} ms after the create (which took ${wrote.toFixed(0)} ms)`);
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(r.json, { name: 'lp_late', on: true, version: v + 1 });
@@ -254,40 +241,31 @@ describe('two instances on one database', () => {
     assert.equal(rb.headers.get('etag'), ra.headers.get('etag'));
   });
 
-  test('a request held on B wakes when a flag changes through A, well under a second', async (t) => {
+  test('a request held on B wakes when a flag changes through A, through the notification', async (t) => {
     const bc = b.client(env.clientToken);
     const v = await currentVersion(bc);
     const { held } = await holdAndWait(b, bc, '/flags?wait=10', v);
     const { held: heldFlag } = await holdAndWait(b, bc, '/flags/lp_flag?user=carol&wait=10', v, 2);
     const woke = settledAt(Promise.all([held, heldFlag]));
-    const sent = await patchFlag(env.admin, 'lp_flag', { enabled: true, percentage: 100 });
-    const answered = performance.now();
+    const w = await patchFlag(env.admin, 'lp_flag', { enabled: true, percentage: 100 });
     const { r: [r, rf], at } = await woke;
-    const latency = at - sent;
-    t.diagnostic(`change to held answer: ${latency.toFixed(1)} ms (${(at - answered).toFixed(1)} ms after the write's answer)`);
+    assertWokeBy(w, at, 'B\'s held requests', t);
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.version, v + 1);
     assert.equal(r.headers.get('etag'), `"${v + 1}"`);
     assert.equal(r.json.flags.find((x) => x.name === 'lp_flag').enabled, true);
     assert.deepEqual(rf.json, { name: 'lp_flag', on: true, version: v + 1 });
-    assert.ok(at - answered < WAKE_LIMIT_MS + 300,
-      `a change through A reached B's held request ${(at - answered).toFixed(0)} ms after A answered the write`);
-    assert.ok(latency < CROSS_TOTAL_MS, `a change through A reached B's held request after ${latency.toFixed(0)} ms`);
   });
 
   test('a change through B wakes a request held on A (both directions)', async (t) => {
     const v = await currentVersion(env.client);
     const { held } = await holdAndWait(env.server, env.client, '/flags?wait=10', v);
     const woke = settledAt(held);
-    const sent = await patchFlag(b.client(env.adminToken), 'lp_flag', { percentage: 40 });
-    const answered = performance.now();
+    const w = await patchFlag(b.client(env.adminToken), 'lp_flag', { percentage: 40 });
     const { r, at } = await woke;
-    const latency = at - sent;
-    t.diagnostic(`change to held answer: ${latency.toFixed(1)} ms (${(at - answered).toFixed(1)} ms after the write's answer)`);
+    assertWokeBy(w, at, 'B → A: the held request', t);
     assert.equal(r.status, 200);
     assert.equal(r.json.version, v + 1);
-    assert.ok(at - answered < WAKE_LIMIT_MS + 300, `B → A: woke ${(at - answered).toFixed(0)} ms after B answered the write`);
-    assert.ok(latency < CROSS_TOTAL_MS, `B → A took ${latency.toFixed(0)} ms`);
   });
 
   test('a token revoked through A stops working on B within a second', async () => {
@@ -342,7 +320,7 @@ describe('the cap on held requests (--max-waiters 3)', () => {
     assert.equal((await s.client(env.adminToken).get('/api/flags')).status, 200);
     // The three held ones are still held, and a change wakes them all.
     for (const h of held) await assertPending(h, 10, 'a held request under the cap');
-    const sent = await patchFlag(env.admin, 'lp_other', { description: 'cap test' });
+    const { sent } = await patchFlag(env.admin, 'lp_other', { description: 'cap test' });
     const rs = await Promise.all(held);
     assert.ok(performance.now() - sent < 3000, 'woken by the change, not by the 10 s deadline');
     for (const r of rs) assert.equal(r.status, 200, r.text);

@@ -9,6 +9,10 @@
 //   hold(client, path, h)   start a (long-poll) GET now, resolve later with
 //                           the answer and how long it took
 //   waitFor(fn, ms)         poll fn until it returns a truthy value
+//   timeWrite(fn)           run a write, noting when it was sent and answered
+//   settledAt(p)            p's value and the time it settled
+//   assertWokeBy(w, at, …)  something that settled at `at` was woken by the
+//                           notification of write w, not by a fallback
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -16,7 +20,7 @@ import { mkdtempSync, rmSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { REPO, Server, psql, sleep } from './harness.mjs';
+import { REPO, SANITIZED, Server, psql, sleep } from './harness.mjs';
 
 const PG_SH = path.join(REPO, 'tests/lib/pg.sh');
 
@@ -136,6 +140,40 @@ export async function waitHeld(server, n, timeout = 3000) {
     return last === n;
   }, timeout);
   assert.ok(ok, `expected ${n} held long-polls on ${server.base}, /metrics says ${last}`);
+}
+
+// A held request must wake through the change's notification: within
+// WAKE_AFTER_WRITE_MS of the write's answer (the commit is done by then; what
+// is left is one NOTIFY and in-process work), and in all long before the
+// fallbacks that would wake it without one (the 10 s version check, the end
+// of wait=10).  Measured from the write's answer rather than from its
+// sending, the bound does not include the write's own transaction, which a
+// loaded machine may stall for longer than the wake itself takes.  Typical
+// figures are a few ms after the answer and 5-20 ms in all; the sub-second
+// figures under load are tests/bench/propagation.sh's to measure.
+export const WAKE_AFTER_WRITE_MS = SANITIZED ? 1200 : 800;
+export const WAKE_TOTAL_MS = 3000;
+
+/** Run write fn; resolves {sent, answered, value} (performance.now() times). */
+export async function timeWrite(fn) {
+  const sent = performance.now();
+  const value = await fn();
+  return { sent, answered: performance.now(), value };
+}
+
+/** Resolves {r: p's value, at: performance.now() when it settled}. */
+export const settledAt = (p) => p.then((r) => ({ r, at: performance.now() }));
+
+/**
+ * Assert that what settled at `at` (a held request, a stream's event) was
+ * woken by write w's notification; t (a node:test context) gets the figures.
+ */
+export function assertWokeBy(w, at, what, t) {
+  const total = at - w.sent;
+  const after = at - w.answered;
+  t?.diagnostic(`${what}: ${total.toFixed(1)} ms after the write was sent, ${after.toFixed(1)} ms after its answer`);
+  assert.ok(after < WAKE_AFTER_WRITE_MS, `${what} woke ${after.toFixed(0)} ms after the write's answer`);
+  assert.ok(total < WAKE_TOTAL_MS, `${what} woke ${total.toFixed(0)} ms after the write was sent`);
 }
 
 /** Poll fn (sync or async) every `every` ms until truthy; returns its value, or false on timeout. */
