@@ -327,6 +327,18 @@ PGconn *store_thread_conn(void)
     return c;
 }
 
+void store_thread_adopt(PGconn *c)
+{
+    PGconn *old;
+
+    pthread_once(&store_key_once, store_key_create);
+    old = pthread_getspecific(store_key);
+    if (old == c)
+        return;
+    PQfinish(old);
+    pthread_setspecific(store_key, c);
+}
+
 bool store_reset(PGconn *c)
 {
     pthread_once(&store_key_once, store_key_create);

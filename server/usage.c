@@ -337,7 +337,11 @@ static void *usage_main(void *arg)
 {
     bool stopping = false;
 
-    (void)arg;
+    /* The connection usage_start() read with: open from the start, it is
+     * there for the last batch at SIGTERM even if the database then takes
+     * no new connection (max_connections reached). */
+    if (arg != NULL)
+        store_thread_adopt(arg);
     while (!stopping) {
         struct timespec ts;
         time_deadline_ts((int64_t)u_interval_s * 1000, &ts);
@@ -360,13 +364,12 @@ int usage_start(unsigned interval_s)
         return -1;
     /* Before the first answer: "null" would say "never evaluated". */
     PGconn *c = store_connect(NULL);
-    if (c != NULL) {
+    if (c != NULL)
         read_back(c);
-        PQfinish(c);
-    }
     u_stopping = false;
     u_joined = false;
-    if (pthread_create(&u_thread, NULL, usage_main, NULL) != 0) {
+    if (pthread_create(&u_thread, NULL, usage_main, c) != 0) {
+        PQfinish(c);
         log_error("cannot start the last-evaluation writer");
         return -1;
     }

@@ -20,7 +20,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { RFC3339_MS, SANITIZED, Server, createFlag, psql, sleep, startEnv, vexil } from './lib/harness.mjs';
+import { PG_URL, RFC3339_MS, SANITIZED, Server, createFlag, psql, sleep, startEnv, vexil } from './lib/harness.mjs';
 import { hold, startServers, waitFor } from './lib/cluster.mjs';
 
 const INTERVAL_MS = 1000;
@@ -38,7 +38,7 @@ const SEEN_ELSEWHERE_MS = 2 * INTERVAL_MS + SLACK_MS;
 const BARRIER = 'zz_barrier';
 // Environments, each for one test (production is test 2's).
 const ENVS = ['staging', 'ofrepone', 'ofrepbulk', 'quiet', 'poll304', 'pollone', 'polllong', 'pollofrep',
-  'timing', 'restart', 'twin', 'gone', 'doomed', 'late', 'again', BARRIER];
+  'timing', 'restart', 'noconn', 'twin', 'gone', 'doomed', 'late', 'again', BARRIER];
 
 let env;
 const tok = {}; // environment name -> a client token's secret
@@ -382,7 +382,8 @@ test('the time is the evaluation\'s; a later evaluation moves it forward, an old
   // The slow instance's last batch (older times) is written at SIGTERM ...
   await slow.stop();
   const db = await dbUsage('u_time_l');
-  assert.ok(db.timing, `the slow instance's SIGTERM batch was not written: flag_usage of u_time_l ${JSON.stringify(db)}`);
+  assert.ok(db.timing, `the slow instance's SIGTERM batch was not written: flag_usage of u_time_l ${JSON.stringify(db)}; ` +
+    `its log ends:\n${slow.stderr.slice(-2000)}`);
   assertTimeOf(Math.floor(db.timing / 1000), tl0, tl1, 'u_time_l (the slow instance)');
   // ... and does not move u_time back.
   assert.equal(Math.floor((await dbUsage('u_time')).timing / 1000), second, 'flag_usage keeps the later time');
@@ -451,6 +452,32 @@ test('SIGTERM writes the last batch; a restart shows it and does not move it; ki
   assert.equal(ms(earlyValue), written,
     `the first GET /api/flags/u_term?env=restart after a restart answers last_evaluated_at ${earlyValue}, ` +
     `the database holds ${new Date(written).toISOString()}`);
+});
+
+test('SIGTERM writes the last batch when the database takes no new connection (full, or refusing): the writer keeps its own', async () => {
+  // What a database at max_connections does to a writer that would connect
+  // only at the stop: PostgreSQL refuses the connection and the batch is
+  // lost.  ALLOW_CONNECTIONS false refuses every new connection (a
+  // superuser's too) and leaves open ones be.
+  await createFlag(env.admin, { name: 'u_noconn', enabled: true, percentage: 50 });
+  const s = new Server(env.db.url, { args: LONG_ARGS });
+  env.extra.push(s);
+  await ready(await s.start());
+  const t0 = Date.now();
+  const r = await s.client(tok.noconn).get('/flags/u_noconn?user=x');
+  const t1 = Date.now();
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(await dbUsage('u_noconn'), {}, 'written before the stop (the interval is 60 s)');
+  await psql(PG_URL, `ALTER DATABASE "${env.db.name}" ALLOW_CONNECTIONS false`);
+  try {
+    await s.stop();
+  } finally {
+    await psql(PG_URL, `ALTER DATABASE "${env.db.name}" ALLOW_CONNECTIONS true`);
+  }
+  const db = await dbUsage('u_noconn');
+  assert.ok(db.noconn, `the SIGTERM batch was not written: flag_usage of u_noconn ${JSON.stringify(db)}; ` +
+    `its log ends:\n${s.stderr.slice(-2000)}`);
+  assertTimeOf(Math.floor(db.noconn / 1000), t0, t1, 'u_noconn');
 });
 
 test('two instances on one database: each shows what the other evaluated within two intervals', async () => {
