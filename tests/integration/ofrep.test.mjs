@@ -12,6 +12,7 @@ import { OFREPProvider } from '@openfeature/ofrep-provider';
 import {
   bucket, createFlag, currentVersion, evaluate, sleep, startEnv,
 } from './lib/harness.mjs';
+import { WAKE_TOTAL_MS, assertWokeBy, settledAt, timeWrite } from './lib/cluster.mjs';
 import { openStream } from './lib/sse.mjs';
 
 const ORIGIN = 'http://app.example';
@@ -476,12 +477,14 @@ describe('GET /ofrep/v1/events (SSE change stream)', () => {
     const s = await open(url);
     const v0 = await currentVersion(env.client);
     await s.next((e) => e.id === String(v0));
-    const t0 = Date.now();
-    const p = await env.admin.patch('/api/flags/split', { percentage: 60 });
-    assert.equal(p.status, 200);
-    model.split = p.json;
-    const e = await s.next((x) => x.id === String(v0 + 1), 2000);
-    assert.ok(Date.now() - t0 < 1500, `event after ${Date.now() - t0} ms`);
+    const next = settledAt(s.next((x) => x.id === String(v0 + 1), WAKE_TOTAL_MS));
+    const w = await timeWrite(async () => {
+      const p = await env.admin.patch('/api/flags/split', { percentage: 60 });
+      assert.equal(p.status, 200);
+      model.split = p.json;
+    });
+    const { r: e, at } = await next;
+    assertWokeBy(w, at, 'the event');
     assertEvent(e, v0 + 1);
     // The re-fetch the event asks for now brings the new value.
     const r = await bulk({ context: { targetingKey: 'x' } });
