@@ -100,9 +100,10 @@ enum store_status store_exec(PGconn *c, const char *sql, int n, const char *cons
  * thread; closed when the thread exits. */
 PGconn *store_thread_conn(void);
 
-/* Make c (from store_connect()) the calling thread's own connection, which
- * store_thread_conn() returns from now on: for a thread that must not need
- * a new connection later, when the database may refuse one. */
+/* Make c (from store_connect()) the connection of the calling thread,
+ * which has none yet: store_thread_conn() returns it from now on.  For a
+ * thread that must not need a new connection later, when the database may
+ * refuse one. */
 void store_thread_adopt(PGconn *c);
 
 /* Tell the store that the database answers again (the listener calls it

@@ -329,13 +329,7 @@ PGconn *store_thread_conn(void)
 
 void store_thread_adopt(PGconn *c)
 {
-    PGconn *old;
-
     pthread_once(&store_key_once, store_key_create);
-    old = pthread_getspecific(store_key);
-    if (old == c)
-        return;
-    PQfinish(old);
     pthread_setspecific(store_key, c);
 }
 

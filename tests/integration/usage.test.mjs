@@ -141,6 +141,14 @@ async function dbUsage(flag) {
   }));
 }
 
+/** The time (ms) in flag_usage of flag in environment e, which stopped server s wrote; fails with its log if none. */
+async function writtenAtStop(s, flag, e) {
+  const db = await dbUsage(flag);
+  assert.ok(db[e], `the SIGTERM batch was not written: flag_usage of ${flag} ${JSON.stringify(db)}; ` +
+    `its log ends:\n${s.stderr.slice(-2000)}`);
+  return Math.floor(db[e] / 1000);
+}
+
 /** Every flag's value in environment e in GET /api/flags?env=e: {name: value}. */
 async function listed(admin, e) {
   const r = await admin.get(`/api/flags?env=${q(e)}`);
@@ -381,10 +389,7 @@ test('the time is the evaluation\'s; a later evaluation moves it forward, an old
 
   // The slow instance's last batch (older times) is written at SIGTERM ...
   await slow.stop();
-  const db = await dbUsage('u_time_l');
-  assert.ok(db.timing, `the slow instance's SIGTERM batch was not written: flag_usage of u_time_l ${JSON.stringify(db)}; ` +
-    `its log ends:\n${slow.stderr.slice(-2000)}`);
-  assertTimeOf(Math.floor(db.timing / 1000), tl0, tl1, 'u_time_l (the slow instance)');
+  assertTimeOf(await writtenAtStop(slow, 'u_time_l', 'timing'), tl0, tl1, 'u_time_l (the slow instance)');
   // ... and does not move u_time back.
   assert.equal(Math.floor((await dbUsage('u_time')).timing / 1000), second, 'flag_usage keeps the later time');
   await barrier(env.admin);
@@ -474,10 +479,7 @@ test('SIGTERM writes the last batch when the database takes no new connection (f
   } finally {
     await psql(PG_URL, `ALTER DATABASE "${env.db.name}" ALLOW_CONNECTIONS true`);
   }
-  const db = await dbUsage('u_noconn');
-  assert.ok(db.noconn, `the SIGTERM batch was not written: flag_usage of u_noconn ${JSON.stringify(db)}; ` +
-    `its log ends:\n${s.stderr.slice(-2000)}`);
-  assertTimeOf(Math.floor(db.noconn / 1000), t0, t1, 'u_noconn');
+  assertTimeOf(await writtenAtStop(s, 'u_noconn', 'noconn'), t0, t1, 'u_noconn');
 });
 
 test('two instances on one database: each shows what the other evaluated within two intervals', async () => {
@@ -568,7 +570,7 @@ test('marks taken before a flag existed do not count for it (made after a per-us
   const born = await createFlag(env.admin, { name: 'u_born', enabled: true, percentage: 50 });
   await s.stop();
   // The batch was written (the barrier flag was in `late` at the evaluation) ...
-  assert.ok((await dbUsage(BARRIER)).late, 'the SIGTERM batch was not written');
+  await writtenAtStop(s, BARRIER, 'late');
   // ... but neither flag existed when it was evaluated.
   const iso = (rows) => Object.fromEntries(Object.entries(rows).map(([e, us]) => [e, new Date(us / 1000).toISOString()]));
   const got = { u_born: iso(await dbUsage('u_born')), u_again: iso(await dbUsage('u_again')) };
